@@ -1,0 +1,1 @@
+"""Laplacian pyramids, enhanced multi-band blending, baselines and paste-back (filled by the swap issue)."""

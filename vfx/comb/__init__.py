@@ -1,0 +1,1 @@
+"""The comb autoencoder: shared encoder, per-persona decoders, progressive training (filled by the comb-model issue)."""

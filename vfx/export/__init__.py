@@ -1,0 +1,1 @@
+"""Compositor package and review videos (filled by the swap issue)."""

@@ -1,0 +1,68 @@
+"""Atomic writes: a killed process never leaves a half-written output.
+
+Write to a hidden temporary file in the destination folder, fsync it, then ``os.replace`` it over the
+destination (atomic on POSIX within one filesystem) and fsync the folder so the rename survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_path"]
+
+TEMP_MARKER = ".vfxtmp"
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file (or folder) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    The temporary name keeps the destination's extension so that writers which pick a format from the
+    file name (OpenImageIO, ffmpeg) still do. On an exception the temporary file is removed and the
+    destination is left as it was.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> with atomic_path(out) as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> out.read_text()
+        'hello'
+    """
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f"{TEMP_MARKER}{dest.suffix}", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        fsync_path(tmp)
+        os.replace(tmp, dest)
+        fsync_path(dest.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,177 @@
+"""Reading and writing shot files, with errors that point at the YAML line at fault."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import types
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from vfx.errors import ShotFileError
+from vfx.io.atomic import atomic_write_text
+from vfx.shot.schema import SCHEMA, Shot
+
+__all__ = ["load_shot", "parse_shot", "dump_shot", "save_shot"]
+
+# Older schemas map to newer ones here, one step at a time (vfx.Shot/1 is the first).
+_UPGRADES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def load_shot(path: str | os.PathLike[str]) -> Shot:
+    """Load and validate a shot file; relative paths inside it are taken from the file's folder.
+
+    Raises:
+        ShotFileError: the file is missing, empty, not YAML, or does not match ``vfx.Shot/1``; the message
+            names each wrong field with its YAML path and line, what was expected and the valid choices.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ShotFileError(f"Shot file {str(path)!r} does not exist", expected="a YAML shot file",
+                            fix="check the path; `vfx demo` writes an example shot file")
+    if path.is_dir():
+        raise ShotFileError(f"Shot file {str(path)!r} is a directory", expected="a YAML file, e.g. shots/sh010.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ShotFileError(f"Cannot read shot file {str(path)!r}", expected="a UTF-8 YAML file", found=str(err)) from None
+    return parse_shot(text, base_dir=path.parent.absolute(), source=str(path))
+
+
+def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<string>") -> Shot:
+    """Validate shot YAML text. Relative paths are joined to ``base_dir`` when it is given."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ShotFileError(f"{source} is not valid YAML{where}: {problem}",
+                            fix="check indentation and quoting around that line") from None
+    if raw is None:
+        raise ShotFileError(f"{source} is empty", expected=f"a YAML mapping starting with 'schema: {SCHEMA}'",
+                            fix="start from one of the examples in shots/ or the shot file `vfx demo` writes")
+    if not isinstance(raw, dict):
+        raise ShotFileError(f"{source} is not a YAML mapping", expected="keys such as schema, name, plate",
+                            found=f"a {type(raw).__name__}")
+    schema = raw.get("schema")
+    if schema is None:
+        raise ShotFileError(f"{source} has no 'schema' field", expected=f"'schema: {SCHEMA}' as the first line",
+                            fix=f"add 'schema: {SCHEMA}'")
+    while schema in _UPGRADES:
+        raw = _UPGRADES[schema](raw)
+        schema = raw["schema"]
+    if schema != SCHEMA:
+        raise ShotFileError(f"{source} has an unsupported schema {schema!r}", expected=f"one of: {SCHEMA}",
+                            fix="this vfx version reads vfx.Shot/1; upgrade vfx for newer shot files")
+    try:
+        return Shot.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as err:
+        raise ShotFileError(_describe(err, root, source)) from None
+
+
+def dump_shot(shot: Shot) -> str:
+    """The shot as YAML text, every default filled in (what `vfx shot show` prints)."""
+    return yaml.safe_dump(shot.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+
+
+def save_shot(shot: Shot, path: str | os.PathLike[str]) -> None:
+    """Write the shot as YAML, atomically."""
+    atomic_write_text(path, dump_shot(shot))
+
+
+def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:
+    problems = []
+    for item in err.errors(include_url=False):
+        loc = tuple(item["loc"])
+        loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+        dotted = _dotted(loc) or "(top level)"
+        line = _line_of(root, loc)
+        where = f"{dotted} (line {line})" if line else dotted
+        problems.append(f"  - {where}: {_explain(item, loc)}")
+    count = len(problems)
+    head = f"{source} does not match {SCHEMA} ({count} problem{'s' if count > 1 else ''}):"
+    return "\n".join([head, *problems, "Fix: correct the fields above; `vfx shot show` prints a resolved example."])
+
+
+def _explain(item: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        text = f"unknown field {loc[-1]!r}; valid fields here: {', '.join(valid)}"
+        return text + (f"; did you mean {hint[0]!r}?" if hint else "")
+    if kind == "missing":
+        return "required field is missing"
+    message = item["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        choices = [c.strip(" '") for c in item.get("ctx", {}).get("expected", "").replace(" or ", ",").split(",")]
+        hint = difflib.get_close_matches(str(item.get("input")), [c for c in choices if c], n=1)
+        message = f"{message} (valid choices)" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    found = item.get("input")
+    if kind != "literal_error" and not isinstance(found, (dict, list)):
+        message += f"; found {found!r}"
+    return message
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the deepest YAML node along ``loc`` (a key's own line where the key exists)."""
+    node, line = root, None
+    if node is not None:
+        line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part) or (part == "schema_" and key.value == "schema"):
+                    line, node = key.start_mark.line + 1, value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Valid field names of the model found by walking ``loc`` from :class:`Shot`."""
+    model: Any = Shot
+    for part in loc:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(str(part)) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is not None:  # else a list index or a dict key (a persona name): same model
+            model = _inner_model(field.annotation)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _inner_model(annotation: Any) -> Any:
+    """The pydantic model inside ``X | None``, ``dict[str, X]`` or ``list[X]``, else the annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, dict, list):
+        for arg in reversed(typing.get_args(annotation)):
+            inner = _inner_model(arg)
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                return inner
+    return annotation

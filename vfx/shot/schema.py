@@ -1,0 +1,214 @@
+"""The shot file schema, ``vfx.Shot/1``: one YAML file describes everything the toolkit does to a shot.
+
+Each model is frozen and rejects unknown fields, so a typo in a shot file is an error, not a silently
+ignored setting. Relative paths are resolved against the shot file's folder when the file is loaded
+(:func:`vfx.shot.load_shot`), so a resolved shot holds absolute paths only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from vfx.errors import VfxError
+from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange, SequencePattern, is_sequence_pattern, parse_fps
+
+__all__ = [
+    "SCHEMA",
+    "Shot",
+    "PlateConfig",
+    "PersonaConfig",
+    "ModelConfig",
+    "SwapConfig",
+    "BlendConfig",
+    "OutputsConfig",
+    "FarmConfig",
+]
+
+SCHEMA = "vfx.Shot/1"
+
+
+def _validate_fps(value: Any) -> Fraction:
+    try:
+        return parse_fps(value)
+    except VfxError as err:
+        raise ValueError(err.message + (f"; found {err.found}" if err.found else "")) from None
+
+
+def _validate_frames(value: Any) -> FrameRange:
+    try:
+        return FrameRange.parse(value)
+    except VfxError as err:
+        raise ValueError(f"{err.message}; expected {err.expected}") from None
+
+
+def _resolve_path(value: Any, info: ValidationInfo) -> Path:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ValueError("expected a file or folder path (a non-empty string)")
+    path = Path(str(value)).expanduser()
+    base = (info.context or {}).get("base_dir")
+    if base is not None and not path.is_absolute():
+        path = Path(base) / path
+    return Path(str(path))  # keep as given; resolve() would follow symlinks studios rely on
+
+
+Fps = Annotated[Fraction, PlainValidator(_validate_fps), PlainSerializer(str, return_type=str)]
+"""A frame rate: ``24``, ``25``, ``30000/1001``; kept as an exact fraction."""
+
+Frames = Annotated[FrameRange, PlainValidator(_validate_frames), PlainSerializer(str, return_type=str)]
+"""A frame range in farm syntax: ``1001-1100``, ``1001-1100x2``, ``1001,1005,1010-1020``."""
+
+ShotPath = Annotated[Path, PlainValidator(_resolve_path), PlainSerializer(str, return_type=str)]
+"""A path; relative ones are taken from the shot file's folder."""
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+
+class PlateConfig(_Frozen):
+    """The shot's source footage."""
+
+    path: ShotPath = Field(description="An image sequence (`plates/sh010.####.exr`, `%04d`, `@`) or a video file.")
+    frames: Frames | None = Field(
+        default=None, description="Frames to work on, inclusive (`1001-1100`). Default: every frame of the plate."
+    )
+    fps: Fps | None = Field(default=None, description="Frame rate as a fraction (`24000/1001`). Default: the video's own rate, or 24 for sequences.")
+    colorspace: str = Field(
+        default="sRGB Encoded Rec.709 (sRGB)",
+        description="OpenColorIO colour space of the plate's pixels (`ACEScg` for scene-linear EXR plates).",
+    )
+    start_frame: int = Field(
+        default=DEFAULT_START_FRAME, description="Frame number of a video's first frame (VFX convention: 1001)."
+    )
+
+    @property
+    def is_sequence(self) -> bool:
+        return is_sequence_pattern(self.path)
+
+    @property
+    def sequence(self) -> SequencePattern:
+        return SequencePattern(str(self.path))
+
+
+class PersonaConfig(_Frozen):
+    """Where a persona's training faces come from: footage to extract from, or an extracted faceset."""
+
+    footage: ShotPath | None = Field(default=None, description="A video or image sequence of the persona.")
+    faceset: ShotPath | None = Field(default=None, description="A faceset folder made by `vfx extract`.")
+    start_frame: int = Field(default=DEFAULT_START_FRAME, description="Frame number of the footage's first frame.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PersonaConfig:
+        if (self.footage is None) == (self.faceset is None):
+            raise ValueError("give exactly one of 'footage' (a video or sequence) or 'faceset' (a folder)")
+        return self
+
+
+class ModelConfig(_Frozen):
+    """The comb autoencoder this shot uses."""
+
+    checkpoint: ShotPath = Field(description="Checkpoint file (safetensors) written by `vfx train`.")
+    resolution: int = Field(default=256, description="Face crop size r (a power of two, 4..1024).")
+    width: float = Field(default=1.0, gt=0, description="Channel-width multiplier (1.0 is the patent's network).")
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value < 4 or value > 1024 or value & (value - 1):
+            raise ValueError(f"expected a power of two from 4 to 1024, found {value}")
+        return value
+
+
+class SwapConfig(_Frozen):
+    """Which face is swapped for which persona."""
+
+    persona: Name = Field(description="Persona whose decoder renders the new face (a key of `personas`).")
+    track: int = Field(default=0, ge=0, description="Face track to swap (0: the largest face of the shot).")
+
+
+class BlendConfig(_Frozen):
+    """How the swapped face is blended back into the plate."""
+
+    method: Literal["enhanced", "multiband", "alpha", "poisson"] = Field(
+        default="enhanced", description="Enhanced multi-band (Fig. 5 of the source patent) or a baseline."
+    )
+    target_face_levels: int = Field(
+        default=3, ge=0, description="Coarsest pyramid levels whose face comes from the target plate (lighting)."
+    )
+    mask_blur_sigma_px: float = Field(default=4.0, ge=0, description="Inward smoothing of the face mask, in crop pixels.")
+
+
+class OutputsConfig(_Frozen):
+    """Where results go. Unset outputs are not written."""
+
+    exr: ShotPath | None = Field(default=None, description="Swapped plate as an EXR sequence (`out/sh010.####.exr`).")
+    exr_dtype: Literal["half", "float"] = Field(default="half", description="EXR pixel type.")
+    exr_compression: Literal["piz", "zip"] = Field(default="piz", description="Lossless EXR compression.")
+    review: ShotPath | None = Field(default=None, description="H.264 review video (`out/sh010_review.mp4`).")
+    side_by_side: bool = Field(default=False, description="Also write the review with the plate beside the result.")
+    comp_package: ShotPath | None = Field(default=None, description="Folder for the compositor package.")
+
+    @field_validator("exr")
+    @classmethod
+    def _exr_is_sequence(cls, value: Path | None) -> Path | None:
+        if value is not None and not is_sequence_pattern(value):
+            raise ValueError(f"expected an EXR sequence pattern such as out/sh010.####.exr, found {str(value)!r}")
+        return value
+
+
+class FarmConfig(_Frozen):
+    """How the shot is cut into farm tasks."""
+
+    chunk_size: int = Field(default=10, ge=1, description="Frames per swap or retouch task.")
+
+
+class Shot(_Frozen):
+    """A shot file, schema ``vfx.Shot/1``."""
+
+    schema_: Literal["vfx.Shot/1"] = Field(default=SCHEMA, alias="schema", description="Schema and version.")
+    name: Name = Field(description="Shot name, e.g. sh010.")
+    plate: PlateConfig
+    personas: dict[Name, PersonaConfig] = Field(default_factory=dict, description="Persona name -> source of faces.")
+    model: ModelConfig | None = None
+    swap: SwapConfig | None = None
+    blend: BlendConfig = Field(default_factory=BlendConfig)
+    retouch: list[dict[str, Any]] = Field(
+        default_factory=list, description="Retouch edits, applied in order (validated by the retouch stage)."
+    )
+    outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    farm: FarmConfig = Field(default_factory=FarmConfig)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    @model_validator(mode="after")
+    def _swap_persona_exists(self) -> Shot:
+        if self.swap is not None and self.swap.persona not in self.personas:
+            known = ", ".join(sorted(self.personas)) or "none declared"
+            raise ValueError(f"swap.persona {self.swap.persona!r} is not one of the shot's personas ({known})")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (str paths, fractions as ``a/b`` text), ready for YAML or JSON."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    def content_hash(self) -> str:
+        """A short, stable hash of the resolved shot, stamped into every output so a frame names its recipe."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

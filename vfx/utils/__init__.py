@@ -1,0 +1,1 @@
+"""Small helpers shared by every stage: progress reporting and logging set-up."""

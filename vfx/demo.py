@@ -10,7 +10,6 @@ video with an audio track and as a scene-linear ACEScg EXR sequence; a shot file
 from __future__ import annotations
 
 import math
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -20,7 +19,14 @@ import numpy as np
 
 from vfx.errors import ConfigError
 from vfx.io.atomic import atomic_path
-from vfx.shot import DEFAULT_START_FRAME, FrameRange, Shot, save_shot
+from vfx.io.color import ColorConverter
+from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg
+from vfx.io.image import ExrMetadata, write_image
+from vfx.io.plate import probe_media
+from vfx.io.video import encode_video
+from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, save_shot
+from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
+from vfx.utils.progress import progress
 
 __all__ = ["DemoResult", "build_demo", "load_portrait", "performance_frames", "PORTRAITS"]
 
@@ -102,3 +108,79 @@ class DemoResult:
             lines.append(f"  {name}: {details}")
         lines.append(f"next: vfx shot show {self.shot_file}")
         return "\n".join(lines)
+
+
+def build_demo(
+    folder: str | Path,
+    *,
+    num_frames: int = 48,
+    size: int = 256,
+    start_frame: int = DEFAULT_START_FRAME,
+    fps: Fraction = DEMO_FPS,
+) -> DemoResult:
+    """Build the demo shot in ``folder``: two clips as videos and EXR sequences, and a shot file.
+
+    Layout: ``media/<name>.mp4`` (H.264 with a tone on an AAC audio track), ``plates/<name>.####.exr``
+    (ACEScg, half, PIZ), ``demo.yaml`` (plate: the astronaut sequence; personas from the videos).
+    Running it again rewrites the media; every file is written atomically.
+
+    Raises:
+        ConfigError: ``size`` is odd or too small, or ``num_frames`` is below 8.
+    """
+    if size < 64 or size % 2:
+        raise ConfigError("Invalid demo size", expected="an even number of pixels, 64 or more", found=str(size))
+    if num_frames < 8:
+        raise ConfigError("Too few demo frames", expected="8 or more", found=str(num_frames))
+    folder = Path(folder).absolute()
+    frame_range = FrameRange.from_bounds(start_frame, start_frame + num_frames - 1)
+    tone = _write_tone(folder / "media" / "tone.m4a", seconds=float(num_frames / fps) + 1.0)
+    to_plate = ColorConverter("sRGB Encoded Rec.709 (sRGB)", PLATE_COLORSPACE)
+    metadata = ExrMetadata(fps=fps, colorspace=PLATE_COLORSPACE, extra={"source": "vfx demo"})
+
+    videos: dict[str, Path] = {}
+    sequences: dict[str, str] = {}
+    for name in PORTRAITS:
+        portrait = load_portrait(name)
+        pattern = SequencePattern(str(folder / "plates" / f"{name}.####.exr"))
+        video = folder / "media" / f"{name}.mp4"
+
+        def frames_8bit(portrait: np.ndarray = portrait, pattern: SequencePattern = pattern) -> Iterator[np.ndarray]:
+            # One pass renders both forms: the EXR frame on the side, the 8-bit frame to the encoder.
+            motion = performance_frames(portrait, num_frames, size)
+            for frame, rgb in progress(zip(frame_range, motion), total=num_frames, desc=f"demo {name}"):
+                write_image(pattern.path(frame), to_plate.apply(rgb), channels=("R", "G", "B"), dtype="half",
+                            compression="piz", metadata=metadata)
+                yield np.round(rgb * 255.0).astype(np.uint8)
+
+        encode_video(frames_8bit(), video, fps=fps, codec="h264", audio_from=tone)
+        videos[name] = video
+        sequences[name] = pattern.pattern
+    tone.unlink()
+
+    # Paths relative to the shot file, so the demo folder can be moved or copied to a farm share.
+    shot = Shot(
+        name="demo",
+        plate=PlateConfig(path=Path("plates/astronaut.####.exr"), frames=frame_range, fps=fps,
+                          colorspace=PLATE_COLORSPACE),
+        personas={name: PersonaConfig(footage=Path(f"media/{name}.mp4"), start_frame=start_frame) for name in PORTRAITS},
+        swap=SwapConfig(persona="hopper"),
+        outputs=OutputsConfig(
+            exr=Path("out/demo_swap_v001.####.exr"),
+            review=Path("out/demo_swap_v001.mp4"),
+            comp_package=Path("out/demo_comp_v001"),
+        ),
+    )
+    shot_file = folder / "demo.yaml"
+    save_shot(shot, shot_file)
+    probes = {f"{name}.mp4": probe_media(path, start_frame=start_frame) for name, path in videos.items()}
+    probes.update({f"{name} plate": probe_media(pattern) for name, pattern in sequences.items()})
+    return DemoResult(folder=folder, shot_file=shot_file, videos=videos, sequences=sequences, probes=probes)
+
+
+def _write_tone(path: Path, *, seconds: float) -> Path:
+    """A quiet 440 Hz tone as AAC, so the demo clips carry audio for later stages to copy."""
+    with atomic_path(path) as tmp:
+        run_ffmpeg([find_ffmpeg(), "-hide_banner", "-y", "-f", "lavfi", "-i",
+                    f"sine=frequency=440:sample_rate=48000:duration={seconds:.3f}", "-af", "volume=0.2",
+                    "-c:a", "aac", "-b:a", "96k", str(tmp)], what="making the demo's audio tone")
+    return path

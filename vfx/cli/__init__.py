@@ -10,9 +10,6 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import click
-import typer
-
 from vfx.errors import VfxError
 
 __all__ = ["app", "entrypoint", "main"]
@@ -24,28 +21,20 @@ def entrypoint(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code instead of exiting."""
     from vfx.cli.commands import app
 
-    command = typer.main.get_command(app)
     try:
-        result = command.main(args=list(argv) if argv is not None else None, prog_name="vfx", standalone_mode=False)
-    except click.exceptions.Exit as err:
-        return err.exit_code
-    except click.exceptions.ClickException as err:  # usage errors: bad option, missing argument
-        err.show()
-        return 2
-    except click.exceptions.Abort:
-        sys.stderr.write("vfx: aborted\n")
-        return 130
-    except KeyboardInterrupt:
-        sys.stderr.write("vfx: interrupted\n")
-        return 130
+        # Standalone mode lets typer report usage errors itself (exit 2) and exit 0 on success.
+        app(args=list(argv) if argv is not None else None, prog_name="vfx")
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except VfxError as err:
         sys.stderr.write(f"vfx: error: {err}\n")
         return err.exit_code
     except Exception:  # an internal failure: keep the traceback for the bug report
         log.exception("internal error")
-        sys.stderr.write("vfx: internal error (see the traceback above); this is a bug, please report it\n")
+        sys.stderr.write("vfx: internal error (traceback above); this is a bug, please report it\n")
         return 1
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def main() -> None:

@@ -66,7 +66,11 @@ def _resolve_path(value: Any, info: ValidationInfo) -> Path:
     return Path(str(path))  # keep as given; resolve() would follow symlinks studios rely on
 
 
-Fps = Annotated[Fraction, PlainValidator(_validate_fps), PlainSerializer(str, return_type=str)]
+def _serialise_fps(fps: Fraction) -> int | str:
+    return fps.numerator if fps.denominator == 1 else str(fps)
+
+
+Fps = Annotated[Fraction, PlainValidator(_validate_fps), PlainSerializer(_serialise_fps)]
 """A frame rate: ``24``, ``25``, ``30000/1001``; kept as an exact fraction."""
 
 Frames = Annotated[FrameRange, PlainValidator(_validate_frames), PlainSerializer(str, return_type=str)]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from vfx.errors import MediaError, MissingFramesError
+from vfx.io.color import to_working
 from vfx.io.image import Image, read_image
 from vfx.io.video import VideoInfo, VideoReader, probe_video
 from vfx.shot.frames import (
@@ -67,6 +68,16 @@ class Plate:
             scale = np.float32(1.0 / np.iinfo(rgb.dtype).max)
             return Image(pixels=rgb.astype(np.float32) * scale, channels=("R", "G", "B"), metadata={"frame": frame})
         return read_image(SequencePattern(self.path).path(frame))
+
+    def read_working(self, frame: int) -> np.ndarray:
+        """One frame's RGB in the network's working space (display-referred sRGB, [0, 1] in gamut).
+
+        Convention:
+            - returns (H, W, 3) float32; :func:`vfx.io.color.from_working` with :attr:`colorspace` undoes it
+        """
+        image = self.read(frame)
+        rgb = np.stack([image.channel(name) for name in ("R", "G", "B")], axis=-1)
+        return to_working(rgb, self.colorspace)
 
     def frames(self, frame_range: FrameRange | None = None) -> Iterator[tuple[int, Image]]:
         """Yield ``(frame, image)`` over ``frame_range`` (default: the whole plate), streaming."""

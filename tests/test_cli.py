@@ -42,6 +42,11 @@ def test_shot_validate_and_show(capsys):
 def test_demo_shot_validates_with_media(capsys, demo_shot):
     code, out, err = run(capsys, "shot", "validate", demo_shot)
     assert code == 0, err
+    assert "frames 1001-1016 present" in out
+    code, out, err = run(capsys, "shot", "validate", demo_shot, "--frames", "1001-1004")
+    assert code == 0 and "frames 1001-1004 present" in out
+    code, out, err = run(capsys, "shot", "validate", demo_shot, "--frames", "1010-1020")
+    assert code == 2 and "1017-1020" in err
     code, out, _ = run(capsys, "probe", "--json", demo_shot.parent / "media" / "hopper.mp4")
     info = json.loads(out)
     assert (info["frame_count"], info["fps"], info["frames"], info["audio"]) == (16, "24", "1001-1016", "aac")

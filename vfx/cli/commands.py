@@ -33,15 +33,16 @@ def _main(
 def shot_validate(
     file: Annotated[Path, typer.Argument(help="Shot file (YAML).")],
     schema_only: Annotated[bool, typer.Option("--schema-only", help="Check the YAML only, not the media it names.")] = False,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to check instead of the shot's, e.g. 1001-1020.")] = None,
 ) -> None:
     """Check a shot file: its fields, and (unless --schema-only) that its plate exists and holds its frames."""
     from vfx.io.plate import check_shot_media
-    from vfx.shot import load_shot
+    from vfx.shot import FrameRange, load_shot
 
+    wanted = FrameRange.parse(frames) if frames else None
     shot = load_shot(file)
-    if not schema_only:
-        check_shot_media(shot)
-    typer.echo(f"{file}: valid {shot.schema_} shot {shot.name!r} (hash {shot.content_hash()})")
+    checked = "" if schema_only else f", frames {check_shot_media(shot, wanted)} present"
+    typer.echo(f"{file}: valid {shot.schema_} shot {shot.name!r} (hash {shot.content_hash()}){checked}")
 
 
 @shot_app.command("show")

@@ -34,6 +34,7 @@ from vfx.errors import ConfigError, ExternalToolError
 
 __all__ = [
     "CODECS",
+    "check_codec",
     "SWS_FLAGS",
     "calibration_argv",
     "FfmpegProcess",
@@ -213,7 +214,8 @@ def decode_argv(
     return graph.compile(cmd=[exe, *_GLOBAL_ARGS])
 
 
-def _check_codec(codec: str) -> None:
+def check_codec(codec: str) -> None:
+    """Raise :class:`~vfx.errors.ConfigError` unless ``codec`` is a key of :data:`CODECS`."""
     if codec not in CODECS:
         raise ConfigError(
             "Unknown video codec",
@@ -320,7 +322,7 @@ def encode_argv(
     Raises:
         ConfigError: unknown ``codec``.
     """
-    _check_codec(codec)
+    check_codec(codec)
     rate = format_rational(fps)
     frames_in = ffmpeg_python.input(
         "pipe:", format="rawvideo", pix_fmt=input_pix_fmt, s=f"{width}x{height}", framerate=rate
@@ -373,7 +375,7 @@ def mux_audio_argv(
     Raises:
         ConfigError: unknown ``codec``.
     """
-    _check_codec(codec)
+    check_codec(codec)
     video = ffmpeg_python.input(os.fspath(video_path))["v:0"]
     audio_kwargs = {} if audio_duration_s is None else {"t": seconds_arg(audio_duration_s, round_up=True)}
     audio = ffmpeg_python.input(os.fspath(audio_from), **audio_kwargs)["a?"]

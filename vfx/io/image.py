@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 import numpy as np
 import OpenImageIO as oiio
 
+import vfx
 from vfx.errors import ConfigError, InvalidPixelsError, MediaError
 from vfx.io.atomic import atomic_path
 
@@ -259,7 +260,7 @@ class ExrMetadata:
         colorspace: Any colour-space spelling the OCIO config resolves (``"ACEScg"``, ``"lin_ap1_scene"``).
             Written as the standard ``colorInteropID`` (e.g. ``lin_ap1_scene``), as ``oiio:ColorSpace``, and as
             the exact config name under ``vfx/colorspace``.
-        vfx_version: Toolkit version, as ``vfx/version``.
+        vfx_version: Toolkit version, as ``vfx/version``; defaults to the running version.
         shot_hash: Hash of the shot settings that produced the frame, as ``vfx/shot_hash``.
         extra: Further keys, each written as ``vfx/<key>``; values str, int, float or Fraction.
 
@@ -276,7 +277,7 @@ class ExrMetadata:
     timecode: str | None = None
     fps: Fraction | None = None
     colorspace: str | None = None
-    vfx_version: str | None = None
+    vfx_version: str | None = field(default_factory=lambda: vfx.__version__)
     shot_hash: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 

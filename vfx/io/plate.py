@@ -161,9 +161,10 @@ def open_plate(config: PlateConfig, frames: FrameRange | None = None) -> tuple[P
     return plate, wanted
 
 
-def check_shot_media(shot: Shot) -> None:
-    """Check that a shot's media exist: the plate holds its frames, and every persona's footage opens."""
-    plate, _ = open_plate(shot.plate)
+def check_shot_media(shot: Shot, frames: FrameRange | None = None) -> FrameRange:
+    """Check that a shot's media exist: the plate holds ``frames`` (default: the shot's), with none
+    missing, and every persona's footage opens. Returns the frames checked."""
+    plate, frames = open_plate(shot.plate, frames)
     plate.close()
     for name, persona in shot.personas.items():
         if persona.footage is not None:
@@ -171,6 +172,7 @@ def check_shot_media(shot: Shot) -> None:
         elif persona.faceset is not None and not persona.faceset.is_dir():
             raise MediaError(f"Faceset of persona {name!r} not found", expected="a faceset folder",
                              found=f"nothing at {persona.faceset}", fix="run `vfx extract` or fix the path")
+    return frames
 
 
 def probe_media(path: str | Path, *, start_frame: int = DEFAULT_START_FRAME) -> dict[str, Any]:

@@ -836,13 +836,7 @@ def encode_video(
             left at ``out_path`` (a previous file there is kept).
     """
     out = Path(out_path)
-    if codec not in _EXTENSIONS:
-        raise ConfigError(
-            "Unknown video codec",
-            expected=" or ".join(repr(c) for c in _EXTENSIONS),
-            found=repr(codec),
-            fix="pass codec='h264' for a review proxy or codec='prores4444' for a master",
-        )
+    ff.check_codec(codec)
     if out.suffix.lower() not in _EXTENSIONS[codec]:
         raise ConfigError(
             f"Wrong file extension for {codec}",

@@ -28,7 +28,7 @@ from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, sav
 from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
 from vfx.utils.progress import progress
 
-__all__ = ["DemoResult", "build_demo", "load_portrait", "performance_frames", "PORTRAITS"]
+__all__ = ["DemoResult", "build_demo", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
 
 PORTRAITS = ("hopper", "astronaut")
 DEMO_FPS = Fraction(24)
@@ -66,29 +66,46 @@ def _head_motion(t: float) -> tuple[float, float, float, float]:
     return dx, dy, angle, scale
 
 
-def performance_frames(portrait: np.ndarray, num_frames: int, size: int) -> Iterator[np.ndarray]:
-    """Yield ``num_frames`` frames of ``size``x``size`` with the portrait moving like a head.
+def head_motion_matrix(t: float, portrait_size: tuple[int, int], size: int) -> np.ndarray:
+    """The 3x3 portrait -> frame transform at time ``t`` in [0, 1]: (x, y) pixel centres, origin top-left.
 
-    The portrait is zoomed in by 15 % so no border ever shows; positions are sub-pixel (cubic resampling).
+    The portrait is zoomed in by 15 % so no border ever shows, then moved as a head would.
+    """
+    height, width = portrait_size
+    dx, dy, angle, scale = _head_motion(t)
+    zoom = size / min(height, width) * 1.15 * scale
+    cos, sin = zoom * math.cos(math.radians(angle)), zoom * math.sin(math.radians(angle))
+    centre_in = np.array([width / 2, height / 2])
+    centre_out = np.array([size / 2, size / 2]) + np.array([dx, dy]) * size / 256
+    linear = np.array([[cos, -sin], [sin, cos]])
+    matrix = np.eye(3)
+    matrix[:2, :2] = linear
+    matrix[:2, 2] = centre_out - linear @ centre_in
+    return matrix
+
+
+def render_motion(portrait: np.ndarray, matrices: Iterator[np.ndarray] | list[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Warp ``portrait`` by each 3x3 portrait -> frame matrix (cubic, sub-pixel exact).
 
     Convention:
         - portrait: (H, W, 3) float32 in [0, 1]; yields (size, size, 3) float32 in [0, 1]
     """
-    from skimage.transform import SimilarityTransform, warp
+    from skimage.transform import AffineTransform, warp
 
-    height, width = portrait.shape[:2]
-    zoom = size / min(height, width) * 1.15
-    centre_in = np.array([width / 2, height / 2])
-    centre_out = np.array([size / 2, size / 2])
-    for index in range(num_frames):
-        dx, dy, angle, scale = _head_motion(index / num_frames)
-        # output = T(centre_out + d) . R(angle) . S(zoom * scale) . T(-centre_in), in (x, y) pixel centres
-        to_origin = SimilarityTransform(translation=-centre_in)
-        move = SimilarityTransform(scale=zoom * scale, rotation=math.radians(angle),
-                                   translation=centre_out + np.array([dx, dy]) * size / 256)
-        transform = SimilarityTransform(move.params @ to_origin.params)
-        frame = warp(portrait, transform.inverse, output_shape=(size, size), order=3, mode="edge")
+    for matrix in matrices:
+        frame = warp(portrait, AffineTransform(matrix=matrix).inverse, output_shape=(size, size), order=3, mode="edge")
         yield np.clip(frame, 0.0, 1.0).astype(np.float32)
+
+
+def performance_frames(portrait: np.ndarray, num_frames: int, size: int) -> Iterator[np.ndarray]:
+    """Yield ``num_frames`` frames of ``size``x``size`` with the portrait moving like a head
+    (a drift, a nod, a tilt, a push-in; sub-pixel positions).
+
+    Convention:
+        - portrait: (H, W, 3) float32 in [0, 1]; yields (size, size, 3) float32 in [0, 1]
+    """
+    matrices = [head_motion_matrix(i / num_frames, portrait.shape[:2], size) for i in range(num_frames)]
+    yield from render_motion(portrait, matrices, size)
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,92 @@ def demo(
 
     result = build_demo(out, num_frames=frames, size=size, start_frame=start_frame or DEFAULT_START_FRAME)
     typer.echo(result.summary())
+
+
+@app.command("extract")
+def extract(
+    source: Annotated[str, typer.Argument(help="A shot file (its plate, or --persona's footage), a video, or an image sequence pattern.")],
+    out: Annotated[Path, typer.Option("--out", help="Faceset folder (made, or resumed when it holds this source).")],
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to extract, e.g. 1001-1020 (default: all, or the shot's).")] = None,
+    landmarker: Annotated[str, typer.Option("--landmarker", help="dlib (offline default) or fan (face-alignment).")] = "dlib",
+    size: Annotated[int, typer.Option("--size", help="Aligned crop size, a power of two up to 1024.")] = 256,
+    track: Annotated[Optional[int], typer.Option("--track", help="Only this face track (0 = the main face).")] = None,
+    persona: Annotated[Optional[str], typer.Option("--persona", help="With a shot file: extract this persona's footage.")] = None,
+    models_dir: Annotated[Optional[Path], typer.Option("--models-dir", help="Folder with landmark model weights (FAN).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    start_frame: Annotated[int, typer.Option("--start-frame", help="Number of a video's first frame.")] = 1001,
+    colorspace: Annotated[Optional[str], typer.Option("--colorspace", help="Colour space of the media (default: sRGB, or the shot's).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes (0: one per CPU core).")] = 0,
+    qc: Annotated[bool, typer.Option("--qc", help="Also plot each track's landmark jitter over time (qc_jitter.png).")] = False,
+) -> None:
+    """Detect, landmark, track and align faces into a faceset, with a contact sheet of sample crops."""
+    from vfx.faceset.extract import ExtractConfig, extract_faceset
+    from vfx.faceset.qc import write_contact_sheet, write_jitter_plot
+    from vfx.faceset.store import Faceset
+
+    from vfx.shot import FrameRange
+
+    media, shot_frames = _media_source(source, persona=persona, start_frame=start_frame, colorspace=colorspace)
+    config = ExtractConfig(landmarker=_choice("--landmarker", landmarker, ("dlib", "fan")), models_dir=models_dir,
+                           device=resolve_device(device), crop_size=size, track=track, workers=workers)
+    wanted = FrameRange.parse(frames) if frames else shot_frames
+    summary = extract_faceset(media, out, frames=wanted, config=config)
+    faceset = Faceset.open(out)
+    typer.echo(summary.describe())
+    typer.echo(f"  contact sheet: {write_contact_sheet(faceset, out / 'contact_sheet.png')}")
+    if qc:
+        typer.echo(f"  jitter plot: {write_jitter_plot(faceset, out / 'qc_jitter.png')}")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def resolve_device(spec: str) -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` as given."""
+    from vfx.errors import ConfigError
+
+    if spec == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cpu" or spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
+        return spec
+    raise ConfigError(f"Unknown device {spec!r}", expected="auto, cpu, cuda or cuda:N", found=spec)
+
+
+def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    import difflib
+
+    from vfx.errors import ConfigError
+
+    if value in choices:
+        return value
+    hint = difflib.get_close_matches(value, choices, n=1)
+    raise ConfigError(f"Invalid {option} {value!r}", expected=" or ".join(choices), found=value,
+                      fix=f"did you mean {hint[0]!r}?" if hint else f"use one of {', '.join(choices)}")
+
+
+def _media_source(source: str, *, persona: str | None, start_frame: int, colorspace: str | None):  # type: ignore[no-untyped-def]
+    """The footage a command works on, and its default frames: a shot's plate (or persona footage), or media."""
+    from vfx.errors import ConfigError
+    from vfx.faceset.extract import MediaSource
+    from vfx.io.color import WORKING_SPACE
+    from vfx.shot import load_shot
+
+    if Path(source).suffix.lower() in (".yaml", ".yml"):
+        shot = load_shot(source)
+        if persona is None:
+            media = MediaSource(str(shot.plate.path), shot.plate.start_frame, colorspace or shot.plate.colorspace,
+                                shot=shot.name)
+            return media, shot.plate.frames
+        if persona not in shot.personas:
+            raise ConfigError(f"Shot {shot.name!r} has no persona {persona!r}",
+                              expected=f"one of {', '.join(sorted(shot.personas)) or '(none declared)'}", found=persona)
+        config = shot.personas[persona]
+        if config.footage is None:
+            raise ConfigError(f"Persona {persona!r} has a faceset, not footage", expected="personas.NAME.footage",
+                              found=f"faceset {config.faceset}", fix="its faceset is already extracted")
+        return MediaSource(str(config.footage), config.start_frame, colorspace or WORKING_SPACE, shot=shot.name), None
+    if persona is not None:
+        raise ConfigError("--persona needs a shot file", expected="a .yaml shot file as SOURCE", found=source)
+    return MediaSource(source, start_frame, colorspace or WORKING_SPACE), None

@@ -1,0 +1,326 @@
+"""`vfx extract`: from footage to a faceset.
+
+Three passes over the shot, because the temporal filter needs whole tracks before anything is cropped:
+
+1. landmarks, in parallel chunks of frames: detect (first in a region around the previous frame's face,
+   downscaled; the full frame only when that finds nothing), then 68 landmarks averaged over 9 jittered
+   boxes ([0052] of the source patent). Each finished chunk is cached in the faceset folder, so a killed
+   run resumes where it stopped.
+2. tracks, in the parent: link faces across frames, fill short gaps, rank tracks (track 0 = the main
+   face), smooth each track with the zero-lag filter.
+3. crops, in parallel chunks: align each face (eyes level, fixed inter-ocular distance), warp the crop,
+   write it; crops already on disk are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
+from vfx.errors import ConfigError
+from vfx.face.landmark import create_landmarker, jitter_average, to_uint8_rgb
+from vfx.face.smooth import smooth_landmarks
+from vfx.face.track import FaceTracker, Track, fill_gaps, rank_tracks
+from vfx.face.types import Face, FaceBox
+from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
+from vfx.io.atomic import atomic_write_text
+from vfx.io.color import WORKING_SPACE, resolve_colorspace
+from vfx.io.image import write_image
+from vfx.io.plate import Plate, open_media
+from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
+from vfx.utils.progress import progress
+
+__all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings of one extraction.
+
+    Attributes:
+        landmarker: ``"dlib"`` (offline default) or ``"fan"`` (face-alignment; weights in ``models_dir``).
+        crop_size: aligned crop size r, a power of two up to 1024.
+        jitter_beta: box shift as a fraction of the box width for landmark averaging ([0052]).
+        jitter_shifts: number of shifted boxes (8 principal directions; 0 = a single pass).
+        smooth_window: frames in the zero-lag temporal filter's window (odd; 1 = off).
+        max_gap: longest run of missed frames filled by interpolation inside a track.
+        detect_scale: detection runs on the frame scaled by this (faces larger than ~80 px survive 0.5).
+        track: write crops of this track only (0 = the main face); None = every track.
+        workers: processes for the parallel passes; 0 = one per CPU core.
+        chunk_frames: frames per parallel task (and per resume checkpoint).
+    """
+
+    landmarker: Literal["dlib", "fan"] = "dlib"
+    models_dir: Path | None = None
+    device: str = "cpu"
+    crop_size: int = 256
+    jitter_beta: float = 0.05
+    jitter_shifts: int = 8
+    smooth_window: int = 7
+    max_gap: int = 3
+    detect_scale: float = 0.5
+    forehead_raise: float = 0.25
+    track: int | None = None
+    workers: int = 0
+    chunk_frames: int = 32
+
+
+@dataclass(frozen=True)
+class MediaSource:
+    """Footage to extract from: a video or an image sequence, its first frame number and colour space."""
+
+    path: str
+    start_frame: int = DEFAULT_START_FRAME
+    colorspace: str = WORKING_SPACE
+    shot: str | None = None
+
+    def open(self) -> Plate:
+        return open_media(self.path, start_frame=self.start_frame, colorspace=self.colorspace)
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    """What an extraction did (``vfx extract`` prints it)."""
+
+    folder: Path
+    frames: int
+    faces: int
+    tracks: int
+    no_face_frames: tuple[int, ...]
+    crops_written: int
+    crops_skipped: int
+    seconds: float
+    track_lengths: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+    def describe(self) -> str:
+        from vfx.shot.frames import format_frames
+
+        tracks = ", ".join(f"track {t}: {n} frames" for t, n in sorted(self.track_lengths.items())) or "none"
+        missing = format_frames(self.no_face_frames) if self.no_face_frames else "none"
+        return (f"faceset {self.folder}\n  frames {self.frames}, faces {self.faces}, tracks {self.tracks} ({tracks})\n"
+                f"  frames without a face: {missing}\n"
+                f"  crops written {self.crops_written}, already there {self.crops_skipped}\n"
+                f"  {self.seconds:.1f} s ({self.fps:.1f} frames/s)")
+
+
+def extract_faceset(
+    source: MediaSource, out: str | os.PathLike[str], *, frames: FrameRange | None = None,
+    config: ExtractConfig = ExtractConfig(),
+) -> ExtractSummary:
+    """Extract aligned faces of ``source`` into the faceset folder ``out`` (made or resumed).
+
+    Frames without a face are recorded in the index (``quality: no_face``) and never stop the run.
+
+    Raises:
+        ConfigError: bad settings, or ``out`` holds a faceset of another source or other settings.
+        MediaError / FrameRangeError: the footage cannot be read, or lacks ``frames``.
+    """
+    started = time.perf_counter()
+    template = AlignTemplate(size=config.crop_size)
+    colorspace = resolve_colorspace(source.colorspace)
+    with source.open() as plate:
+        frames = frames or plate.frame_range
+        frames.check_within(plate.frame_range, f"footage {source.path}")
+        kind = plate.kind
+    faceset = Faceset.create(out, FacesetInfo(
+        source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
+        landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
+        smooth_window=config.smooth_window, forehead_raise=config.forehead_raise, colorspace=colorspace,
+        shot=source.shot))
+
+    chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
+    with _executor(config, len(chunks)) as pool:
+        detections = _landmark_pass(pool, source, faceset, chunks, config)
+        tracks = _track_pass(detections, frames, config)
+        records = _records(tracks, detections, frames, template, config)
+        written, skipped = _crop_pass(pool, source, faceset, records, template, config)
+    faceset.write_index(records)
+    faces = [r for r in records if r.quality != "no_face"]
+    lengths = {t.track_id: len(t.faces) for t in tracks}
+    return ExtractSummary(
+        folder=faceset.folder, frames=len(frames), faces=len(faces), tracks=len(tracks),
+        no_face_frames=tuple(r.frame for r in records if r.quality == "no_face"),
+        crops_written=written, crops_skipped=skipped, seconds=time.perf_counter() - started,
+        track_lengths=lengths)
+
+
+# ---------------------------------------------------------------------------------------------- pass 1
+
+_Detection = tuple[tuple[float, float, float, float, float], list[list[float]]]  # (box + score, landmarks)
+
+
+def _landmark_pass(pool: Executor | None, source: MediaSource, faceset: Faceset, chunks: Sequence[tuple[int, ...]],
+                   config: ExtractConfig) -> dict[int, list[Face]]:
+    cache_dir = faceset.folder / "cache"
+    todo, results = [], {}
+    for chunk in chunks:
+        cached = _read_cache(cache_dir / _cache_name(chunk, config))
+        if cached is None:
+            todo.append(chunk)
+        else:
+            results.update(cached)
+    jobs = [(source, chunk, config) for chunk in todo]
+    total = sum(len(c) for c in todo)
+    for frames_done in progress(_run(pool, _landmark_chunk, jobs, cache_dir, config), total=total,
+                                desc="landmarks"):
+        results.update(frames_done)
+    return {frame: [_face(d) for d in detections] for frame, detections in sorted(results.items())}
+
+
+def _run(pool: Executor | None, fn, jobs: list, cache_dir: Path, config: ExtractConfig) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    """Run chunk jobs (in the pool when there is one), cache each result, yield once per frame."""
+    outputs = pool.map(fn, jobs) if pool is not None else map(fn, jobs)
+    for (_, chunk, _), result in zip(jobs, outputs):
+        atomic_write_text(cache_dir / _cache_name(chunk, config), json.dumps({str(k): v for k, v in result.items()}))
+        for frame in chunk:
+            yield {frame: result[frame]}
+
+
+def _landmark_chunk(job: tuple[MediaSource, tuple[int, ...], ExtractConfig]) -> dict[int, list[_Detection]]:
+    source, frames, config = job
+    landmarker = create_landmarker(config.landmarker, models_dir=config.models_dir, device=config.device)
+    tracker = FaceTracker()
+    out: dict[int, list[_Detection]] = {}
+    with source.open() as plate:
+        for frame in frames:
+            image = to_uint8_rgb(_read_frame(plate, frame))
+            region = tracker.search_region(image.shape[:2])
+            boxes = landmarker.detect(image, region=region, scale=config.detect_scale) if region is not None else []
+            if not boxes:
+                boxes = landmarker.detect(image, scale=config.detect_scale)
+            faces = [Face(box, jitter_average(landmarker, image, box, beta=config.jitter_beta,
+                                              num_shifts=config.jitter_shifts), score=box.score) for box in boxes]
+            tracker.update(frame, faces)
+            out[frame] = [((f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.score), f.landmarks.tolist()) for f in faces]
+    return out
+
+
+def _face(detection: _Detection) -> Face:
+    (x0, y0, x1, y1, score), landmarks = detection
+    return Face(FaceBox(x0, y0, x1, y1, score), np.array(landmarks), score=score)
+
+
+def _cache_name(chunk: Sequence[int], config: ExtractConfig) -> str:
+    # The cache key covers everything pass 1 depends on, so changed settings never reuse stale landmarks.
+    key = json.dumps([list(chunk), config.landmarker, config.jitter_beta, config.jitter_shifts, config.detect_scale])
+    return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+
+
+def _read_cache(path: Path) -> dict[int, list[_Detection]] | None:
+    if not path.is_file():
+        return None
+    try:
+        return {int(k): v for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        log.warning("ignoring unreadable landmark cache %s", path)
+        return None
+
+
+# ---------------------------------------------------------------------------------------------- pass 2
+
+def _track_pass(detections: dict[int, list[Face]], frames: FrameRange, config: ExtractConfig) -> list[Track]:
+    tracker = FaceTracker()
+    for frame in frames:
+        tracker.update(frame, detections.get(frame, []))
+    tracks = rank_tracks([fill_gaps(t, max_gap=config.max_gap) for t in tracker.finish()])
+    if config.track is not None:
+        tracks = [t for t in tracks if t.track_id == config.track]
+    return tracks
+
+
+def _records(tracks: list[Track], detections: dict[int, list[Face]], frames: FrameRange,
+             template: AlignTemplate, config: ExtractConfig) -> list[FaceRecord]:
+    records: list[FaceRecord] = []
+    seen: set[int] = set()
+    for track in tracks:
+        track_frames = sorted(track.faces)
+        raw, valid = track.landmarks_array(track_frames)
+        smooth = smooth_landmarks(raw, valid=valid, window=config.smooth_window) if config.smooth_window > 1 else raw
+        for index, frame in enumerate(track_frames):
+            face = track.faces[frame]
+            matrix = estimate_alignment(smooth[index], template)
+            records.append(FaceRecord(
+                frame=frame, track=track.track_id, quality="interpolated" if face.interpolated else "ok",
+                crop=Faceset.crop_name(track.track_id, frame),
+                box=(face.box.x0, face.box.y0, face.box.x1, face.box.y1), score=face.score,
+                landmarks=smooth[index], landmarks_raw=face.landmarks,
+                crop_landmarks=transform_points(smooth[index], matrix), matrix=matrix))
+            seen.add(frame)
+    records.extend(FaceRecord(frame=f, track=None, quality="no_face") for f in frames if f not in seen)
+    return records
+
+
+# ---------------------------------------------------------------------------------------------- pass 3
+
+def _crop_pass(pool: Executor | None, source: MediaSource, faceset: Faceset, records: list[FaceRecord],
+               template: AlignTemplate, config: ExtractConfig) -> tuple[int, int]:
+    todo = [r for r in records if r.crop is not None and not (faceset.folder / r.crop).is_file()]
+    skipped = sum(1 for r in records if r.crop is not None) - len(todo)
+    by_frame: dict[int, list[tuple[str, list[list[float]]]]] = {}
+    for record in todo:
+        by_frame.setdefault(record.frame, []).append((str(faceset.folder / record.crop), record.matrix.tolist()))
+    frames = sorted(by_frame)
+    jobs = [(source, tuple(frames[i:i + config.chunk_frames]), {f: by_frame[f] for f in frames[i:i + config.chunk_frames]},
+             template.size) for i in range(0, len(frames), config.chunk_frames)]
+    outputs = pool.map(_crop_chunk, jobs) if pool is not None else map(_crop_chunk, jobs)
+    written = sum(progress(outputs, total=len(jobs), desc="crops", unit="chunk"))
+    return written, skipped
+
+
+def _crop_chunk(job: tuple[MediaSource, tuple[int, ...], dict[int, list[tuple[str, list[list[float]]]]], int]) -> int:
+    source, frames, crops, size = job
+    written = 0
+    with source.open() as plate:
+        for frame in frames:
+            image = _read_frame(plate, frame)
+            for path, matrix in crops[frame]:
+                crop = warp_to_crop(image, np.array(matrix), size)
+                write_image(path, crop, channels=("R", "G", "B"), dtype="uint8" if crop.dtype == np.uint8 else "uint16")
+                written += 1
+    return written
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _read_frame(plate: Plate, frame: int) -> np.ndarray:
+    """A frame in the working space: 8-bit video straight from the decoder (no float round trip),
+    anything else as float32 RGB converted by OpenColorIO."""
+    if plate.video is not None and resolve_colorspace(plate.colorspace) == resolve_colorspace(WORKING_SPACE):
+        return plate.video.read(frame)
+    return plate.read_working(frame)
+
+
+class _Inline:
+    """No pool: run jobs in this process (one worker, or too few chunks to be worth forking)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _executor(config: ExtractConfig, num_chunks: int) -> ProcessPoolExecutor | _Inline:
+    workers = config.workers or os.cpu_count() or 1
+    workers = min(workers, num_chunks)
+    if workers <= 1 or config.device.startswith("cuda"):  # one process owns the GPU; it batches instead
+        return _Inline()
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))

@@ -1,0 +1,89 @@
+"""Pictures to check a faceset by eye: a contact sheet of sample crops with their landmarks, and a plot
+of each track's landmark jitter over time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vfx.faceset.store import Faceset, FaceRecord
+from vfx.io.atomic import atomic_path
+from vfx.io.image import read_image, write_image
+
+__all__ = ["write_contact_sheet", "write_jitter_plot", "track_jitter"]
+
+
+def write_contact_sheet(faceset: Faceset, path: str | os.PathLike[str], *, max_faces: int = 24,
+                        columns: int = 6, tile_px: int = 160) -> Path:
+    """Write a PNG grid of up to ``max_faces`` crops, evenly spread over the shot, landmarks drawn in.
+
+    Green dots: landmarks of a detected face; orange: an interpolated one. The caption is track/frame.
+    """
+    import cv2
+
+    faces = faceset.faces()
+    if len(faces) > max_faces:
+        faces = [faces[i] for i in np.linspace(0, len(faces) - 1, max_faces).round().astype(int)]
+    rows = max(1, -(-len(faces) // columns))
+    sheet = np.full((rows * tile_px, columns * tile_px, 3), 32, dtype=np.uint8)
+    for index, record in enumerate(faces):
+        crop = read_image(faceset.folder / record.crop).pixels[..., :3]
+        tile = np.ascontiguousarray(np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8))
+        scale = tile_px / tile.shape[0]
+        tile = cv2.resize(tile, (tile_px, tile_px), interpolation=cv2.INTER_AREA)
+        colour = (255, 160, 0) if record.quality == "interpolated" else (0, 255, 0)
+        for x, y in record.crop_landmarks * scale:
+            cv2.circle(tile, (int(round(x)), int(round(y))), 1, colour, -1, lineType=cv2.LINE_AA)
+        cv2.putText(tile, f"t{record.track} {record.frame}", (4, tile_px - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        row, col = divmod(index, columns)
+        sheet[row * tile_px:(row + 1) * tile_px, col * tile_px:(col + 1) * tile_px] = tile
+    path = Path(path)
+    write_image(path, sheet, channels=("R", "G", "B"), dtype="uint8")
+    return path
+
+
+def track_jitter(records: list[FaceRecord], *, sigma_frames: float = 2.0, smoothed: bool = True) -> np.ndarray:
+    """Per-frame high-frequency landmark residual of one track, in units of inter-ocular distance.
+
+    The residual is the mean distance of the 68 points from their temporal Gaussian low-pass
+    (``sigma_frames``), divided by the track's median inter-ocular distance: what shimmers on screen.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    points = np.stack([r.landmarks if smoothed else r.landmarks_raw for r in records])  # (T, 68, 2)
+    low = gaussian_filter1d(points, sigma_frames, axis=0, mode="nearest")
+    eyes = points[:, 42:48].mean(axis=1) - points[:, 36:42].mean(axis=1)
+    interocular = float(np.median(np.linalg.norm(eyes, axis=-1)))
+    return np.linalg.norm(points - low, axis=-1).mean(axis=1) / interocular
+
+
+def write_jitter_plot(faceset: Faceset, path: str | os.PathLike[str]) -> Path:
+    """Write a PNG with, per track, the landmark jitter over time before and after the temporal filter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_track: dict[int, list[FaceRecord]] = {}
+    for record in faceset.faces():
+        by_track.setdefault(record.track, []).append(record)
+    fig, axes = plt.subplots(max(1, len(by_track)), 1, figsize=(10, 2.6 * max(1, len(by_track))), squeeze=False)
+    for axis, (track, records) in zip(axes[:, 0], sorted(by_track.items())):
+        frames = [r.frame for r in records]
+        if len(records) >= 3:
+            for smoothed, label in ((False, "averaged (9 boxes)"), (True, "averaged + temporal filter")):
+                jitter = track_jitter(records, smoothed=smoothed)
+                axis.plot(frames, jitter * 100, label=f"{label}: mean {jitter.mean() * 100:.3f} %")
+        axis.set_title(f"track {track}: landmark jitter, % of inter-ocular distance")
+        axis.set_xlabel("frame")
+        axis.legend(loc="upper right", fontsize=8)
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path

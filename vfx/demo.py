@@ -66,14 +66,14 @@ def _head_motion(t: float) -> tuple[float, float, float, float]:
     return dx, dy, angle, scale
 
 
-def head_motion_matrix(t: float, portrait_size: tuple[int, int], size: int) -> np.ndarray:
+def head_motion_matrix(t: float, portrait_size: tuple[int, int], size: int, *, zoom: float = 1.15) -> np.ndarray:
     """The 3x3 portrait -> frame transform at time ``t`` in [0, 1]: (x, y) pixel centres, origin top-left.
 
-    The portrait is zoomed in by 15 % so no border ever shows, then moved as a head would.
+    The portrait fills the frame zoomed in by ``zoom`` (1.15: no border ever shows), then moves as a head would.
     """
     height, width = portrait_size
     dx, dy, angle, scale = _head_motion(t)
-    zoom = size / min(height, width) * 1.15 * scale
+    zoom = size / min(height, width) * zoom * scale
     cos, sin = zoom * math.cos(math.radians(angle)), zoom * math.sin(math.radians(angle))
     centre_in = np.array([width / 2, height / 2])
     centre_out = np.array([size / 2, size / 2]) + np.array([dx, dy]) * size / 256

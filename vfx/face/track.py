@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -27,9 +28,16 @@ from scipy.optimize import linear_sum_assignment
 from vfx.errors import ConfigError, FrameRangeError
 from vfx.face.types import NUM_LANDMARKS, Face, FaceBox
 
-__all__ = ["Track", "FaceTracker", "fill_gaps", "rank_tracks", "track_score"]
+if TYPE_CHECKING:
+    from vfx.face.landmark import Landmarker
+
+__all__ = ["Track", "FaceTracker", "fill_gaps", "find_faces", "rank_tracks", "track_score"]
 
 log = logging.getLogger(__name__)
+
+#: Width a tracked face is shrunk to for detection in its region: dlib's HOG window is 80 px, and the face may
+#: shrink a little from one frame to the next.
+_REGION_FACE_PX = 100.0
 
 _FORBIDDEN = 1e6  # cost of a pairing the gates reject; far above any allowed cost (at most 1 + weight * max distance)
 
@@ -402,3 +410,40 @@ class FaceTracker:
         if len(kept) < len(tracks):
             log.info("Dropped %d track(s) seen on fewer than %d frames", len(tracks) - len(kept), self.min_faces)
         return rank_tracks(kept) if rank else kept
+
+
+def find_faces(landmarker: Landmarker, image: np.ndarray, tracker: FaceTracker, *, detect_scale: float = 0.5,
+               full_frame: bool = False) -> list[FaceBox]:
+    """Face boxes on one frame, found cheaply where the tracker expects them.
+
+    While faces are tracked, detection runs only in the region around them (:meth:`FaceTracker.search_region`),
+    on a copy shrunk so the smallest tracked face is about :data:`_REGION_FACE_PX` wide: dlib's cost grows
+    with the pixels it scans, and a 300 px face is found as well at 100 px (5 ms instead of 15 ms on a 512²
+    frame). The full frame (shrunk by ``detect_scale``) is searched when nothing is tracked, when the region
+    finds fewer faces than there are tracks (a face lost or leaving), and when ``full_frame`` is set (the
+    caller sets it every few frames so that faces entering the shot are picked up).
+
+    Args:
+        landmarker: the detector.
+        image: the frame, (H, W, 3) uint8 RGB.
+        tracker: the chunk's tracker, updated by the caller after landmarking.
+        detect_scale: shrink factor of the full-frame search (0.5 finds faces from ~160 px).
+        full_frame: search the whole frame as well.
+
+    Returns:
+        Boxes in plate pixels, highest score first.
+    """
+    region = tracker.search_region(image.shape[:2])
+    active = tracker.active_tracks
+    boxes: list[FaceBox] = []
+    if region is not None and active:
+        smallest = min(track.faces[track.last].box.width for track in active)
+        scale = min(1.0, _REGION_FACE_PX / smallest)
+        boxes = landmarker.detect(image, region=region, scale=scale)
+    if full_frame or len(boxes) < len(active) or not active:
+        whole = landmarker.detect(image, scale=detect_scale)
+        # Keep the boxes the region search found (so a track's box comes from one search scale from frame
+        # to frame) and add the faces only the full frame has.
+        boxes += [b for b in whole if all(b.iou(kept) < 0.3 for kept in boxes)]
+        boxes.sort(key=lambda b: -b.score)
+    return boxes

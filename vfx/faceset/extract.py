@@ -30,9 +30,9 @@ import numpy as np
 
 from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
 from vfx.errors import ConfigError
-from vfx.face.landmark import create_landmarker, jitter_average, to_uint8_rgb
+from vfx.face.landmark import Landmarker, create_landmarker, jitter_average_many, to_uint8_rgb
 from vfx.face.smooth import smooth_landmarks
-from vfx.face.track import FaceTracker, Track, fill_gaps, rank_tracks
+from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_tracks
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
 from vfx.io.atomic import atomic_write_text
@@ -58,7 +58,11 @@ class ExtractConfig:
         jitter_shifts: number of shifted boxes (8 principal directions; 0 = a single pass).
         smooth_window: frames in the zero-lag temporal filter's window (odd; 1 = off).
         max_gap: longest run of missed frames filled by interpolation inside a track.
-        detect_scale: detection runs on the frame scaled by this (faces larger than ~80 px survive 0.5).
+        detect_scale: full-frame detection runs on the frame scaled by this (0.5 finds faces from ~160 px;
+            set ``min_face_px`` for smaller ones).
+        min_face_px: the smallest face (box width, plate pixels) the full-frame search must find (dlib then
+            upsamples as needed; slower). None: what ``detect_scale`` allows.
+        full_frame_every: also search the whole frame every this many frames, for faces entering the shot.
         track: write crops of this track only (0 = the main face); None = every track.
         workers: processes for the parallel passes; 0 = one per CPU core.
         chunk_frames: frames per parallel task (and per resume checkpoint).
@@ -74,6 +78,8 @@ class ExtractConfig:
     max_gap: int = 3
     detect_scale: float = 0.5
     forehead_raise: float = 0.25
+    min_face_px: float | None = None
+    full_frame_every: int = 12
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 32
@@ -140,6 +146,9 @@ def extract_faceset(
         frames = frames or plate.frame_range
         frames.check_within(plate.frame_range, f"footage {source.path}")
         kind = plate.kind
+    # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
+    # so the workers share the parent's copy instead of each loading its own 100 MB.
+    _landmarker(config)
     faceset = Faceset.create(out, FacesetInfo(
         source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
         landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
@@ -196,21 +205,25 @@ def _run(pool: Executor | None, fn, jobs: list, cache_dir: Path, config: Extract
 
 def _landmark_chunk(job: tuple[MediaSource, tuple[int, ...], ExtractConfig]) -> dict[int, list[_Detection]]:
     source, frames, config = job
-    landmarker = create_landmarker(config.landmarker, models_dir=config.models_dir, device=config.device)
+    landmarker = _landmarker(config)
     tracker = FaceTracker()
     out: dict[int, list[_Detection]] = {}
     with source.open() as plate:
-        for frame in frames:
+        for index, frame in enumerate(frames):
             image = to_uint8_rgb(_read_frame(plate, frame))
-            region = tracker.search_region(image.shape[:2])
-            boxes = landmarker.detect(image, region=region, scale=config.detect_scale) if region is not None else []
-            if not boxes:
-                boxes = landmarker.detect(image, scale=config.detect_scale)
-            faces = [Face(box, jitter_average(landmarker, image, box, beta=config.jitter_beta,
-                                              num_shifts=config.jitter_shifts), score=box.score) for box in boxes]
+            boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
+                               full_frame=index % config.full_frame_every == 0)
+            faces = [Face(box, landmarks, score=box.score) for box, landmarks in zip(
+                boxes, jitter_average_many(landmarker, image, boxes, beta=config.jitter_beta,
+                                           num_shifts=config.jitter_shifts), strict=True)]
             tracker.update(frame, faces)
             out[frame] = [((f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.score), f.landmarks.tolist()) for f in faces]
     return out
+
+
+def _landmarker(config: ExtractConfig) -> Landmarker:
+    options = {"min_face_px": config.min_face_px} if config.landmarker == "dlib" else {}
+    return create_landmarker(config.landmarker, models_dir=config.models_dir, device=config.device, **options)
 
 
 def _face(detection: _Detection) -> Face:
@@ -220,7 +233,8 @@ def _face(detection: _Detection) -> Face:
 
 def _cache_name(chunk: Sequence[int], config: ExtractConfig) -> str:
     # The cache key covers everything pass 1 depends on, so changed settings never reuse stale landmarks.
-    key = json.dumps([list(chunk), config.landmarker, config.jitter_beta, config.jitter_shifts, config.detect_scale])
+    key = json.dumps([list(chunk), config.landmarker, str(config.models_dir), config.jitter_beta, config.jitter_shifts,
+                      config.detect_scale, config.min_face_px, config.full_frame_every])
     return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
@@ -293,7 +307,9 @@ def _crop_chunk(job: tuple[MediaSource, tuple[int, ...], dict[int, list[tuple[st
             image = _read_frame(plate, frame)
             for path, matrix in crops[frame]:
                 crop = warp_to_crop(image, np.array(matrix), size)
-                write_image(path, crop, channels=("R", "G", "B"), dtype="uint8" if crop.dtype == np.uint8 else "uint16")
+                # zlib level 1: 2.5x faster than the default 6 for 10 % larger files; crops are rewritten, not archived.
+                write_image(path, crop, channels=("R", "G", "B"), dtype="uint8" if crop.dtype == np.uint8 else "uint16",
+                            compression="zip:1")
                 written += 1
     return written
 

@@ -538,7 +538,8 @@ def write_image(
             (DPX). EXR also takes one type per channel, e.g. half RGBA plus float ``stmap.red/green``.
             ``None``: EXR half, DPX uint10, TIFF uint16, PNG/JPEG uint8.
         compression: EXR codec from :data:`EXR_COMPRESSIONS` (default ``"piz"``), optionally with a level
-            (``"zip:6"``, ``"dwaa:45"``); passed through for other formats (``"lzw"`` for TIFF, ``"jpeg:95"``).
+            (``"zip:6"``, ``"dwaa:45"``); PNG ``"zip:N"``, the zlib level 0-9 (default 6; ``"zip:1"`` writes 4x faster);
+            passed through for other formats (``"lzw"`` for TIFF, ``"jpeg:95"``).
         metadata: :class:`ExrMetadata`, or a dict of OpenImageIO attributes as :func:`read_image` returns them
             (``"smpte:TimeCode"`` strings and Fractions are converted to timecode/rational attributes).
         data_window: EXR only: where the pixels sit (its size must be the pixels' size).
@@ -606,7 +607,14 @@ def write_image(
     for key, value in attrs.items():
         if key not in _LAYOUT_KEYS:
             _set_attribute(spec, key, value)
-    if comp is not None:
+    if comp is not None and fmt.name == "png":
+        level = int(comp.partition(":")[2] or 6)
+        spec.attribute("png:compressionLevel", level)
+        if level <= 3:
+            # libpng's adaptive filter choice costs as much as a fast deflate; the "up" filter alone keeps
+            # nearly all of its gain (measured on face crops: 3.6 ms vs 7 ms per 256² crop, 3 % larger).
+            spec.attribute("png:filter", _PNG_FILTER_UP)
+    elif comp is not None:
         spec.attribute("compression", comp)
     if "uint10" in types:
         spec.attribute("oiio:BitsPerSample", 10)
@@ -764,7 +772,20 @@ def _check_windows(
         )
 
 
+_PNG_FILTER_UP = 32  # libpng's PNG_FILTER_UP bit, as OpenImageIO's "png:filter" takes it
+
+
 def _check_compression(dest: Path, fmt: _Format, compression: str | None) -> str | None:
+    if fmt.name == "png" and compression is not None:
+        base, _, level = compression.lower().partition(":")
+        if base != "zip" or not re.fullmatch(r"[0-9]?", level):
+            raise ConfigError(
+                f"Unknown PNG compression {compression!r} for {dest}",
+                expected="'zip' or 'zip:N' with a zlib level N from 0 (none, fastest) to 9 (smallest)",
+                found=repr(compression),
+                fix="use 'zip:1' for fast writes, or leave it out for the default (6)",
+            )
+        return compression.lower()
     if fmt is not _EXR:
         return compression
     if compression is None:

@@ -37,7 +37,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -61,6 +61,7 @@ __all__ = [
     "jitter_boxes",
     "jitter_average",
     "jitter_average_many",
+    "refine_boxes",
     "LabelledImage",
     "read_dlib_landmark_xml",
     "normalised_mean_error",
@@ -94,6 +95,10 @@ _SFD_URL = "https://www.adrianbulat.com/downloads/python-fan/" + SFD_WEIGHTS_FIL
 #: between pyramid levels (steps of 6/5).
 _DLIB_SMALLEST_FACE_PX = 80.0
 _DLIB_MAX_UPSAMPLE = 3  # each level is 4x the pixels; beyond 3 a 512² frame becomes 4096² of HOG
+#: dlib's detector box relative to its 68 landmarks (see DlibLandmarker.box_from_landmarks): side and centre
+#: offset (x, y) in units of the points' RMS distance from their centroid.
+_DLIB_BOX_SIDE = 2.75
+_DLIB_BOX_OFFSET = (0.02, -0.19)
 
 #: face-alignment's centre/scale convention for a detector box (``face_alignment.utils``): the crop is
 #: centred 12 % of the box height above the box centre and spans 200 * (w + h) / 195 pixels.
@@ -190,6 +195,7 @@ class Landmarker(abc.ABC):
 
     Attributes:
         name: the back-end's name, as :func:`create_landmarker` takes it.
+        refines_boxes: whether :meth:`box_from_landmarks` has a rule.
 
     Convention:
         Images (H, W, 3) uint8 RGB (others are converted with :func:`to_uint8_rgb`); boxes and points in
@@ -197,6 +203,8 @@ class Landmarker(abc.ABC):
     """
 
     name: str = "landmarker"
+    refines_boxes: bool = False
+    """True when :meth:`box_from_landmarks` has a rule for this back-end (:func:`refine_boxes` uses it)."""
 
     def detect(self, image: np.ndarray, *, region: FaceBox | None = None, scale: float = 1.0) -> list[FaceBox]:
         """Find faces.
@@ -263,6 +271,18 @@ class Landmarker(abc.ABC):
     @abc.abstractmethod
     def _detect_work(self, pixels: np.ndarray, *, scale: float) -> list[FaceBox]:
         """Detect on a contiguous uint8 RGB image; ``scale`` is how much it was shrunk from the plate."""
+
+    def box_from_landmarks(self, landmarks: np.ndarray) -> FaceBox | None:
+        """The box this back-end's detector would draw around a face with these landmarks, or None.
+
+        A detector's boxes are quantised (dlib's scan window grows in steps of 6/5, so its box size jumps by
+        up to 20 % between frames of a slow push-in), and a regression-tree predictor's points move with the
+        box. A box made from a first set of landmarks instead changes continuously with the face;
+        :func:`jitter_average` shifts that box. None: the back-end has no calibrated rule (FAN's heatmaps
+        depend far less on the box) and the detector's box is used as it is.
+        """
+        del landmarks
+        return None
 
     @abc.abstractmethod
     def localise(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
@@ -358,6 +378,7 @@ class DlibLandmarker(Landmarker):
     """
 
     name = "dlib"
+    refines_boxes = True
 
     def __init__(
         self,
@@ -424,6 +445,20 @@ class DlibLandmarker(Landmarker):
             FaceBox(float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1), float(s))
             for r, s in zip(rects, scores, strict=True)
         ]
+
+    def box_from_landmarks(self, landmarks: np.ndarray) -> FaceBox:
+        """dlib's typical frontal-detector box for these landmarks: a square of side 2.75 s centred 0.19 s above
+        the landmark centroid, s the RMS distance of the 68 points from their centroid.
+
+        The constants are the medians over 126 detections (the shared labelled photos, stills and clip
+        frames, faces 60-400 px; the detector's own ratio scatters by +-9 % around them).
+        """
+        points = np.asarray(landmarks, dtype=np.float64)
+        centre = points.mean(axis=0)
+        spread = float(np.sqrt(((points - centre) ** 2).sum(axis=1).mean()))
+        cx, cy = centre + np.array(_DLIB_BOX_OFFSET) * spread
+        half = _DLIB_BOX_SIDE * spread / 2
+        return FaceBox(float(cx - half), float(cy - half), float(cx + half), float(cy + half))
 
     def localise(self, image: np.ndarray, boxes: Sequence[FaceBox]) -> np.ndarray:
         import dlib
@@ -849,6 +884,37 @@ def jitter_boxes(box: FaceBox, *, beta: float = 0.05, num_shifts: int = 8) -> li
         dx, dy = round(radius * math.sin(angle), 9), round(-radius * math.cos(angle), 9)
         out.append(box.shifted(dx, dy))
     return out
+
+
+def refine_boxes(
+    landmarker: Landmarker, image: np.ndarray, boxes: Sequence[FaceBox], *, iterations: int = 2
+) -> list[FaceBox]:
+    """Replace detector boxes by boxes made from landmarks (:meth:`Landmarker.box_from_landmarks`).
+
+    The patent's initial "detection and alignment" ([0052]): landmark the detector's box, draw the back-end's
+    box around those points, and repeat. dlib's points follow the box they are given only partly, so the
+    box converges to one set by the face alone: from a detector box 16 % too wide, two rounds leave it
+    within 1 % of the fixed point. The refined box moves continuously with the face where the detector's
+    jumps between its scan scales and its 8-pixel HOG cells; jitter averaging then shifts the refined box.
+
+    Boxes keep their detection score. Back-ends without a rule (``refines_boxes`` False) get their boxes
+    back unchanged, at no cost.
+
+    Args:
+        landmarker: the back-end.
+        image: the frame.
+        boxes: detector boxes.
+        iterations: rounds of landmark, then box; each is one batched ``localise`` call.
+    """
+    boxes = list(boxes)
+    if not boxes or not landmarker.refines_boxes:
+        return boxes
+    pixels = to_uint8_rgb(image)
+    refined = boxes
+    for _ in range(iterations):
+        points = landmarker.localise(pixels, refined)
+        refined = [landmarker.box_from_landmarks(p) or box for p, box in zip(points, refined, strict=True)]
+    return [replace(new, score=old.score) for new, old in zip(refined, boxes, strict=True)]
 
 
 def jitter_average(

@@ -31,7 +31,7 @@ from vfx.face.types import NUM_LANDMARKS, Face, FaceBox
 if TYPE_CHECKING:
     from vfx.face.landmark import Landmarker
 
-__all__ = ["Track", "FaceTracker", "fill_gaps", "find_faces", "rank_tracks", "track_score"]
+__all__ = ["Track", "FaceTracker", "fill_gaps", "find_faces", "rank_tracks", "seed_boxes", "track_score"]
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +359,11 @@ class FaceTracker:
         self._close_stale(frame + 1)
         return out
 
+    def predicted_boxes(self) -> list[FaceBox]:
+        """Each active track's last box moved on at the track's speed to the frame after the last update."""
+        next_frame = (self._frame if self._frame is not None else 0) + 1
+        return [active.predict(next_frame)[0] for active in self._active]
+
     def search_region(self, frame_size: tuple[int, int], margin: float = 0.5) -> FaceBox | None:
         """Where to detect first on the next frame: around the active tracks, or None for the full frame.
 
@@ -378,11 +383,7 @@ class FaceTracker:
         height, width = frame_size
         if not self._active:
             return None
-        next_frame = (self._frame if self._frame is not None else 0) + 1
-        boxes = []
-        for active in self._active:
-            predicted, _ = active.predict(next_frame)
-            boxes += [active.track.faces[active.track.last].box, predicted]
+        boxes = [active.track.faces[active.track.last].box for active in self._active] + self.predicted_boxes()
         x0 = min(box.x0 - margin * box.width for box in boxes)
         y0 = min(box.y0 - margin * box.height for box in boxes)
         x1 = max(box.x1 + margin * box.width for box in boxes)
@@ -442,8 +443,23 @@ def find_faces(landmarker: Landmarker, image: np.ndarray, tracker: FaceTracker, 
         boxes = landmarker.detect(image, region=region, scale=scale)
     if full_frame or len(boxes) < len(active) or not active:
         whole = landmarker.detect(image, scale=detect_scale)
-        # Keep the boxes the region search found (so a track's box comes from one search scale from frame
-        # to frame) and add the faces only the full frame has.
+        # Keep the boxes the region search found and add the faces only the full frame has.
         boxes += [b for b in whole if all(b.iou(kept) < 0.3 for kept in boxes)]
         boxes.sort(key=lambda b: -b.score)
     return boxes
+
+
+def seed_boxes(tracker: FaceTracker, boxes: Sequence[FaceBox], *, min_iou: float = 0.5) -> list[FaceBox]:
+    """Detector boxes, each replaced by the predicted box of the track it confirms (IoU >= ``min_iou``).
+
+    The tracked box is the previous frame's refined box moved on at the track's speed, so box refinement
+    (:func:`vfx.face.landmark.refine_boxes`) starts next to where it will end instead of from a detector box
+    that may be 20 % off, and converges to the same box frame after frame. New faces keep their detector box.
+    Scores are the detections'.
+    """
+    predicted = tracker.predicted_boxes()
+    out = []
+    for box in boxes:
+        best = max(predicted, key=box.iou, default=None)
+        out.append(replace(best, score=box.score) if best is not None and box.iou(best) >= min_iou else box)
+    return out

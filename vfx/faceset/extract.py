@@ -30,9 +30,9 @@ import numpy as np
 
 from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
 from vfx.errors import ConfigError
-from vfx.face.landmark import Landmarker, create_landmarker, jitter_average_many, to_uint8_rgb
+from vfx.face.landmark import Landmarker, create_landmarker, jitter_average_many, refine_boxes, to_uint8_rgb
 from vfx.face.smooth import smooth_landmarks
-from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_tracks
+from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_tracks, seed_boxes
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
 from vfx.io.atomic import atomic_write_text
@@ -213,6 +213,7 @@ def _landmark_chunk(job: tuple[MediaSource, tuple[int, ...], ExtractConfig]) -> 
             image = to_uint8_rgb(_read_frame(plate, frame))
             boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
                                full_frame=index % config.full_frame_every == 0)
+            boxes = refine_boxes(landmarker, image, seed_boxes(tracker, boxes))
             faces = [Face(box, landmarks, score=box.score) for box, landmarks in zip(
                 boxes, jitter_average_many(landmarker, image, boxes, beta=config.jitter_beta,
                                            num_shifts=config.jitter_shifts), strict=True)]

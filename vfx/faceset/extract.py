@@ -20,7 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +36,7 @@ from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_track
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
 from vfx.io.atomic import atomic_write_text
-from vfx.io.color import WORKING_SPACE, resolve_colorspace
+from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate, open_media
 from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
@@ -63,6 +63,8 @@ class ExtractConfig:
         min_face_px: the smallest face (box width, plate pixels) the full-frame search must find (dlib then
             upsamples as needed; slower). None: what ``detect_scale`` allows.
         full_frame_every: also search the whole frame every this many frames, for faces entering the shot.
+        warmup_frames: frames a parallel job landmarks before its own (and discards) so that its tracker starts
+            where a single run's would be.
         track: write crops of this track only (0 = the main face); None = every track.
         workers: processes for the parallel passes; 0 = one per CPU core.
         chunk_frames: frames per parallel task (and per resume checkpoint).
@@ -80,6 +82,7 @@ class ExtractConfig:
     forehead_raise: float = 0.25
     min_face_px: float | None = None
     full_frame_every: int = 12
+    warmup_frames: int = 12
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 32
@@ -156,8 +159,9 @@ def extract_faceset(
         shot=source.shot))
 
     chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
-    with _executor(config, len(chunks)) as pool:
-        detections = _landmark_pass(pool, source, faceset, chunks, config)
+    workers = _worker_count(config, len(chunks))
+    with _executor(config, workers) as pool:
+        detections = _landmark_pass(pool, source, faceset, chunks, config, workers)
         tracks = _track_pass(detections, frames, config)
         records = _records(tracks, detections, frames, template, config)
         written, skipped = _crop_pass(pool, source, faceset, records, template, config)
@@ -177,40 +181,75 @@ _Detection = tuple[tuple[float, float, float, float, float], list[list[float]]] 
 
 
 def _landmark_pass(pool: Executor | None, source: MediaSource, faceset: Faceset, chunks: Sequence[tuple[int, ...]],
-                   config: ExtractConfig) -> dict[int, list[Face]]:
+                   config: ExtractConfig, workers: int) -> dict[int, list[Face]]:
     cache_dir = faceset.folder / "cache"
-    todo, results = [], {}
-    for chunk in chunks:
+    results: dict[int, list[_Detection]] = {}
+    uncached: list[int] = []
+    for index, chunk in enumerate(chunks):
         cached = _read_cache(cache_dir / _cache_name(chunk, config))
         if cached is None:
-            todo.append(chunk)
+            uncached.append(index)
         else:
             results.update(cached)
-    jobs = [(source, chunk, config) for chunk in todo]
-    total = sum(len(c) for c in todo)
-    for frames_done in progress(_run(pool, _landmark_chunk, jobs, cache_dir, config), total=total,
-                                desc="landmarks"):
-        results.update(frames_done)
+    jobs = _landmark_jobs(source, chunks, uncached, config, cache_dir, workers)
+    outputs = pool.map(_landmark_job, jobs) if pool is not None else map(_landmark_job, jobs)
+    total = sum(len(chunk) for job in jobs for chunk in job.chunks)
+    for job, result in zip(jobs, progress(outputs, total=len(jobs), desc="landmarks", unit="job")):
+        results.update(result)
+    log.info("landmarks: %d frames in %d job(s), %d chunk(s) from the cache", total, len(jobs),
+             len(chunks) - len(uncached))
     return {frame: [_face(d) for d in detections] for frame, detections in sorted(results.items())}
 
 
-def _run(pool: Executor | None, fn, jobs: list, cache_dir: Path, config: ExtractConfig) -> Iterator[dict]:  # type: ignore[no-untyped-def]
-    """Run chunk jobs (in the pool when there is one), cache each result, yield once per frame."""
-    outputs = pool.map(fn, jobs) if pool is not None else map(fn, jobs)
-    for (_, chunk, _), result in zip(jobs, outputs):
-        atomic_write_text(cache_dir / _cache_name(chunk, config), json.dumps({str(k): v for k, v in result.items()}))
-        for frame in chunk:
-            yield {frame: result[frame]}
+@dataclass(frozen=True)
+class _LandmarkJob:
+    """Consecutive chunks one worker landmarks with one tracker, after warming it up on ``warmup`` frames."""
+
+    source: MediaSource
+    chunks: tuple[tuple[int, ...], ...]
+    warmup: tuple[int, ...]
+    config: ExtractConfig
+    cache_dir: Path
 
 
-def _landmark_chunk(job: tuple[MediaSource, tuple[int, ...], ExtractConfig]) -> dict[int, list[_Detection]]:
-    source, frames, config = job
+def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], uncached: list[int],
+                   config: ExtractConfig, cache_dir: Path, workers: int) -> list[_LandmarkJob]:
+    """Split the uncached chunks into one run of consecutive chunks per worker.
+
+    Tracking carries state from frame to frame (the search region, and the box that box refinement starts
+    from), so every job boundary is a place where two runs of the same shot could settle differently. Few
+    long jobs keep such boundaries rare, and each job first runs ``config.warmup_frames`` frames before its
+    first chunk (results discarded) so its tracker arrives in the state a single run would have.
+    """
+    runs: list[list[int]] = []
+    for index in uncached:
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    all_frames = [frame for chunk in chunks for frame in chunk]
+    position = {chunk[0]: sum(len(c) for c in chunks[:i]) for i, chunk in enumerate(chunks)}
+    jobs = []
+    for run in runs:
+        pieces = max(1, min(workers, len(run)))
+        size = -(-len(run) // pieces)
+        for start in range(0, len(run), size):
+            members = tuple(chunks[i] for i in run[start:start + size])
+            first = position[members[0][0]]
+            warmup = tuple(all_frames[max(0, first - config.warmup_frames):first])
+            jobs.append(_LandmarkJob(source, members, warmup, config, cache_dir))
+    return jobs
+
+
+def _landmark_job(job: _LandmarkJob) -> dict[int, list[_Detection]]:
+    config = job.config
     landmarker = _landmarker(config)
     tracker = FaceTracker()
     out: dict[int, list[_Detection]] = {}
-    with source.open() as plate:
-        for index, frame in enumerate(frames):
-            image = to_uint8_rgb(_read_frame(plate, frame))
+    with job.source.open() as plate:
+        frames = [(frame, None) for frame in job.warmup] + [(frame, chunk) for chunk in job.chunks for frame in chunk]
+        for index, (frame, chunk) in enumerate(frames):
+            image = to_uint8_rgb(_read_frame(plate, frame)[0])
             boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
                                full_frame=index % config.full_frame_every == 0)
             boxes = refine_boxes(landmarker, image, seed_boxes(tracker, boxes))
@@ -218,7 +257,12 @@ def _landmark_chunk(job: tuple[MediaSource, tuple[int, ...], ExtractConfig]) -> 
                 boxes, jitter_average_many(landmarker, image, boxes, beta=config.jitter_beta,
                                            num_shifts=config.jitter_shifts), strict=True)]
             tracker.update(frame, faces)
+            if chunk is None:
+                continue  # a warm-up frame: the previous job owns it
             out[frame] = [((f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.score), f.landmarks.tolist()) for f in faces]
+            if frame == chunk[-1]:  # the chunk is done: cache it, so a killed run resumes here
+                atomic_write_text(job.cache_dir / _cache_name(chunk, config),
+                                  json.dumps({str(k): out[k] for k in chunk}))
     return out
 
 
@@ -305,11 +349,14 @@ def _crop_chunk(job: tuple[MediaSource, tuple[int, ...], dict[int, list[tuple[st
     written = 0
     with source.open() as plate:
         for frame in frames:
-            image = _read_frame(plate, frame)
+            image, bits = _read_frame(plate, frame)
             for path, matrix in crops[frame]:
                 crop = warp_to_crop(image, np.array(matrix), size)
-                # zlib level 1: 2.5x faster than the default 6 for 10 % larger files; crops are rewritten, not archived.
-                write_image(path, crop, channels=("R", "G", "B"), dtype="uint8" if crop.dtype == np.uint8 else "uint16",
+                if crop.dtype.kind == "f":
+                    np.clip(crop, 0.0, 1.0, out=crop)  # bicubic overshoot at edges; the working space is [0, 1]
+                # 8-bit sources give 8-bit crops, deeper ones 16-bit. zlib level 1 writes 4x faster than the
+                # default for 4 % larger files.
+                write_image(path, crop, channels=("R", "G", "B"), dtype="uint8" if bits <= 8 else "uint16",
                             compression="zip:1")
                 written += 1
     return written
@@ -317,12 +364,16 @@ def _crop_chunk(job: tuple[MediaSource, tuple[int, ...], dict[int, list[tuple[st
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _read_frame(plate: Plate, frame: int) -> np.ndarray:
-    """A frame in the working space: 8-bit video straight from the decoder (no float round trip),
-    anything else as float32 RGB converted by OpenColorIO."""
+def _read_frame(plate: Plate, frame: int) -> tuple[np.ndarray, int]:
+    """A frame in the working space and the bits per sample of its source.
+
+    8-bit video comes straight from the decoder as uint8 (no float round trip); anything else is float32 RGB
+    converted by OpenColorIO (grey frames become three equal channels, alpha is dropped).
+    """
     if plate.video is not None and resolve_colorspace(plate.colorspace) == resolve_colorspace(WORKING_SPACE):
-        return plate.video.read(frame)
-    return plate.read_working(frame)
+        return plate.video.read(frame), plate.video.bit_depth
+    image = plate.read(frame)
+    return to_working(image.rgb(), plate.colorspace), image.bit_depth if plate.video is None else plate.video.bit_depth
 
 
 class _Inline:
@@ -335,9 +386,13 @@ class _Inline:
         return None
 
 
-def _executor(config: ExtractConfig, num_chunks: int) -> ProcessPoolExecutor | _Inline:
-    workers = config.workers or os.cpu_count() or 1
-    workers = min(workers, num_chunks)
-    if workers <= 1 or config.device.startswith("cuda"):  # one process owns the GPU; it batches instead
+def _worker_count(config: ExtractConfig, num_chunks: int) -> int:
+    if config.device.startswith("cuda"):
+        return 1  # one process owns the GPU; it batches instead
+    return max(1, min(config.workers or os.cpu_count() or 1, num_chunks))
+
+
+def _executor(config: ExtractConfig, workers: int) -> ProcessPoolExecutor | _Inline:
+    if workers <= 1:
         return _Inline()
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))

@@ -228,6 +228,24 @@ class Image:
             )
         return self.pixels[:, :, self.channels.index(name)]
 
+    def rgb(self) -> np.ndarray:
+        """The colour as (H, W, 3) float32: the ``R G B`` channels, or a grey image's one channel (``Y``) three times.
+
+        Raises:
+            ConfigError: neither R, G and B nor a single grey channel (``Y``, or a lone channel with alpha).
+        """
+        if all(name in self.channels for name in ("R", "G", "B")):
+            return np.stack([self.channel(name) for name in ("R", "G", "B")], axis=-1)
+        colour = [name for name in self.channels if name not in ("A", "alpha") and "." not in name]
+        if len(colour) == 1:
+            return np.repeat(self.channel(colour[0])[:, :, np.newaxis], 3, axis=2)
+        raise ConfigError(
+            "Image has no RGB colour",
+            expected="channels R, G and B, or one grey channel (Y)",
+            found=", ".join(self.channels),
+            fix="convert the plate to RGB (or grey) images",
+        )
+
     def in_display_window(self) -> np.ndarray:
         """Return the pixels placed on the display window, zero outside the data window.
 

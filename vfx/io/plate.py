@@ -75,9 +75,7 @@ class Plate:
         Convention:
             - returns (H, W, 3) float32; :func:`vfx.io.color.from_working` with :attr:`colorspace` undoes it
         """
-        image = self.read(frame)
-        rgb = np.stack([image.channel(name) for name in ("R", "G", "B")], axis=-1)
-        return to_working(rgb, self.colorspace)
+        return to_working(self.read(frame).rgb(), self.colorspace)
 
     def frames(self, frame_range: FrameRange | None = None) -> Iterator[tuple[int, Image]]:
         """Yield ``(frame, image)`` over ``frame_range`` (default: the whole plate), streaming."""

@@ -43,6 +43,7 @@ __all__ = [
     "OneEuroFilter",
     "smooth_landmarks_streaming",
     "measure_lag",
+    "high_pass",
     "jitter_residual",
     "valid_runs",
 ]
@@ -576,14 +577,12 @@ def measure_lag(reference: np.ndarray, filtered: np.ndarray, *, max_lag: int = 1
     return lag
 
 
-def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> float:
-    """RMS of the high-frequency part of a track: the track minus its zero-phase temporal low-pass.
+def high_pass(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """The high-frequency part of a track: the track minus its zero-phase temporal low-pass.
 
     The low-pass is a 2nd-order Butterworth filter run forwards and backwards (``scipy.signal.filtfilt``, so
     no lag leaks into the residual) with its cutoff at one cycle per ``cutoff_frames`` frames: motion slower
-    than that counts as real, faster as jitter. Each run of valid frames is filtered on its own. Use it on
-    real footage, where the truth is unknown, to compare raw and smoothed tracks; divide by the
-    inter-ocular distance to compare shots.
+    than that counts as real, faster as jitter. Each run of valid frames is filtered on its own.
 
     Args:
         track: (T, ...) e.g. (T, 68, 2) landmarks in plate pixels.
@@ -592,17 +591,10 @@ def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarra
         valid: (T,) bool, default: the rows that are all finite. Runs shorter than 3 frames are left out.
 
     Returns:
-        The residual's root mean square per coordinate, in the track's units (per 2-D point: multiply by
-        sqrt(2)). 0.0 when no run is long enough.
+        (T, ...) float64 residual; NaN on frames left out.
 
     Raises:
         ConfigError: ``cutoff_frames`` is 2 or less (at or above the Nyquist rate).
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> noise = rng.normal(0, 0.5, (200, 68, 2))
-        >>> 0.4 < jitter_residual(noise, cutoff_frames=8) < 0.5
-        True
     """
     values = np.asarray(track, dtype=np.float64)
     if not cutoff_frames > 2:
@@ -612,13 +604,33 @@ def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarra
     if valid is None:
         valid = np.isfinite(flat).all(axis=1)
     b, a = butter(2, 2.0 / cutoff_frames)  # normalised to Nyquist = 0.5 cycles per frame
-    total, count = 0.0, 0
+    out = np.full_like(flat, np.nan)
     for start, stop in valid_runs(np.asarray(valid, dtype=bool)):
         run = flat[start:stop]
         if len(run) < 3:
             continue
         # Odd (point-reflected) padding continues a moving track linearly, so its ends read as motion, not jitter.
         low = filtfilt(b, a, run, axis=0, padtype="odd", padlen=min(3 * max(len(a), len(b)), len(run) - 1))
-        total += float(np.sum((run - low) ** 2))
-        count += run.size
-    return math.sqrt(total / count) if count else 0.0
+        out[start:stop] = run - low
+    return out.reshape(values.shape)
+
+
+def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> float:
+    """RMS of :func:`high_pass` over every coordinate of every valid frame.
+
+    Use it on real footage, where the truth is unknown, to compare raw and smoothed tracks; divide by the
+    inter-ocular distance to compare shots.
+
+    Returns:
+        The residual's root mean square per coordinate, in the track's units (per 2-D point: multiply by
+        sqrt(2)). 0.0 when no run is long enough.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> noise = rng.normal(0, 0.5, (200, 68, 2))
+        >>> 0.4 < jitter_residual(noise, cutoff_frames=8) < 0.5
+        True
+    """
+    residual = high_pass(track, cutoff_frames=cutoff_frames, valid=valid)
+    finite = residual[np.isfinite(residual)]
+    return float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0

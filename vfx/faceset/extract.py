@@ -164,7 +164,7 @@ def extract_faceset(
         detections = _landmark_pass(pool, source, faceset, chunks, config, workers)
         tracks = _track_pass(detections, frames, config)
         records = _records(tracks, detections, frames, template, config)
-        written, skipped = _crop_pass(pool, source, faceset, records, template, config)
+        written, skipped = _crop_pass(pool, source, faceset, records, template, workers)
     faceset.write_index(records)
     faces = [r for r in records if r.quality != "no_face"]
     lengths = {t.track_id: len(t.faces) for t in tracks}
@@ -330,17 +330,20 @@ def _records(tracks: list[Track], detections: dict[int, list[Face]], frames: Fra
 # ---------------------------------------------------------------------------------------------- pass 3
 
 def _crop_pass(pool: Executor | None, source: MediaSource, faceset: Faceset, records: list[FaceRecord],
-               template: AlignTemplate, config: ExtractConfig) -> tuple[int, int]:
+               template: AlignTemplate, workers: int) -> tuple[int, int]:
     todo = [r for r in records if r.crop is not None and not (faceset.folder / r.crop).is_file()]
     skipped = sum(1 for r in records if r.crop is not None) - len(todo)
     by_frame: dict[int, list[tuple[str, list[list[float]]]]] = {}
     for record in todo:
         by_frame.setdefault(record.frame, []).append((str(faceset.folder / record.crop), record.matrix.tolist()))
     frames = sorted(by_frame)
-    jobs = [(source, tuple(frames[i:i + config.chunk_frames]), {f: by_frame[f] for f in frames[i:i + config.chunk_frames]},
-             template.size) for i in range(0, len(frames), config.chunk_frames)]
+    # One contiguous run of frames per worker: every job start is a seek, and a video seek decodes from the
+    # keyframe before it (up to a few hundred frames), so many small jobs would decode the shot many times.
+    size = max(1, -(-len(frames) // workers))
+    jobs = [(source, tuple(frames[i:i + size]), {f: by_frame[f] for f in frames[i:i + size]}, template.size)
+            for i in range(0, len(frames), size)]
     outputs = pool.map(_crop_chunk, jobs) if pool is not None else map(_crop_chunk, jobs)
-    written = sum(progress(outputs, total=len(jobs), desc="crops", unit="chunk"))
+    written = sum(progress(outputs, total=len(jobs), desc="crops", unit="job"))
     return written, skipped
 
 
@@ -395,4 +398,6 @@ def _worker_count(config: ExtractConfig, num_chunks: int) -> int:
 def _executor(config: ExtractConfig, workers: int) -> ProcessPoolExecutor | _Inline:
     if workers <= 1:
         return _Inline()
+    # fork: the workers share the parent's loaded model. (No cv2.setNumThreads in them: changing OpenCV's
+    # thread pool in a forked child deadlocks once the parent has used it.)
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))

@@ -164,6 +164,27 @@ def test_faceset_of_another_shot_is_refused_before_any_work(moving_face, tmp_pat
     assert _snapshot(out) == before
 
 
+@pytest.mark.parametrize("bad", [{"jitter_beta": -0.1}, {"jitter_shifts": -1}, {"smooth_window": 4},
+                                 {"detect_scale": 0.0}, {"chunk_frames": 0}, {"min_face_px": -5.0}, {"track": -1}])
+def test_bad_extract_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        ExtractConfig(**bad)
+
+
+def test_faceset_reads_as_a_torch_dataset(moving_face, tmp_path):
+    import torch
+
+    from vfx.faceset.dataset import FacesetDataset
+
+    extract_faceset(MediaSource(moving_face), tmp_path / "fs", config=FAST)
+    dataset = FacesetDataset(tmp_path / "fs", track=0)
+    assert len(dataset) == 12
+    batch = next(iter(torch.utils.data.DataLoader(dataset, batch_size=4)))
+    assert batch["image"].shape == (4, 3, 256, 256) and batch["image"].dtype == torch.float32
+    assert 0.0 <= float(batch["image"].min()) and float(batch["image"].max()) <= 1.0
+    assert batch["landmarks"].shape == (4, 68, 2) and batch["frame"].tolist() == [1001, 1002, 1003, 1004]
+
+
 def test_bad_settings_are_refused_before_anything_is_written(moving_face, tmp_path):
     with pytest.raises(ConfigError, match="power of two"):
         extract_faceset(MediaSource(moving_face), tmp_path / "a", config=ExtractConfig(crop_size=300))

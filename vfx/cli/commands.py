@@ -100,6 +100,10 @@ def extract(
     start_frame: Annotated[int, typer.Option("--start-frame", help="Number of a video's first frame.")] = 1001,
     colorspace: Annotated[Optional[str], typer.Option("--colorspace", help="Colour space of the media (default: sRGB, or the shot's).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes (0: one per CPU core).")] = 0,
+    jitter_beta: Annotated[float, typer.Option("--jitter-beta", help="Box shift for landmark averaging, as a fraction of the box width.")] = 0.05,
+    jitter_shifts: Annotated[int, typer.Option("--jitter-shifts", help="Shifted boxes averaged per face (8 principal directions; 0: single pass).")] = 8,
+    smooth_window: Annotated[int, typer.Option("--smooth-window", help="Longest window (frames, odd) of the zero-lag temporal filter; 1: off.")] = 11,
+    min_face_px: Annotated[Optional[float], typer.Option("--min-face-px", help="Smallest face width to find, in pixels (slower detection below ~160 px).")] = None,
     qc: Annotated[bool, typer.Option("--qc", help="Also plot each track's landmark jitter over time (qc_jitter.png).")] = False,
 ) -> None:
     """Detect, landmark, track and align faces into a faceset, with a contact sheet of sample crops."""
@@ -111,7 +115,9 @@ def extract(
 
     media, shot_frames = _media_source(source, persona=persona, start_frame=start_frame, colorspace=colorspace)
     config = ExtractConfig(landmarker=_choice("--landmarker", landmarker, ("dlib", "fan")), models_dir=models_dir,
-                           device=resolve_device(device), crop_size=size, track=track, workers=workers)
+                           device=resolve_device(device), crop_size=size, track=track, workers=workers,
+                           jitter_beta=jitter_beta, jitter_shifts=jitter_shifts, smooth_window=smooth_window,
+                           min_face_px=min_face_px)
     wanted = FrameRange.parse(frames) if frames else shot_frames
     summary = extract_faceset(media, out, frames=wanted, config=config)
     faceset = Faceset.open(out)

@@ -46,6 +46,7 @@ __all__ = [
     "high_pass",
     "jitter_residual",
     "valid_runs",
+    "check_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,8 @@ def valid_runs(valid: np.ndarray) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_window(name: str, window: int, order: int) -> None:
+def check_window(name: str, window: int, order: int) -> None:
+    """Raise ConfigError unless ``window`` is an odd frame count >= 1 that a polynomial of ``order`` can smooth."""
     if window < 1 or window % 2 == 0:
         raise ConfigError(
             f"Invalid {name}",
@@ -353,8 +355,8 @@ def smooth_landmarks(
             raise ValueError(f"valid must be ({points.shape[0]},) bool, one flag per frame; got {valid.shape}")
         if np.any(valid & ~finite):
             raise ValueError("track has NaN or infinite landmarks on frames marked valid")
-    _check_window("window", window, order)
-    _check_window("expression_window", expression_window, expression_order)
+    check_window("window", window, order)
+    check_window("expression_window", expression_window, expression_order)
     if not threshold > 0:
         raise ConfigError("Invalid smoothing threshold", expected="a positive number of noise deviations (about 2)",
                           found=str(threshold), fix="use 2.0")

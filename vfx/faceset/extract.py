@@ -30,8 +30,15 @@ import numpy as np
 
 from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
 from vfx.errors import ConfigError
-from vfx.face.landmark import Landmarker, create_landmarker, jitter_average_many, refine_boxes, to_uint8_rgb
-from vfx.face.smooth import smooth_landmarks
+from vfx.face.landmark import (
+    Landmarker,
+    create_landmarker,
+    jitter_average_many,
+    jitter_boxes,
+    refine_boxes,
+    to_uint8_rgb,
+)
+from vfx.face.smooth import check_window, smooth_landmarks
 from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_tracks, seed_boxes
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
@@ -56,7 +63,8 @@ class ExtractConfig:
         crop_size: aligned crop size r, a power of two up to 1024.
         jitter_beta: box shift as a fraction of the box width for landmark averaging ([0052]).
         jitter_shifts: number of shifted boxes (8 principal directions; 0 = a single pass).
-        smooth_window: frames in the zero-lag temporal filter's window (odd; 1 = off).
+        smooth_window: longest window, in frames, of the zero-lag filter's rigid-motion fit (odd; 1 = no
+            temporal filter). See :func:`vfx.face.smooth.smooth_landmarks`.
         max_gap: longest run of missed frames filled by interpolation inside a track.
         detect_scale: full-frame detection runs on the frame scaled by this (0.5 finds faces from ~160 px;
             set ``min_face_px`` for smaller ones).
@@ -76,7 +84,7 @@ class ExtractConfig:
     crop_size: int = 256
     jitter_beta: float = 0.05
     jitter_shifts: int = 8
-    smooth_window: int = 7
+    smooth_window: int = 11
     max_gap: int = 3
     detect_scale: float = 0.5
     forehead_raise: float = 0.25
@@ -86,6 +94,25 @@ class ExtractConfig:
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 32
+
+    def __post_init__(self) -> None:
+        AlignTemplate(size=self.crop_size)  # the crop size's own check and message
+        jitter_boxes(FaceBox(0.0, 0.0, 1.0, 1.0), beta=self.jitter_beta, num_shifts=self.jitter_shifts)
+        counts = {"full_frame_every": (self.full_frame_every, 1), "chunk_frames": (self.chunk_frames, 1),
+                  "smooth_window": (self.smooth_window, 1), "max_gap": (self.max_gap, 0),
+                  "warmup_frames": (self.warmup_frames, 0), "workers": (self.workers, 0)}
+        for name, (value, least) in counts.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"Invalid extract setting {name}", expected=f"an integer >= {least}",
+                                  found=repr(value))
+        check_window("smooth_window", self.smooth_window, order=2)
+        if not 0.0 < self.detect_scale <= 1.0:
+            raise ConfigError("Invalid detection scale", expected="a number in (0, 1]", found=repr(self.detect_scale),
+                              fix="use 0.5, or 1.0 with min_face_px for small faces")
+        if self.min_face_px is not None and not self.min_face_px > 0:
+            raise ConfigError("Invalid min_face_px", expected="a positive width in pixels", found=repr(self.min_face_px))
+        if self.track is not None and self.track < 0:
+            raise ConfigError("Invalid track", expected="a track number >= 0 (0 is the main face)", found=str(self.track))
 
 
 @dataclass(frozen=True)

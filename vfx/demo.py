@@ -28,7 +28,7 @@ from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, sav
 from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
 from vfx.utils.progress import progress
 
-__all__ = ["DemoResult", "build_demo", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
+__all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
 
 PORTRAITS = ("hopper", "astronaut")
 DEMO_FPS = Fraction(24)
@@ -110,21 +110,47 @@ def performance_frames(portrait: np.ndarray, num_frames: int, size: int) -> Iter
 
 @dataclass(frozen=True)
 class DemoResult:
-    """What :func:`build_demo` made."""
+    """What :func:`build_demo` made (and :func:`extract_demo_facesets` added)."""
 
     folder: Path
     shot_file: Path
     videos: dict[str, Path]
     sequences: dict[str, str]
     probes: dict[str, dict[str, object]] = field(default_factory=dict)
+    facesets: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [f"demo shot: {self.shot_file}"]
         for name, info in self.probes.items():
             details = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("path", "kind"))
             lines.append(f"  {name}: {details}")
+        lines += [f"  {text}" for text in self.facesets.values()]
         lines.append(f"next: vfx shot show {self.shot_file}")
         return "\n".join(lines)
+
+
+def extract_demo_facesets(result: DemoResult, *, crop_size: int = 128) -> DemoResult:
+    """Extract both demo personas' footage into ``facesets/<name>`` with a contact sheet and a jitter plot.
+
+    The demo faces are small (90-125 px in a 256² frame), so detection runs at full resolution.
+    """
+    from dataclasses import replace
+
+    from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
+    from vfx.faceset.qc import write_contact_sheet, write_jitter_plot
+    from vfx.faceset.store import Faceset
+
+    config = ExtractConfig(crop_size=crop_size, detect_scale=1.0, min_face_px=64)
+    facesets = {}
+    for name, video in result.videos.items():
+        out = result.folder / "facesets" / name
+        summary = extract_faceset(MediaSource(str(video), shot="demo"), out, config=config)
+        faceset = Faceset.open(out)
+        write_contact_sheet(faceset, out / "contact_sheet.png")
+        write_jitter_plot(faceset, out / "qc_jitter.png")
+        facesets[name] = (f"faceset {name}: {out} ({summary.faces} faces on {summary.frames} frames, "
+                          f"{summary.tracks} track(s); contact_sheet.png, qc_jitter.png)")
+    return replace(result, facesets=facesets)
 
 
 def build_demo(

@@ -78,11 +78,13 @@ def demo(
     size: Annotated[int, typer.Option("--size", min=64, help="Clip height and width in pixels (even).")] = 256,
     start_frame: Annotated[Optional[int], typer.Option("--start-frame", help="First frame number.")] = None,
 ) -> None:
-    """Build the demo shot from two public-domain portraits (Grace Hopper, the NASA astronaut) and probe it."""
-    from vfx.demo import build_demo
+    """Build the demo shot from two public-domain portraits (Grace Hopper, the NASA astronaut), probe it and
+    extract both personas' faces."""
+    from vfx.demo import build_demo, extract_demo_facesets
     from vfx.shot import DEFAULT_START_FRAME
 
     result = build_demo(out, num_frames=frames, size=size, start_frame=start_frame or DEFAULT_START_FRAME)
+    result = extract_demo_facesets(result)
     typer.echo(result.summary())
 
 

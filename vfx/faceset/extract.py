@@ -2,14 +2,15 @@
 
 Three passes over the shot, because the temporal filter needs whole tracks before anything is cropped:
 
-1. landmarks, in parallel chunks of frames: detect (first in a region around the previous frame's face,
-   downscaled; the full frame only when that finds nothing), then 68 landmarks averaged over 9 jittered
-   boxes ([0052] of the source patent). Each finished chunk is cached in the faceset folder, so a killed
-   run resumes where it stopped.
+1. landmarks, one long job per CPU core: detect (in a region around the tracked faces, shrunk so a face
+   is ~100 px; the full frame every 12 frames or when a face is lost), refine each box from a first
+   landmark pass (starting from the track's box), then 68 landmarks averaged over the refined box and its
+   8 shifted copies ([0052] of the source patent). Every 32-frame chunk is cached in the faceset folder as
+   it finishes, so a killed run resumes where it stopped.
 2. tracks, in the parent: link faces across frames, fill short gaps, rank tracks (track 0 = the main
    face), smooth each track with the zero-lag filter.
-3. crops, in parallel chunks: align each face (eyes level, fixed inter-ocular distance), warp the crop,
-   write it; crops already on disk are skipped.
+3. crops, one job per core: align each face (eyes level, fixed inter-ocular distance), warp the crop,
+   write it; crops already on disk are skipped. The index is written last.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
 from vfx.faceset.qc import write_contact_sheet, write_jitter_plot
 from vfx.io.image import read_image, write_image
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from conftest import SHARED_DATA
 
 SIZE = 384  # the portrait's face is ~190 px wide: found at the default half-scale detection
 FAST = ExtractConfig(workers=1, chunk_frames=8)

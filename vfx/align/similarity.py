@@ -44,6 +44,8 @@ __all__ = [
     "warp_to_crop",
     "warp_to_plate",
     "warp_to_crop_torch",
+    "parse_size",
+    "check_landmarks",
 ]
 
 Interpolation = Literal["cubic", "linear", "area", "nearest"]
@@ -143,7 +145,8 @@ class PlatePatch(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------- matrices
 
-def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
+def check_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """``landmarks`` as (68, 2) float64, or a VfxError saying what is wrong with them (shape, NaN)."""
     points = np.asarray(landmarks, dtype=np.float64)
     if points.shape != (NUM_LANDMARKS, 2):
         raise VfxError("Landmarks of the wrong shape", expected=f"({NUM_LANDMARKS}, 2) points in the iBUG 68 order",
@@ -171,7 +174,7 @@ def eye_centres(landmarks: np.ndarray) -> np.ndarray:
     Convention:
         - landmarks: (68, 2) (x, y) in the iBUG order; the right eye is the subject's, the image-left one.
     """
-    points = _check_landmarks(landmarks)
+    points = check_landmarks(landmarks)
     return np.stack([points[list(LANDMARK_GROUPS["right_eye"])].mean(axis=0),
                      points[list(LANDMARK_GROUPS["left_eye"])].mean(axis=0)])
 
@@ -306,8 +309,8 @@ def plate_roi(matrix: np.ndarray, crop_size: int | tuple[int, int], plate_size: 
         >>> plate_roi(np.array([[2.0, 0.0, -20.0], [0.0, 2.0, -40.0]]), 8, (100, 100))
         (20, 10, 24, 14)
     """
-    crop_shape = _shape(crop_size, "crop_size")
-    plate_shape = _shape(plate_size, "plate_size")
+    crop_shape = parse_size(crop_size, "crop_size")
+    plate_shape = parse_size(plate_size, "plate_size")
     x_min, y_min, x_max, y_max = _footprint(invert_affine(matrix), crop_shape, reach)
     y0 = min(max(math.ceil(y_min), 0), plate_shape[0])
     x0 = min(max(math.ceil(x_min), 0), plate_shape[1])
@@ -321,7 +324,8 @@ def plate_roi(matrix: np.ndarray, crop_size: int | tuple[int, int], plate_size: 
 _SUPPORTED_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 
 
-def _shape(size: int | tuple[int, int], name: str) -> tuple[int, int]:
+def parse_size(size: int | tuple[int, int], name: str = "size") -> tuple[int, int]:
+    """``size`` as (height, width): an int is a square; anything else must be a positive (h, w) pair."""
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         shape = (int(size), int(size))
     else:
@@ -465,7 +469,7 @@ def warp_to_crop(image: np.ndarray, matrix: np.ndarray, size: int | tuple[int, i
     """
     _check_options(interpolation, border)
     image = _check_image(image, "image")
-    return _warp_affine(image, matrix, _shape(size, "size"), interpolation, border, border_value)
+    return _warp_affine(image, matrix, parse_size(size, "size"), interpolation, border, border_value)
 
 
 def _kernel_reach(matrix: np.ndarray) -> float:
@@ -519,7 +523,7 @@ def warp_to_plate(crop: np.ndarray, matrix: np.ndarray, plate_size: tuple[int, i
     """
     _check_options(interpolation, border)
     crop = _check_image(crop, "crop")
-    plate_shape = _shape(plate_size, "plate_size")
+    plate_shape = parse_size(plate_size, "plate_size")
     if roi:
         y0, x0, y1, x1 = plate_roi(matrix, crop.shape[:2], plate_shape, reach=_kernel_reach(matrix))
     else:
@@ -581,7 +585,7 @@ def warp_to_crop_torch(images: torch.Tensor, matrices: torch.Tensor | np.ndarray
         raise VfxError("Images of an integer dtype", expected="a float tensor", found=str(images.dtype),
                        fix="convert with .float() / 255")
     batch, _, height, width = images.shape
-    h, w = _shape(size, "size")
+    h, w = parse_size(size, "size")
     device = images.device
     # float64 keeps the inverse and the grid exact; MPS has no float64, float32 is still 1/4000 px at 4K.
     calc = torch.float32 if device.type == "mps" else torch.float64

@@ -26,7 +26,7 @@ from enum import IntEnum
 
 import numpy as np
 
-from vfx.align.similarity import transform_points
+from vfx.align.similarity import check_landmarks, parse_size, transform_points
 from vfx.errors import ConfigError, VfxError
 from vfx.face.types import LANDMARK_GROUPS, NUM_LANDMARKS
 
@@ -97,28 +97,8 @@ _NOSE_ALA_OUT = 0.08  # the alae reach this far beyond the nostril points 31 and
 # ---------------------------------------------------------------------------------------------- checks
 
 def _check_landmarks(landmarks: np.ndarray, matrix: np.ndarray | None = None) -> np.ndarray:
-    points = np.asarray(landmarks, dtype=np.float64)
-    if points.shape != (NUM_LANDMARKS, 2):
-        raise VfxError("Landmarks of the wrong shape", expected=f"({NUM_LANDMARKS}, 2) points in the iBUG 68 order",
-                       found=str(points.shape), fix="pass Face.landmarks")
-    if not np.all(np.isfinite(points)):
-        raise VfxError("Landmarks with NaN or infinite coordinates", expected="finite pixels",
-                       fix="drop or interpolate the face first")
+    points = check_landmarks(landmarks)
     return points if matrix is None else transform_points(points, matrix)
-
-
-def _size_hw(size: int | tuple[int, int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        shape = (int(size), int(size))
-    else:
-        try:
-            h, w = size  # type: ignore[misc]
-            shape = (int(h), int(w))
-        except (TypeError, ValueError):
-            shape = (0, 0)
-    if shape[0] <= 0 or shape[1] <= 0:
-        raise ConfigError("Invalid mask size", expected="a positive int or a (height, width) pair", found=repr(size))
-    return shape
 
 
 def _check_fraction(value: float, name: str) -> float:
@@ -264,7 +244,7 @@ def rasterise_polygon(polygon: np.ndarray, size: int | tuple[int, int], *, antia
         >>> float(rasterise_polygon(square + 0.25, (4, 4)).sum())
         4.0
     """
-    h, w = _size_hw(size)
+    h, w = parse_size(size, "mask size")
     p = np.asarray(polygon, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
         raise VfxError("Invalid polygon", expected="(K, 2) finite (x, y) vertices", found=f"shape {p.shape}")
@@ -441,7 +421,7 @@ def face_layout(landmarks: np.ndarray, size: int | tuple[int, int], *, forehead_
         >>> face_layout(shape, (32, 32)).dtype
         dtype('uint8')
     """
-    shape = _size_hw(size)
+    shape = parse_size(size, "mask size")
     polygons = layout_polygons(landmarks, forehead_raise=forehead_raise, brow_thickness=brow_thickness,
                                matrix=matrix)
     label_map = np.zeros(shape, dtype=np.uint8)

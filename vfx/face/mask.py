@@ -28,7 +28,7 @@ import numpy as np
 
 from vfx.align.similarity import check_landmarks, parse_size, transform_points
 from vfx.errors import ConfigError, VfxError
-from vfx.face.types import LANDMARK_GROUPS, NUM_LANDMARKS
+from vfx.face.types import LANDMARK_GROUPS
 
 __all__ = [
     "FaceLabel",

@@ -5,7 +5,7 @@ Three passes over the shot, because the temporal filter needs whole tracks befor
 1. landmarks, one long job per CPU core: detect (in a region around the tracked faces, shrunk so a face
    is ~100 px; the full frame every 12 frames or when a face is lost), refine each box from a first
    landmark pass (starting from the track's box), then 68 landmarks averaged over the refined box and its
-   8 shifted copies ([0052] of the source patent). Every 32-frame chunk is cached in the faceset folder as
+   8 shifted copies ([0052] of the source patent). Every 10-frame chunk is cached in the faceset folder as
    it finishes, so a killed run resumes where it stopped.
 2. tracks, in the parent: link faces across frames, fill short gaps, rank tracks (track 0 = the main
    face), smooth each track with the zero-lag filter.
@@ -94,7 +94,7 @@ class ExtractConfig:
     warmup_frames: int = 12
     track: int | None = None
     workers: int = 0
-    chunk_frames: int = 32
+    chunk_frames: int = 10
 
     def __post_init__(self) -> None:
         AlignTemplate(size=self.crop_size)  # the crop size's own check and message
@@ -259,10 +259,16 @@ def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], uncac
     position = {chunk[0]: sum(len(c) for c in chunks[:i]) for i, chunk in enumerate(chunks)}
     jobs = []
     for run in runs:
+        # Balance frames, not chunks: the slowest job sets the pass's time.
         pieces = max(1, min(workers, len(run)))
-        size = -(-len(run) // pieces)
-        for start in range(0, len(run), size):
-            members = tuple(chunks[i] for i in run[start:start + size])
+        total = sum(len(chunks[i]) for i in run)
+        groups: list[list[int]] = [[] for _ in range(pieces)]
+        done = 0
+        for i in run:
+            groups[min(pieces - 1, done * pieces // total)].append(i)
+            done += len(chunks[i])
+        for group in filter(None, groups):
+            members = tuple(chunks[i] for i in group)
             first = position[members[0][0]]
             warmup = tuple(all_frames[max(0, first - config.warmup_frames):first])
             jobs.append(_LandmarkJob(source, members, warmup, config, cache_dir))

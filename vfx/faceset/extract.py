@@ -21,11 +21,11 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from vfx.utils.progress import progress
 __all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -220,13 +223,52 @@ def _landmark_pass(pool: Executor | None, source: MediaSource, faceset: Faceset,
         else:
             results.update(cached)
     jobs = _landmark_jobs(source, chunks, uncached, config, cache_dir, workers)
-    outputs = pool.map(_landmark_job, jobs) if pool is not None else map(_landmark_job, jobs)
     total = sum(len(chunk) for job in jobs for chunk in job.chunks)
-    for job, result in zip(jobs, progress(outputs, total=len(jobs), desc="landmarks", unit="job")):
+    chunk_files = [(cache_dir / _cache_name(chunk, config), len(chunk)) for job in jobs for chunk in job.chunks]
+    for result in _run_jobs(pool, _landmark_job, jobs, chunk_files, desc="landmarks"):
         results.update(result)
     log.info("landmarks: %d frames in %d job(s), %d chunk(s) from the cache", total, len(jobs),
              len(chunks) - len(uncached))
     return {frame: [_face(d) for d in detections] for frame, detections in sorted(results.items())}
+
+
+def _run_jobs(pool: Executor | None, fn: Callable[[T], R], jobs: Sequence[T], outputs: Sequence[tuple[Path, int]],
+              *, desc: str, unit: str = "frame") -> list[R]:
+    """Run ``fn`` on every job (in the pool, else one background thread) and return the results in order.
+
+    Progress is reported per frame, not per job (a job is a whole worker's share of the shot): ``outputs`` are
+    the files the jobs write with how many frames each stands for, and the parent counts them as they appear.
+    """
+    executor = pool if pool is not None else ThreadPoolExecutor(max_workers=1)
+    try:
+        futures = [executor.submit(fn, job) for job in jobs]
+        total = sum(count for _, count in outputs)
+        for _ in progress(_outputs_done(futures, outputs), total=total, desc=desc, unit=unit):
+            pass
+        return [future.result() for future in futures]
+    finally:
+        if pool is None:
+            executor.shutdown()
+
+
+def _outputs_done(futures: Sequence[Future], outputs: Sequence[tuple[Path, int]]) -> Iterator[None]:
+    """Yield once per frame as the output files appear, until every job is done (a failed job raises)."""
+    waiting = list(outputs)
+    while True:
+        finished = all(future.done() for future in futures)
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        still = []
+        for path, count in waiting:
+            if path.is_file():
+                yield from (None for _ in range(count))
+            else:
+                still.append((path, count))
+        waiting = still
+        if finished:
+            return
+        wait(futures, timeout=0.5, return_when=FIRST_EXCEPTION)
 
 
 @dataclass(frozen=True)
@@ -376,8 +418,8 @@ def _crop_pass(pool: Executor | None, source: MediaSource, faceset: Faceset, rec
     size = max(1, -(-len(frames) // workers))
     jobs = [(source, tuple(frames[i:i + size]), {f: by_frame[f] for f in frames[i:i + size]}, template.size)
             for i in range(0, len(frames), size)]
-    outputs = pool.map(_crop_chunk, jobs) if pool is not None else map(_crop_chunk, jobs)
-    written = sum(progress(outputs, total=len(jobs), desc="crops", unit="job"))
+    crop_files = [(Path(path), 1) for frame in frames for path, _ in by_frame[frame]]
+    written = sum(_run_jobs(pool, _crop_chunk, jobs, crop_files, desc="crops", unit="crop"))
     return written, skipped
 
 

@@ -1,0 +1,258 @@
+"""Progressive training of the comb network ([0033]-[0043] of 002).
+
+One stage per level, from 4² up to the final resolution. In a stage the newest level fades in (alpha rises
+linearly from 0 to 1 over the first half of the stage, one alpha for every decoder; level 0 has nothing to fade
+from). Every iteration shuffles the personas and, for each, draws a batch of that persona only, reconstructs
+it through the shared encoder and the persona's own decoder, and takes one Adam step ([0041]): the encoder and
+the tied decoder levels get P updates per iteration, each decoder's own levels one. The loss is SSIM (on 16²
+upsampled images) for levels 0-2 and MS-SSIM from level 3, masked by the face mask (Eq. 1 or Eq. 2). Adam
+runs at 1e-4; after the final level's stage it continues at 1e-5 for ``fine_tune_iters`` more iterations.
+
+On CUDA the step runs channels-last under bf16 (or fp16 with a gradient scaler) autocast and may be compiled
+with ``torch.compile``; nothing in the step waits on the host (the loss is read back only at log intervals).
+On the CPU the same code runs in float32.
+
+Checkpoints (:mod:`vfx.comb.checkpoint`) are written every ``checkpoint_every`` iterations and at the end;
+``resume`` continues from the newest one exactly where it stopped (same batches, same losses on the CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vfx.comb.checkpoint import (
+    Manifest,
+    PersonaRecord,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_optimizer,
+    save_checkpoint,
+)
+from vfx.comb.data import Augmentation, PersonaData
+from vfx.comb.losses import MaskMode, level_loss
+from vfx.comb.network import CombConfig, CombNetwork, level_size
+from vfx.errors import ConfigError
+
+__all__ = ["TrainConfig", "TrainProgress", "train_comb", "alpha_at"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run.
+
+    Attributes:
+        iters_per_level: iterations per stage (the patent: 1e5). An iteration is one step per persona.
+        fine_tune_iters: extra iterations at ``final_lr`` after the final stage.
+        batch_size: crops per step (of one persona).
+        lr, final_lr: Adam's learning rate, and the one after the final stage ([0043]).
+        mask_mode: ``"target"`` (Eq. 1) or ``"both"`` (Eq. 2).
+        seed: seeds the weights, the persona order, the batches and the augmentation.
+        checkpoint_every: iterations between checkpoints (0: only at the end).
+        keep_checkpoints: how many to keep.
+        log_every: iterations between progress reports (and loss read-backs).
+        augment: use the light augmentation (:class:`vfx.comb.data.Augmentation`).
+        amp: on CUDA, "bf16", "fp16" or "off".
+        compile: ``torch.compile`` the network (CUDA; first steps are slow while it compiles).
+    """
+
+    iters_per_level: int = 100_000
+    fine_tune_iters: int = 0
+    batch_size: int = 8
+    lr: float = 1e-4
+    final_lr: float = 1e-5
+    mask_mode: MaskMode = "target"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    augment: bool = True
+    amp: str = "bf16"
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("iters_per_level", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"Invalid {name}", expected="an integer >= 1", found=str(getattr(self, name)))
+        for name in ("fine_tune_iters", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"Invalid {name}", expected="an integer >= 0", found=str(getattr(self, name)))
+        if self.log_every < 1:
+            raise ConfigError("Invalid log_every", expected="an integer >= 1", found=str(self.log_every))
+        if self.mask_mode not in ("target", "both"):
+            raise ConfigError("Invalid mask mode", expected="'target' (Eq. 1) or 'both' (Eq. 2)",
+                              found=repr(self.mask_mode))
+        if self.amp not in ("bf16", "fp16", "off"):
+            raise ConfigError("Invalid amp setting", expected="bf16, fp16 or off", found=repr(self.amp))
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """One progress report: where training is and how fast it goes."""
+
+    step: int
+    total_steps: int
+    level: int
+    alpha: float
+    loss: float
+    images_per_s: float
+    lr: float
+
+    def line(self) -> str:
+        return (f"train: iteration {self.step}/{self.total_steps} level {self.level} ({level_size(self.level)}²) "
+                f"alpha {self.alpha:.2f} loss {self.loss:.4f} lr {self.lr:g} {self.images_per_s:.1f} images/s")
+
+
+def alpha_at(level: int, level_step: int, iters_per_level: int) -> float:
+    """Fade-in gain at iteration ``level_step`` of a stage: linear from 0 to 1 over its first half."""
+    if level == 0:
+        return 1.0
+    return min(1.0, level_step / max(1.0, iters_per_level / 2))
+
+
+def train_comb(
+    personas: Mapping[str, PersonaData],
+    run: str | Path,
+    *,
+    resolution: int,
+    width: float = 1.0,
+    config: TrainConfig = TrainConfig(),
+    records: Mapping[str, PersonaRecord] | None = None,
+    device: str = "cpu",
+    resume: bool = False,
+    report: Callable[[TrainProgress], None] | None = None,
+    stop_after: int | None = None,
+) -> tuple[CombNetwork, Manifest]:
+    """Train (or resume) a comb network on ``personas`` and checkpoint it into the folder ``run``.
+
+    Args:
+        personas: name -> its crops (at ``resolution``), in decoder order.
+        run: the run folder (checkpoints ``step_*``).
+        resolution, width: the architecture (:class:`CombConfig`).
+        config: the training settings.
+        records: persona records for the manifest (default: names only).
+        device: ``"cpu"`` or ``"cuda[:N]"``.
+        resume: continue from the newest checkpoint in ``run`` (an error when there is none, or when it is
+            of another architecture).
+        report: called with a :class:`TrainProgress` every ``log_every`` iterations.
+        stop_after: stop (with a checkpoint) after this many iterations in total, as a killed run would;
+            for tests and for chunked farm tasks.
+
+    Returns:
+        The network and the last manifest written.
+    """
+    names = tuple(personas)
+    arch = CombConfig(resolution=resolution, width=width, personas=names)
+    for name, data in personas.items():
+        if data.resolution != resolution:
+            raise ConfigError(f"Persona {name!r} crops are {data.resolution}²", expected=f"{resolution}²",
+                              found=f"{data.resolution}²", fix="load PersonaData at the network's resolution")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    records = {n: (records or {}).get(n, PersonaRecord(n)) for n in names}
+    records = {n: PersonaRecord(r.name, r.facesets, r.consent, personas[n].data_hash) for n, r in records.items()}
+    top = arch.top_level
+    total_steps = (top + 1) * config.iters_per_level + config.fine_tune_iters
+
+    generator = torch.Generator().manual_seed(config.seed)
+    losses: list[list[float]] = []
+    if resume:
+        checkpoint = latest_checkpoint(run)
+        if checkpoint is None:
+            raise ConfigError(f"Nothing to resume in {run}", expected="a run folder with step_* checkpoints",
+                              found="none", fix="run without --resume to start training")
+        net, manifest, saved = load_checkpoint(checkpoint, config=arch, device=dev)
+        step, losses = manifest.step, [list(row) for row in manifest.losses]
+        generator.set_state(saved["tensors"]["generator_state"])
+    else:
+        torch.manual_seed(config.seed)
+        net, step, saved = CombNetwork(arch).to(dev), 0, None
+    if cuda:
+        net = net.to(memory_format=torch.channels_last)
+        for data in personas.values():
+            data.pin()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    if saved is not None:
+        restore_optimizer(optimizer, saved)
+    forward = torch.compile(net) if config.compile and cuda else net
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+    use_amp = cuda and amp_dtype is not None
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    augmentation = Augmentation() if config.augment else Augmentation.none()
+
+    def step_once(name: str, level: int) -> torch.Tensor:
+        images, masks = personas[name].batch(level_size(level), config.batch_size, generator, device=dev,
+                                             augmentation=augmentation)
+        if cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast("cuda", dtype=amp_dtype) if use_amp else contextlib.nullcontext()
+        with autocast:
+            output = forward(images, name)
+        loss = level_loss(images, output.float(), masks, level, mode=config.mask_mode)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.detach()
+
+    started, images_done = time.perf_counter(), 0
+    window = torch.zeros((), device=dev)
+    window_count = 0
+    last_path = None
+    limit = total_steps if stop_after is None else min(total_steps, stop_after)
+    while step < limit:
+        level = min(step // config.iters_per_level, top)
+        level_step = step - level * config.iters_per_level
+        fine_tuning = step >= (top + 1) * config.iters_per_level
+        alpha = 1.0 if fine_tuning else alpha_at(level, level_step, config.iters_per_level)
+        lr = config.final_lr if fine_tuning else config.lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        net.grow(level, alpha)
+        order = torch.randperm(len(names), generator=generator).tolist()  # [0041]: shuffle the personas
+        for index in order:
+            window += step_once(names[index], level)
+            window_count += 1
+            images_done += config.batch_size
+        step += 1
+        if step % config.log_every == 0 or step == limit:
+            mean_loss = float(window) / max(1, window_count)  # the one host read-back, at log intervals
+            losses.append([step, level, round(mean_loss, 6)])
+            elapsed = time.perf_counter() - started
+            progress = TrainProgress(step, total_steps, level, alpha, mean_loss, images_done / max(elapsed, 1e-9), lr)
+            log.info(progress.line())
+            if report is not None:
+                report(progress)
+            window.zero_()
+            window_count = 0
+        if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == limit:
+            manifest = Manifest(arch, tuple(records[n] for n in names), level, alpha, step, level_step + 1, lr,
+                                asdict(config), losses)
+            last_path = save_checkpoint(run, net, optimizer, generator, manifest, keep=config.keep_checkpoints)
+    if last_path is None:  # nothing left to train: the run was already complete
+        _, manifest, _ = load_checkpoint(run, config=arch, device=dev)
+    return net, manifest
+
+
+def describe(manifest: Manifest) -> dict[str, Any]:
+    """A printable summary of a checkpoint manifest (``vfx model info``)."""
+    c = manifest.config
+    return {
+        "architecture": f"comb, {c.resolution}² ({c.top_level + 1} levels), width {c.width}, latent {c.latent_channels}",
+        "personas": ", ".join(p.name for p in manifest.personas),
+        "level": f"{manifest.level} ({level_size(manifest.level)}²), alpha {manifest.alpha:.2f}",
+        "iterations": manifest.step,
+        "lr": manifest.lr,
+        "last loss": manifest.losses[-1][2] if manifest.losses else None,
+        **{f"persona {p.name}": f"facesets {', '.join(p.facesets) or '-'}; consent: {p.consent or 'NONE RECORDED'}; "
+                                f"data {p.data_hash or '-'}" for p in manifest.personas},
+    }

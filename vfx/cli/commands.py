@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 shot_app = typer.Typer(help="Check and print shot files (schema vfx.Shot/1).", no_args_is_help=True)
 app.add_typer(shot_app, name="shot")
+model_app = typer.Typer(help="Inspect trained comb models (schema vfx.CombModel/1).", no_args_is_help=True)
+app.add_typer(model_app, name="model")
 
 
 @app.callback()
@@ -129,7 +131,118 @@ def extract(
         typer.echo(f"  jitter plot: {write_jitter_plot(faceset, out / 'qc_jitter.png')}")
 
 
+@app.command("train")
+def train(
+    shot: Annotated[Optional[Path], typer.Argument(help="A shot file: its personas (facesets) and model settings.")] = None,
+    persona: Annotated[Optional[list[str]], typer.Option("--persona", help="NAME=FACESET_FOLDER; repeat for each persona (instead of, or added to, the shot's).")] = None,
+    consent: Annotated[Optional[list[str]], typer.Option("--consent", help="NAME=TEXT: who agreed, to what use, until when.")] = None,
+    no_consent_record: Annotated[bool, typer.Option("--no-consent-record", help="Train personas that have no consent record (logged).")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Run folder for checkpoints and previews (default: the shot's model.checkpoint).")] = None,
+    res: Annotated[Optional[int], typer.Option("--res", help="Final crop resolution, a power of two (default: the shot's, else 64).")] = None,
+    width: Annotated[Optional[float], typer.Option("--width", help="Channel-width multiplier (1.0: the patent's network; default: the shot's, else 0.25).")] = None,
+    iters_per_level: Annotated[int, typer.Option("--iters-per-level", help="Iterations per level (the patent: 100000).")] = 1000,
+    fine_tune_iters: Annotated[int, typer.Option("--fine-tune-iters", help="Iterations at lr 1e-5 after the last level.")] = 0,
+    batch: Annotated[int, typer.Option("--batch", help="Crops per step.")] = 8,
+    mask: Annotated[str, typer.Option("--mask", help="target (Eq. 1: mask the target) or both (Eq. 2).")] = "target",
+    holdout: Annotated[float, typer.Option("--holdout", help="Fraction of each faceset (its last frames) kept out of training for the previews.")] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, batches and augmentation.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    amp: Annotated[str, typer.Option("--amp", help="CUDA autocast: bf16, fp16 or off.")] = "bf16",
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the network (CUDA).")] = False,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints.")] = 500,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's newest checkpoint.")] = False,
+) -> None:
+    """Train a comb model (shared encoder, one decoder per persona) progressively from 4² up to --res."""
+    import logging
+
+    from vfx.comb.checkpoint import PersonaRecord
+    from vfx.comb.data import PersonaData
+    from vfx.comb.preview import write_loss_curve, write_preview
+    from vfx.comb.train import TrainConfig, held_out_ssim, train_comb
+    from vfx.errors import ConfigError
+    from vfx.shot import load_shot
+
+    sources: dict[str, tuple[list[Path], str | None]] = {}
+    model = None
+    if shot is not None:
+        loaded = load_shot(shot)
+        model = loaded.model
+        for name, config in loaded.personas.items():
+            if config.faceset is None:
+                raise ConfigError(f"Persona {name!r} of shot {loaded.name!r} has footage, not a faceset",
+                                  expected="personas.NAME.faceset, a folder made by vfx extract",
+                                  found=f"footage {config.footage}",
+                                  fix=f"run `vfx extract {shot} --persona {name} --out DIR` and pass --persona {name}=DIR")
+            sources[name] = ([Path(config.faceset)], config.consent)
+    for item in persona or []:
+        name, folder = _key_value("--persona", item)
+        sources.setdefault(name, ([], None))[0].append(Path(folder))
+    for item in consent or []:
+        name, text = _key_value("--consent", item)
+        if name not in sources:
+            raise ConfigError(f"--consent for an unknown persona {name!r}", expected=", ".join(sources) or "a --persona",
+                              found=name)
+        sources[name] = (sources[name][0], text)
+    if not sources:
+        raise ConfigError("No personas to train", expected="a shot file with faceset personas, or --persona NAME=FACESET",
+                          found="none")
+    unconsented = [name for name, (_, text) in sources.items() if not text]
+    if unconsented and not no_consent_record:
+        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
+                          expected="--consent NAME='who agreed, to what use, until when' (or personas.NAME.consent)",
+                          found="none", fix="record the consent, or pass --no-consent-record to train without one")
+    if unconsented:
+        logging.getLogger("vfx.train").warning("training without a consent record for: %s", ", ".join(unconsented))
+    run = out or (Path(model.checkpoint) if model is not None else None)
+    if run is None:
+        raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none")
+    resolution = res or (model.resolution if model is not None else 64)
+    multiplier = width or (model.width if model is not None else 0.25)
+    config = TrainConfig(iters_per_level=iters_per_level, fine_tune_iters=fine_tune_iters, batch_size=batch,
+                         mask_mode=_choice("--mask", mask, ("target", "both")), seed=seed,
+                         checkpoint_every=checkpoint_every, amp=amp, compile=compile_,
+                         log_every=max(1, min(50, iters_per_level // 4)))
+    data = {name: PersonaData(name, folders, resolution, holdout=holdout) for name, (folders, _) in sources.items()}
+    records = {name: PersonaRecord(name, tuple(str(f.absolute()) for f in folders), text)
+               for name, (folders, text) in sources.items()}
+    typer.echo(f"training {', '.join(f'{n} ({len(d)} crops)' for n, d in data.items())} at {resolution}², width "
+               f"{multiplier}, {iters_per_level} iterations per level -> {run}", err=True)
+    net, manifest = train_comb(data, run, resolution=resolution, width=multiplier, config=config, records=records,
+                               device=resolve_device(device), resume=resume,
+                               report=lambda p: typer.echo(p.line(), err=True))
+    preview = write_preview(net, data, Path(run) / "preview.png")
+    curve = write_loss_curve(manifest.losses, Path(run) / "loss.png")
+    typer.echo(f"model {run} (iteration {manifest.step}, level {manifest.level}, last loss "
+               f"{manifest.losses[-1][2] if manifest.losses else float('nan'):.4f})")
+    for name, persona_data in data.items():
+        scores = held_out_ssim(net, persona_data)
+        typer.echo(f"  {name}: held-out SSIM {scores['ssim']:.4f} (face only {scores['face_ssim']:.4f}) "
+                   f"on {len(persona_data.held_out[0])} crops")
+    typer.echo(f"  preview (held-out inputs, then each decoder): {preview}\n  loss curve: {curve}")
+
+
+@model_app.command("info")
+def model_info(checkpoint: Annotated[Path, typer.Argument(help="A run folder of vfx train, or one of its step_* folders.")]) -> None:
+    """Print a comb model's architecture, personas (with their consent records), level and training state."""
+    from vfx.comb.checkpoint import read_manifest
+    from vfx.comb.train import describe
+
+    info = describe(read_manifest(checkpoint))
+    width = max(len(key) for key in info)
+    for key, value in info.items():
+        typer.echo(f"{key:<{width}}  {value}")
+
+
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _key_value(option: str, item: str) -> tuple[str, str]:
+    from vfx.errors import ConfigError
+
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise ConfigError(f"Invalid {option} {item!r}", expected=f"{option} NAME=VALUE", found=item)
+    return name.strip(), value.strip()
 
 
 def resolve_device(spec: str) -> str:

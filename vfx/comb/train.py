@@ -41,7 +41,7 @@ from vfx.comb.losses import MaskMode, level_loss
 from vfx.comb.network import CombConfig, CombNetwork, level_size
 from vfx.errors import ConfigError
 
-__all__ = ["TrainConfig", "TrainProgress", "train_comb", "alpha_at"]
+__all__ = ["TrainConfig", "TrainProgress", "train_comb", "alpha_at", "held_out_ssim", "describe"]
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def train_comb(
         scaler.update()
         return loss.detach()
 
-    started, images_done = time.perf_counter(), 0
+    window_started, images_done = time.perf_counter(), 0
     window = torch.zeros((), device=dev)
     window_count = 0
     last_path = None
@@ -227,8 +227,9 @@ def train_comb(
         if step % config.log_every == 0 or step == limit:
             mean_loss = float(window) / max(1, window_count)  # the one host read-back, at log intervals
             losses.append([step, level, round(mean_loss, 6)])
-            elapsed = time.perf_counter() - started
+            elapsed = time.perf_counter() - window_started
             progress = TrainProgress(step, total_steps, level, alpha, mean_loss, images_done / max(elapsed, 1e-9), lr)
+            window_started, images_done = time.perf_counter(), 0
             log.info(progress.line())
             if report is not None:
                 report(progress)
@@ -241,6 +242,33 @@ def train_comb(
     if last_path is None:  # nothing left to train: the run was already complete
         _, manifest, _ = load_checkpoint(run, config=arch, device=dev)
     return net, manifest
+
+
+@torch.no_grad()
+def held_out_ssim(net: CombNetwork, data: PersonaData, *, batch_size: int = 32) -> dict[str, float]:
+    """SSIM of ``data``'s held-out crops with their reconstructions, at the network's current level.
+
+    Returns ``{"ssim": ..., "face_ssim": ...}``: over the whole crop, and with both images multiplied by the
+    face mask (Eq. 2's view: the background does not count). NaN when nothing is held out.
+    """
+    from vfx.comb.data import resize_to
+    from vfx.comb.losses import ssim
+
+    images, masks = data.held_out
+    if len(images) == 0:
+        return {"ssim": float("nan"), "face_ssim": float("nan")}
+    device = next(net.parameters()).device
+    whole, face = [], []
+    for start in range(0, len(images), batch_size):
+        x = resize_to(images[start:start + batch_size].float().div(255.0).to(device), net.size)
+        m = resize_to(masks[start:start + batch_size].float().div(255.0).to(device), net.size)
+        y = net.decode(net.encode(x), data.name)
+        size = max(net.size, 16)  # SSIM needs 11 px; small levels are compared upsampled, as their loss does
+        if net.size < 16:
+            x, y, m = (torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear") for t in (x, y, m))
+        whole.append(ssim(x, y))
+        face.append(ssim(x * m, y * m))
+    return {"ssim": float(torch.cat(whole).mean()), "face_ssim": float(torch.cat(face).mean())}
 
 
 def describe(manifest: Manifest) -> dict[str, Any]:

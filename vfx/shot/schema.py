@@ -117,6 +117,8 @@ class PersonaConfig(_Frozen):
     footage: ShotPath | None = Field(default=None, description="A video or image sequence of the persona.")
     faceset: ShotPath | None = Field(default=None, description="A faceset folder made by `vfx extract`.")
     start_frame: int = Field(default=DEFAULT_START_FRAME, description="Frame number of the footage's first frame.")
+    consent: str | None = Field(default=None, description="Consent record: who agreed, to what use, until when "
+                                "(free text). `vfx train` refuses a persona without one unless --no-consent-record.")
 
     @model_validator(mode="after")
     def _one_source(self) -> PersonaConfig:
@@ -128,7 +130,8 @@ class PersonaConfig(_Frozen):
 class ModelConfig(_Frozen):
     """The comb autoencoder this shot uses."""
 
-    checkpoint: ShotPath = Field(description="Checkpoint file (safetensors) written by `vfx train`.")
+    checkpoint: ShotPath = Field(description="Training run folder written by `vfx train` (its newest step_* "
+                                 "checkpoint is used), or one step_* checkpoint folder.")
     resolution: int = Field(default=256, description="Face crop size r (a power of two, 4..1024).")
     width: float = Field(default=1.0, gt=0, description="Channel-width multiplier (1.0 is the patent's network).")
 

@@ -69,3 +69,27 @@ def test_train_bad_input_exits_2(tmp_path, capsys):
                        "--out", str(tmp_path / "r")]) == 2
     assert "No faceset" in capsys.readouterr().err
     assert entrypoint(["model", "info", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun(facesets, tmp_path):
+    """DistributedDataParallel on the CPU (gloo): two processes train one model, process 0 checkpoints it."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from vfx.comb.checkpoint import load_checkpoint, read_manifest
+
+    vfx = shutil.which("vfx", path=os.path.dirname(sys.executable))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", vfx, "train",
+               "--persona", f"hopper={facesets['hopper']}", "--persona", f"astronaut={facesets['astronaut']}",
+               "--no-consent-record", "--out", str(run), "--res", "16", "--width", "0.05", "--iters-per-level", "2",
+               "--batch", "2", "--holdout", "0.2", "--device", "cpu"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "VFX_NO_PROGRESS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_manifest(run).step == 6
+    net, _, _ = load_checkpoint(run)
+    assert net.level == 2

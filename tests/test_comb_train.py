@@ -112,3 +112,24 @@ def test_loss_goes_down_on_a_learnable_persona(tmp_path):
                report=seen.append)
     level1 = [p.loss for p in seen if p.level == 1]
     assert level1[-1] < level1[0] * 0.3  # measured: 0.91 -> 0.06 at the patent's lr 1e-4
+
+
+def test_add_a_persona_to_a_trained_model(tmp_path):
+    config = TrainConfig(iters_per_level=2, batch_size=2, checkpoint_every=0, log_every=1)
+    base, _ = train_comb(_personas(2), tmp_path / "base", resolution=16, width=0.05, config=config,
+                         records={"p0": PersonaRecord("p0", (), "p0 consented")})
+    newcomer = {"p2": _persona("p2", 2)}
+    frozen = TrainConfig(iters_per_level=3, batch_size=2, checkpoint_every=0, log_every=1, shared_lr_scale=0.0)
+    net, manifest = train_comb(newcomer, tmp_path / "added", resolution=16, width=0.05, config=frozen,
+                               base=tmp_path / "base")
+    assert net.personas == ("p0", "p1", "p2") and manifest.step == 2 * 3 + 3  # the final stage of 3 levels
+    assert [p.name for p in manifest.personas] == ["p0", "p1", "p2"]
+    assert manifest.personas[0].consent == "p0 consented", "the base's records are kept"
+    before, after = base.state_dict(), net.state_dict()
+    for key, value in before.items():  # encoder, tied levels and the old decoders are untouched
+        assert torch.equal(value, after[key]), key
+    moved = [k for k in after if k.startswith("decoders.p2.") and
+             not torch.equal(after[k], before[k.replace("decoders.p2.", "decoders.p0.")])]
+    assert moved, "the new decoder trains"
+    with pytest.raises(ConfigError, match="Cannot add personas"):
+        train_comb(newcomer, tmp_path / "bad", resolution=16, width=0.1, config=frozen, base=tmp_path / "base")

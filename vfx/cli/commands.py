@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -151,11 +152,13 @@ def train(
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the network (CUDA).")] = False,
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints.")] = 500,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's newest checkpoint.")] = False,
+    base: Annotated[Optional[Path], typer.Option("--base", help="Add the --persona(s) to this trained model (run folder): new decoders start from its first decoder; only the final level trains.")] = None,
+    shared_lr_scale: Annotated[float, typer.Option("--shared-lr-scale", help="Learning-rate factor of the encoder and tied levels (0 freezes them; for --base).")] = 1.0,
 ) -> None:
     """Train a comb model (shared encoder, one decoder per persona) progressively from 4² up to --res."""
     import logging
 
-    from vfx.comb.checkpoint import PersonaRecord
+    from vfx.comb.checkpoint import PersonaRecord, read_manifest
     from vfx.comb.data import PersonaData
     from vfx.comb.preview import write_loss_curve, write_preview
     from vfx.comb.train import TrainConfig, held_out_ssim, train_comb
@@ -196,20 +199,23 @@ def train(
     run = out or (Path(model.checkpoint) if model is not None else None)
     if run is None:
         raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none")
-    resolution = res or (model.resolution if model is not None else 64)
-    multiplier = width or (model.width if model is not None else 0.25)
+    base_config = read_manifest(base).config if base is not None else None
+    resolution = res or (base_config.resolution if base_config else model.resolution if model is not None else 64)
+    multiplier = width or (base_config.width if base_config else model.width if model is not None else 0.25)
     config = TrainConfig(iters_per_level=iters_per_level, fine_tune_iters=fine_tune_iters, batch_size=batch,
                          mask_mode=_choice("--mask", mask, ("target", "both")), seed=seed,
                          checkpoint_every=checkpoint_every, amp=amp, compile=compile_,
-                         log_every=max(1, min(50, iters_per_level // 4)))
+                         log_every=max(1, min(50, iters_per_level // 4)), shared_lr_scale=shared_lr_scale)
     data = {name: PersonaData(name, folders, resolution, holdout=holdout) for name, (folders, _) in sources.items()}
     records = {name: PersonaRecord(name, tuple(str(f.absolute()) for f in folders), text)
                for name, (folders, text) in sources.items()}
     typer.echo(f"training {', '.join(f'{n} ({len(d)} crops)' for n, d in data.items())} at {resolution}², width "
                f"{multiplier}, {iters_per_level} iterations per level -> {run}", err=True)
     net, manifest = train_comb(data, run, resolution=resolution, width=multiplier, config=config, records=records,
-                               device=resolve_device(device), resume=resume,
+                               device=resolve_device(device), resume=resume, base=base,
                                report=lambda p: typer.echo(p.line(), err=True))
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, process 0 reports and draws
     preview = write_preview(net, data, Path(run) / "preview.png")
     curve = write_loss_curve(manifest.losses, Path(run) / "loss.png")
     typer.echo(f"model {run} (iteration {manifest.step}, level {manifest.level}, last loss "

@@ -1,7 +1,7 @@
 """Comb checkpoints: safetensors weights and optimiser state, a JSON manifest (schema ``vfx.CombModel/1``).
 
 A checkpoint is a folder ``step_00001234/`` holding ``model.safetensors`` (the network), ``optimizer.safetensors``
-(Adam's moments, and the data generator's state) and ``manifest.json`` (architecture, persona records, level,
+(Adam's moments, and the random generators' states) and ``manifest.json`` (architecture, persona records, level,
 alpha, step, learning rate, data hashes, training settings, vfx version). The folder is written under a
 temporary name and renamed, so a killed run never leaves half a checkpoint; the newest ``keep`` are kept.
 """
@@ -87,7 +87,7 @@ class Manifest:
 
 
 def save_checkpoint(run: str | os.PathLike[str], net: CombNetwork, optimizer: torch.optim.Optimizer,
-                    generator: torch.Generator, manifest: Manifest, *, keep: int = 3) -> Path:
+                    generators: dict[str, torch.Generator], manifest: Manifest, *, keep: int = 3) -> Path:
     """Write ``run/step_XXXXXXXX/`` atomically and drop all but the newest ``keep`` checkpoints."""
     run = Path(run)
     final = run / f"step_{manifest.step:08d}"
@@ -97,7 +97,7 @@ def save_checkpoint(run: str | os.PathLike[str], net: CombNetwork, optimizer: to
     save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp / MODEL_FILE),
               metadata={"schema": COMB_SCHEMA})
     tensors, groups = _flatten_optimizer(optimizer)
-    tensors["generator_state"] = generator.get_state()
+    tensors.update({f"generator.{name}": g.get_state() for name, g in generators.items()})
     save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"schema": COMB_SCHEMA})
     data = manifest.to_dict() | {"optimizer": groups}
     atomic_write_text(tmp / MANIFEST_FILE, json.dumps(data, indent=2) + "\n")

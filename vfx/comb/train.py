@@ -12,6 +12,10 @@ On CUDA the step runs channels-last under bf16 (or fp16 with a gradient scaler) 
 with ``torch.compile``; nothing in the step waits on the host (the loss is read back only at log intervals).
 On the CPU the same code runs in float32.
 
+Several GPUs (or CPU processes): run under ``torchrun --nproc_per_node N``; every process trains the same
+persona in the same step on its own batches and DistributedDataParallel averages the gradients; process 0
+writes the checkpoints. Resuming a multi-process run is exact for process 0's data stream only.
+
 Checkpoints (:mod:`vfx.comb.checkpoint`) are written every ``checkpoint_every`` iterations and at the end;
 ``resume`` continues from the newest one exactly where it stopped (same batches, same losses on the CPU).
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -63,6 +68,8 @@ class TrainConfig:
         augment: use the light augmentation (:class:`vfx.comb.data.Augmentation`).
         amp: on CUDA, "bf16", "fp16" or "off".
         compile: ``torch.compile`` the network (CUDA; first steps are slow while it compiles).
+        shared_lr_scale: learning-rate factor of the encoder and the tied decoder levels (0 freezes them), for
+            adding a persona to a trained model without disturbing the others.
     """
 
     iters_per_level: int = 100_000
@@ -78,6 +85,7 @@ class TrainConfig:
     augment: bool = True
     amp: str = "bf16"
     compile: bool = False
+    shared_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("iters_per_level", "batch_size"):
@@ -91,6 +99,9 @@ class TrainConfig:
         if self.mask_mode not in ("target", "both"):
             raise ConfigError("Invalid mask mode", expected="'target' (Eq. 1) or 'both' (Eq. 2)",
                               found=repr(self.mask_mode))
+        if not 0.0 <= self.shared_lr_scale <= 1.0:
+            raise ConfigError("Invalid shared_lr_scale", expected="a factor in [0, 1] (0 freezes the encoder)",
+                              found=str(self.shared_lr_scale))
         if self.amp not in ("bf16", "fp16", "off"):
             raise ConfigError("Invalid amp setting", expected="bf16, fp16 or off", found=repr(self.amp))
 
@@ -131,6 +142,7 @@ def train_comb(
     resume: bool = False,
     report: Callable[[TrainProgress], None] | None = None,
     stop_after: int | None = None,
+    base: str | Path | None = None,
 ) -> tuple[CombNetwork, Manifest]:
     """Train (or resume) a comb network on ``personas`` and checkpoint it into the folder ``run``.
 
@@ -146,24 +158,48 @@ def train_comb(
         report: called with a :class:`TrainProgress` every ``log_every`` iterations.
         stop_after: stop (with a checkpoint) after this many iterations in total, as a killed run would;
             for tests and for chunked farm tasks.
+        base: add personas to this trained model (a run or checkpoint folder, grown to ``resolution``): the
+            network keeps its encoder, tied levels and decoders, each persona of ``personas`` that it lacks gets
+            a decoder whose own levels start as a copy of its first decoder's, and training runs the final
+            stage (and fine-tuning) only, on the personas given. Use ``shared_lr_scale`` to freeze or slow
+            the encoder.
 
     Returns:
         The network and the last manifest written.
     """
-    names = tuple(personas)
-    arch = CombConfig(resolution=resolution, width=width, personas=names)
+    names = tuple(personas)  # the personas trained here
+    base_net, base_manifest = None, None
+    if base is not None:
+        base_net, base_manifest, _ = load_checkpoint(base, device="cpu")
+        if (base_net.config.resolution, base_net.config.width) != (resolution, width) or \
+                base_manifest.level != base_net.config.top_level:
+            raise ConfigError(f"Cannot add personas to {base}",
+                              expected=f"a model grown to {resolution}² at width {width}",
+                              found=f"{base_net.config.resolution}² at width {base_net.config.width}, level "
+                                    f"{base_manifest.level}", fix="finish training it, or match --res and --width")
+    existing = base_net.personas if base_net is not None else ()
+    arch = CombConfig(resolution=resolution, width=width, personas=existing + tuple(n for n in names if n not in existing))
     for name, data in personas.items():
         if data.resolution != resolution:
             raise ConfigError(f"Persona {name!r} crops are {data.resolution}²", expected=f"{resolution}²",
                               found=f"{data.resolution}²", fix="load PersonaData at the network's resolution")
     dev = torch.device(device)
     cuda = dev.type == "cuda"
-    records = {n: (records or {}).get(n, PersonaRecord(n)) for n in names}
-    records = {n: PersonaRecord(r.name, r.facesets, r.consent, personas[n].data_hash) for n, r in records.items()}
+    rank, world = _init_distributed(cuda)
+    if world > 1 and cuda:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))  # torchrun: one GPU per process
+        torch.cuda.set_device(dev)
+    known = {r.name: r for r in base_manifest.personas} if base_manifest is not None else {}
+    records = {n: (records or {}).get(n) or known.get(n) or PersonaRecord(n) for n in arch.personas}
+    records = {n: PersonaRecord(r.name, r.facesets, r.consent, personas[n].data_hash if n in personas else r.data_hash)
+               for n, r in records.items()}
     top = arch.top_level
     total_steps = (top + 1) * config.iters_per_level + config.fine_tune_iters
 
-    generator = torch.Generator().manual_seed(config.seed)
+    # Two random streams: the persona order must be the same in every DDP process (they step the same decoder
+    # together); the batches (and their augmentation) differ per process.
+    order_generator = torch.Generator().manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     losses: list[list[float]] = []
     if resume:
         checkpoint = latest_checkpoint(run)
@@ -172,7 +208,11 @@ def train_comb(
                               found="none", fix="run without --resume to start training")
         net, manifest, saved = load_checkpoint(checkpoint, config=arch, device=dev)
         step, losses = manifest.step, [list(row) for row in manifest.losses]
-        generator.set_state(saved["tensors"]["generator_state"])
+        order_generator.set_state(saved["tensors"]["generator.order"])
+        generator.set_state(saved["tensors"]["generator.batches"])  # process 0's: other processes restart theirs
+    elif base_net is not None:
+        net, saved = _extended(base_net, arch).to(dev), None
+        step = top * config.iters_per_level  # the base is grown: only the final stage (and fine-tuning) remain
     else:
         torch.manual_seed(config.seed)
         net, step, saved = CombNetwork(arch).to(dev), 0, None
@@ -180,10 +220,24 @@ def train_comb(
         net = net.to(memory_format=torch.channels_last)
         for data in personas.values():
             data.pin()
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+    shared = {id(p) for p in net.shared_parameters()}
+    groups = [{"params": [p for p in net.parameters() if id(p) not in shared], "lr_scale": 1.0}]
+    if config.shared_lr_scale > 0:
+        groups.insert(0, {"params": net.shared_parameters(), "lr_scale": config.shared_lr_scale})
+    else:
+        net.encoder.requires_grad_(False)
+        net.tied.requires_grad_(False)
+    optimizer = torch.optim.Adam(groups, lr=config.lr)
     if saved is not None:
         restore_optimizer(optimizer, saved)
-    forward = torch.compile(net) if config.compile and cuda else net
+    forward: torch.nn.Module = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # Each step uses one decoder: the others' parameters get no gradient, which DDP must be told.
+        forward = DistributedDataParallel(net, device_ids=[dev.index] if cuda else None, find_unused_parameters=True)
+    if config.compile and cuda:
+        forward = torch.compile(forward)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
     use_amp = cuda and amp_dtype is not None
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
@@ -207,22 +261,23 @@ def train_comb(
     window_started, images_done = time.perf_counter(), 0
     window = torch.zeros((), device=dev)
     window_count = 0
-    last_path = None
+    checkpointed = False
     limit = total_steps if stop_after is None else min(total_steps, stop_after)
     while step < limit:
         level = min(step // config.iters_per_level, top)
         level_step = step - level * config.iters_per_level
         fine_tuning = step >= (top + 1) * config.iters_per_level
-        alpha = 1.0 if fine_tuning else alpha_at(level, level_step, config.iters_per_level)
+        grown = base_net is not None  # a base model has every level already: nothing fades in
+        alpha = 1.0 if fine_tuning or grown else alpha_at(level, level_step, config.iters_per_level)
         lr = config.final_lr if fine_tuning else config.lr
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         net.grow(level, alpha)
-        order = torch.randperm(len(names), generator=generator).tolist()  # [0041]: shuffle the personas
+        order = torch.randperm(len(names), generator=order_generator).tolist()  # [0041]: shuffle the personas
         for index in order:
             window += step_once(names[index], level)
             window_count += 1
-            images_done += config.batch_size
+            images_done += config.batch_size * world
         step += 1
         if step % config.log_every == 0 or step == limit:
             mean_loss = float(window) / max(1, window_count)  # the one host read-back, at log intervals
@@ -230,18 +285,49 @@ def train_comb(
             elapsed = time.perf_counter() - window_started
             progress = TrainProgress(step, total_steps, level, alpha, mean_loss, images_done / max(elapsed, 1e-9), lr)
             window_started, images_done = time.perf_counter(), 0
-            log.info(progress.line())
-            if report is not None:
-                report(progress)
+            if rank == 0:
+                log.info(progress.line())
+                if report is not None:
+                    report(progress)
             window.zero_()
             window_count = 0
         if (config.checkpoint_every and step % config.checkpoint_every == 0) or step == limit:
-            manifest = Manifest(arch, tuple(records[n] for n in names), level, alpha, step, level_step + 1, lr,
+            manifest = Manifest(arch, tuple(records[n] for n in arch.personas), level, alpha, step, level_step + 1, lr,
                                 asdict(config), losses)
-            last_path = save_checkpoint(run, net, optimizer, generator, manifest, keep=config.keep_checkpoints)
-    if last_path is None:  # nothing left to train: the run was already complete
+            if rank == 0:
+                generators = {"order": order_generator, "batches": generator}
+                save_checkpoint(run, net, optimizer, generators, manifest, keep=config.keep_checkpoints)
+            if world > 1:
+                torch.distributed.barrier()
+            checkpointed = True
+    if not checkpointed:  # nothing left to train: the run was already complete
         _, manifest, _ = load_checkpoint(run, config=arch, device=dev)
     return net, manifest
+
+
+def _extended(base: CombNetwork, arch: CombConfig) -> CombNetwork:
+    """``base`` with a decoder for every persona of ``arch`` it lacks, own levels copied from its first decoder."""
+    net = CombNetwork(arch)
+    state = base.state_dict()
+    first = base.personas[0]
+    for name in arch.personas:
+        if name not in base.personas:
+            prefix = f"decoders.{first}."
+            state.update({f"decoders.{name}." + k[len(prefix):]: v.clone() for k, v in base.state_dict().items()
+                          if k.startswith(prefix)})
+    net.load_state_dict(state)
+    net.grow(base.level, base.alpha)
+    return net
+
+
+def _init_distributed(cuda: bool) -> tuple[int, int]:
+    """(rank, world size): from torchrun's environment (initialising the process group once), else (0, 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not torch.distributed.is_available():
+        return 0, 1
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend="nccl" if cuda else "gloo")
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
 
 
 @torch.no_grad()

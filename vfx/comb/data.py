@@ -1,9 +1,9 @@
 """Training data of the comb network: one persona's aligned crops and face masks, batched and augmented.
 
 A persona's crops are read once from its facesets, resized to the network's final resolution and held as
-uint8 tensors (3 bytes a pixel: 1000 crops at 256² are 200 MB), in pinned memory when training on CUDA so the
-copy to the GPU overlaps the step. A batch is drawn by index with the trainer's seeded generator, moved to the
-device, then augmented there in one batched call (a small random similarity warp of crop and mask together, a
+uint8 tensors (3 bytes a pixel: 1000 crops at 256² are 200 MB), on the GPU itself when training on CUDA
+(:meth:`PersonaData.to`), so a batch is gathered there with no host copy. A batch is drawn by index with the
+trainer's seeded generator, then augmented on the device in one batched call (a small random similarity warp of crop and mask together, a
 light colour jitter, the light augmentation a face-swap trainer uses) and area-downsampled to the current
 level's size. No worker processes are needed: the data is already decoded, and the augmentation is a few
 tensor ops on the device.
@@ -123,9 +123,13 @@ class PersonaData:
     def __len__(self) -> int:
         return len(self._images)
 
-    def pin(self) -> PersonaData:
-        """Put the crops in page-locked memory (for non-blocking copies to a CUDA device)."""
-        self._images, self._masks = self._images.pin_memory(), self._masks.pin_memory()
+    def to(self, device: torch.device | str) -> PersonaData:
+        """Keep the training crops on ``device`` (a GPU): batches are then gathered there, with no host copy.
+
+        uint8 crops are small (1000 at 256² are 200 MB; at 1024², 3 GB); where they do not fit, keep them on
+        the CPU and the batches are copied over step by step.
+        """
+        self._images, self._masks = self._images.to(device), self._masks.to(device)
         return self
 
     def batch(self, size: int, batch_size: int, generator: torch.Generator, *, device: torch.device | str = "cpu",
@@ -138,7 +142,7 @@ class PersonaData:
         if len(self) == 0:
             raise ConfigError(f"Persona {self.name!r} has no training crops", expected="at least one face",
                               found="none (all held out?)")
-        index = torch.randint(len(self), (batch_size,), generator=generator)
+        index = torch.randint(len(self), (batch_size,), generator=generator).to(self._images.device)
         params = torch.rand(batch_size, 6, generator=generator) * 2 - 1  # one row of draws per crop
         images = self._images[index].to(device, non_blocking=True).float().div_(255.0)
         masks = self._masks[index].to(device, non_blocking=True).float().div_(255.0)

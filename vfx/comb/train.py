@@ -219,7 +219,7 @@ def train_comb(
     if cuda:
         net = net.to(memory_format=torch.channels_last)
         for data in personas.values():
-            data.pin()
+            data.to(dev)
     shared = {id(p) for p in net.shared_parameters()}
     groups = [{"params": [p for p in net.parameters() if id(p) not in shared], "lr_scale": 1.0}]
     if config.shared_lr_scale > 0:

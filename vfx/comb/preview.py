@@ -11,8 +11,8 @@ import torch
 
 from vfx.comb.data import Augmentation, PersonaData, resize_to
 from vfx.comb.network import CombNetwork
-from vfx.io.atomic import atomic_path
 from vfx.io.image import write_image
+from vfx.utils.plots import pyplot, save_figure
 
 __all__ = ["write_preview", "write_loss_curve", "preview_grid"]
 
@@ -46,7 +46,7 @@ def preview_grid(net: CombNetwork, personas: Mapping[str, PersonaData], *, count
 
 
 def write_preview(net: CombNetwork, personas: Mapping[str, PersonaData], path: str | os.PathLike[str],
-                  *, count: int = 4, min_tile_px: int = 64) -> Path:
+                  *, count: int = 4, min_tile_px: int = 128) -> Path:
     """Write :func:`preview_grid` as a PNG, small levels enlarged (nearest) to ``min_tile_px`` tiles."""
     grid = preview_grid(net, personas, count=count)
     factor = max(1, min_tile_px // net.size)
@@ -57,11 +57,7 @@ def write_preview(net: CombNetwork, personas: Mapping[str, PersonaData], path: s
 
 def write_loss_curve(losses: list[list[float]], path: str | os.PathLike[str]) -> Path:
     """Plot (iteration, level, loss) rows as a PNG, one colour per level."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = np.asarray(losses, dtype=np.float64).reshape(-1, 3)
     fig, axis = plt.subplots(figsize=(9, 3.2))
     for level in np.unique(rows[:, 1]).astype(int):
@@ -73,8 +69,4 @@ def write_loss_curve(losses: list[list[float]], path: str | os.PathLike[str]) ->
     if len(rows):
         axis.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from vfx.face.smooth import RIGID_LANDMARKS, high_pass
-from vfx.faceset.store import Faceset, FaceRecord
-from vfx.io.atomic import atomic_path
+from vfx.faceset.store import FaceRecord, Faceset
 from vfx.io.image import read_image, write_image
+from vfx.utils.plots import pyplot, save_figure
 
 __all__ = ["write_contact_sheet", "write_jitter_plot", "track_jitter"]
 
@@ -72,11 +72,7 @@ def _contiguous(frames: np.ndarray) -> list[tuple[int, int]]:
 
 def write_jitter_plot(faceset: Faceset, path: str | os.PathLike[str]) -> Path:
     """Write a PNG with, per track, the landmark jitter over time before and after the temporal filter."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     by_track: dict[int, list[FaceRecord]] = {}
     for record in faceset.faces():
         by_track.setdefault(record.track, []).append(record)
@@ -93,8 +89,4 @@ def write_jitter_plot(faceset: Faceset, path: str | os.PathLike[str]) -> Path:
         axis.legend(loc="upper right", fontsize=8)
         axis.grid(alpha=0.3)
     fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -209,7 +209,10 @@ def train_comb(
         net, manifest, saved = load_checkpoint(checkpoint, config=arch, device=dev)
         step, losses = manifest.step, [list(row) for row in manifest.losses]
         order_generator.set_state(saved["tensors"]["generator.order"])
-        generator.set_state(saved["tensors"]["generator.batches"])  # process 0's: other processes restart theirs
+        if rank == 0:
+            generator.set_state(saved["tensors"]["generator.batches"])
+        else:  # only process 0's stream is saved; the others start fresh ones, distinct per process and step
+            generator.manual_seed(config.seed + 7919 * rank + step)
     elif base_net is not None:
         net, saved = _extended(base_net, arch).to(dev), None
         step = top * config.iters_per_level  # the base is grown: only the final stage (and fine-tuning) remain

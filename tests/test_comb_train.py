@@ -35,6 +35,15 @@ def test_alpha_rises_over_the_first_half_of_a_stage():
     assert [alpha_at(2, s, 100) for s in (0, 25, 50, 99)] == [0.0, 0.5, 1.0, 1.0]
 
 
+def test_persona_data_is_a_dataset_at_the_level_size():
+    data = _persona("x", 0)
+    data.size = 8
+    image, mask = data[2]
+    assert len(data) == 6 and image.shape == (3, 8, 8) and mask.shape == (1, 8, 8)
+    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
+    assert batch[0].shape == (4, 3, 8, 8)
+
+
 def test_batches_have_the_level_size_and_follow_the_generator():
     data = _persona("x", 0)
     a = data.batch(8, 3, torch.Generator().manual_seed(1))

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.data import Dataset
 
 from vfx.errors import ConfigError
 from vfx.face.mask import face_mask
@@ -51,8 +52,13 @@ class Augmentation:
         return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
-class PersonaData:
+class PersonaData(Dataset):
     """The crops of one persona (every face of track 0 of each faceset, or of ``track``), in memory.
+
+    A torch Dataset: item ``i`` is ``(image (3, s, s), mask (1, s, s))`` at :attr:`size` (set it to the
+    current level's size; default the full resolution), unaugmented, for a DataLoader or for evaluation.
+    The trainer draws whole augmented batches with :meth:`batch` instead, which is one gather and a few
+    batched ops on the device rather than B separate item calls.
 
     Args:
         name: the persona.
@@ -122,6 +128,19 @@ class PersonaData:
 
     def __len__(self) -> int:
         return len(self._images)
+
+    @property
+    def size(self) -> int:
+        return getattr(self, "_size", self.resolution)
+
+    @size.setter
+    def size(self, value: int) -> None:
+        self._size = int(value)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        image = self._images[index : index + 1].float().div(255.0)
+        mask = self._masks[index : index + 1].float().div(255.0)
+        return resize_to(image, self.size)[0], resize_to(mask, self.size)[0]
 
     def to(self, device: torch.device | str) -> PersonaData:
         """Keep the training crops on ``device`` (a GPU): batches are then gathered there, with no host copy.

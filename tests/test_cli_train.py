@@ -48,6 +48,28 @@ def test_train_writes_a_model_previews_and_info(facesets, tmp_path, capsys):
     assert re.search(r"iterations +9\n", capsys.readouterr().out)
 
 
+def test_train_from_a_shot_file(facesets, tmp_path, capsys):
+    shot = tmp_path / "sh010.yaml"
+    shot.write_text(f"""\
+schema: vfx.Shot/1
+name: sh010
+plate: {{path: plates/sh010.####.exr, frames: 1001-1010}}
+personas:
+  hopper: {{faceset: {facesets['hopper']}, consent: "public domain (US Navy photo)"}}
+  astronaut: {{faceset: {facesets['astronaut']}, consent: "public domain (NASA photo)"}}
+model: {{checkpoint: models/sh010_comb, resolution: 8, width: 0.05}}
+""")
+    assert entrypoint(["train", str(shot), "--iters-per-level", "1", "--batch", "1", "--holdout", "0"]) == 0
+    capsys.readouterr()
+    assert entrypoint(["model", "info", str(tmp_path / "models" / "sh010_comb")]) == 0
+    info = capsys.readouterr().out
+    assert "comb, 8² (2 levels)" in info and "public domain (NASA photo)" in info
+    footage = tmp_path / "footage.yaml"
+    footage.write_text(shot.read_text().replace(f"faceset: {facesets['hopper']}", "footage: hopper.mov"))
+    assert entrypoint(["train", str(footage)]) == 2
+    assert "vfx extract" in capsys.readouterr().err
+
+
 def test_train_refuses_personas_without_consent(facesets, tmp_path, capsys):
     args = ["train", "--persona", f"hopper={facesets['hopper']}", "--out", str(tmp_path / "run"), "--res", "8",
             "--width", "0.05", "--iters-per-level", "1", "--batch", "1", "--holdout", "0"]

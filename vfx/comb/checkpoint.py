@@ -182,10 +182,9 @@ def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -
         if not key.startswith("state."):
             continue
         _, index, name = key.split(".", 2)
-        per_param.setdefault(int(index), {})[name] = value.to(params[int(index)].device)
-    full = {"state": {i: {k: (v if k != "step" else v.cpu()) for k, v in s.items()} for i, s in per_param.items()},
-            "param_groups": [dict(g, params=g["params"]) for g in groups["param_groups"]]}
-    optimizer.load_state_dict(full)
+        # Adam keeps its step count on the CPU and its moments beside the parameter.
+        per_param.setdefault(int(index), {})[name] = value if name == "step" else value.to(params[int(index)].device)
+    optimizer.load_state_dict({"state": per_param, "param_groups": groups["param_groups"]})
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -103,6 +103,8 @@ def test_checkpoint_errors_are_clear(tmp_path):
     assert manifest.personas[0].consent == "p0 agreed to this test, 2026" and manifest.personas[0].data_hash
     with pytest.raises(ConfigError, match="another architecture"):
         train_comb(_personas(), tmp_path / "run", resolution=16, width=0.05, config=FAST, resume=True)
+    with pytest.raises(ConfigError, match="already holds a model"):
+        train_comb(_personas(size=8), tmp_path / "run", resolution=8, width=0.05, config=FAST)
     with pytest.raises(ConfigError, match="Nothing to resume"):
         train_comb(_personas(size=8), tmp_path / "empty", resolution=8, width=0.05, config=FAST, resume=True)
     checkpoint = latest_checkpoint(tmp_path / "run")

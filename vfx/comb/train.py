@@ -201,6 +201,10 @@ def train_comb(
     order_generator = torch.Generator().manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     losses: list[list[float]] = []
+    if not resume and latest_checkpoint(run) is not None:
+        raise ConfigError(f"Run folder {run} already holds a model", expected="a new run folder, or --resume",
+                          found=f"checkpoint {latest_checkpoint(run).name}",
+                          fix="pass --resume to continue it, or choose another --out")
     if resume:
         checkpoint = latest_checkpoint(run)
         if checkpoint is None:

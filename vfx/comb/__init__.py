@@ -1,1 +1,13 @@
-"""The comb autoencoder: shared encoder, per-persona decoders, progressive training (filled by the comb-model issue)."""
+"""The comb autoencoder: shared encoder, per-persona decoders, progressive training, checkpoints.
+
+:mod:`vfx.comb.network` (the Fig. 3A/3B network), :mod:`vfx.comb.losses` (SSIM, MS-SSIM, masked level loss),
+:mod:`vfx.comb.data` (persona crops), :mod:`vfx.comb.train` (progressive training), :mod:`vfx.comb.checkpoint`
+(safetensors checkpoints, ``vfx.CombModel/1`` manifests) and :mod:`vfx.comb.preview` (pictures of a run).
+"""
+
+from vfx.comb.checkpoint import PersonaRecord, load_checkpoint, read_manifest
+from vfx.comb.network import CombConfig, CombNetwork
+from vfx.comb.train import TrainConfig, train_comb
+
+__all__ = ["CombConfig", "CombNetwork", "PersonaRecord", "TrainConfig", "load_checkpoint", "read_manifest",
+           "train_comb"]

@@ -94,16 +94,18 @@ class PersonaData(Dataset):
                 if crop.shape[0] != resolution:
                     crop = cv2.resize(crop, (resolution, resolution),
                                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
-                rgb = np.clip(np.rint(crop * 255.0), 0, 255).astype(np.uint8)
+                rgb = _to_uint8(crop)
                 mask = face_mask(record.crop_landmarks * scale + (scale - 1) / 2, resolution,
                                  forehead_raise=forehead_raise)
-                mask8 = np.clip(np.rint(mask * 255.0), 0, 255).astype(np.uint8)
                 digest.update(rgb.tobytes())
                 (images if index < cut else held_images).append(rgb)
-                (masks if index < cut else held_masks).append(mask8)
-        self.data_hash = digest.hexdigest()[:16]
-        self._images = _stack(images, 3)
-        self._masks = _stack(masks, 1)
+                (masks if index < cut else held_masks).append(_to_uint8(mask))
+        self._store(images, masks, held_images, held_masks, digest.hexdigest()[:16])
+
+    def _store(self, images: list[np.ndarray], masks: list[np.ndarray], held_images: list[np.ndarray],
+               held_masks: list[np.ndarray], data_hash: str) -> None:
+        self.data_hash = data_hash
+        self._images, self._masks = _stack(images, 3), _stack(masks, 1)
         self.held_out = (_stack(held_images, 3), _stack(held_masks, 1))
 
     @classmethod
@@ -115,15 +117,13 @@ class PersonaData(Dataset):
             raise ConfigError("Invalid persona crops", expected="(N, r, r, 3) square RGB crops",
                               found=str(images.shape))
         if images.dtype != np.uint8:
-            images = np.clip(np.rint(images * 255.0), 0, 255).astype(np.uint8)
-        masks = np.full(images.shape[:3], 255, np.uint8) if masks is None else np.clip(
-            np.rint(np.asarray(masks, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+            images = _to_uint8(images)
+        masks = np.full(images.shape[:3], 255, np.uint8) if masks is None else _to_uint8(np.asarray(masks))
         data = cls.__new__(cls)
         data.name, data.resolution = name, images.shape[1]
-        data.data_hash = hashlib.sha256(images.tobytes()).hexdigest()[:16]
         cut = len(images) - int(round(len(images) * holdout))
-        data._images, data._masks = _stack(list(images[:cut]), 3), _stack(list(masks[:cut]), 1)
-        data.held_out = (_stack(list(images[cut:]), 3), _stack(list(masks[cut:]), 1))
+        data._store(list(images[:cut]), list(masks[:cut]), list(images[cut:]), list(masks[cut:]),
+                    hashlib.sha256(images.tobytes()).hexdigest()[:16])
         return data
 
     def __len__(self) -> int:
@@ -207,6 +207,11 @@ def resize_to(x: Tensor, size: int) -> Tensor:
     if factor * size != x.shape[-1]:
         raise ConfigError("Cannot resize to a level", expected=f"a size dividing {x.shape[-1]}", found=str(size))
     return F.avg_pool2d(x, factor)
+
+
+def _to_uint8(values: np.ndarray) -> np.ndarray:
+    """[0, 1] floats to the nearest 8-bit code."""
+    return np.clip(np.rint(np.asarray(values, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
 def _stack(arrays: list[np.ndarray], channels: int) -> Tensor:

@@ -26,7 +26,7 @@ import numpy as np
 
 from vfx.face.landmark import Landmarker, jitter_boxes, refine_boxes, to_uint8_rgb
 from vfx.face.smooth import RIGID_LANDMARKS, jitter_residual, measure_lag, smooth_landmarks, smooth_landmarks_streaming
-from vfx.face.track import FaceTracker, find_faces, seed_boxes
+from vfx.face.track import FULL_FRAME_EVERY, FaceTracker, find_faces, seed_boxes
 from vfx.face.types import NUM_LANDMARKS, Face
 
 __all__ = [
@@ -93,7 +93,7 @@ def landmark_tracks(
     single, refined, averaged, widths = [], [], [], []
     for index, frame in enumerate(frames):
         image = to_uint8_rgb(frame)
-        boxes = find_faces(landmarker, image, tracker, detect_scale=detect_scale, full_frame=index % 12 == 0)
+        boxes = find_faces(landmarker, image, tracker, detect_scale=detect_scale, full_frame=index % FULL_FRAME_EVERY == 0)
         if not boxes:
             tracker.update(index, [])
             for track in (single, refined, averaged):

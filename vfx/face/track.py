@@ -31,13 +31,16 @@ from vfx.face.types import NUM_LANDMARKS, Face, FaceBox
 if TYPE_CHECKING:
     from vfx.face.landmark import Landmarker
 
-__all__ = ["Track", "FaceTracker", "fill_gaps", "find_faces", "rank_tracks", "seed_boxes", "track_score"]
+__all__ = ["Track", "FaceTracker", "fill_gaps", "find_faces", "rank_tracks", "seed_boxes", "track_score", "FULL_FRAME_EVERY"]
 
 log = logging.getLogger(__name__)
 
 #: Width a tracked face is shrunk to for detection in its region: dlib's HOG window is 80 px, and the face may
 #: shrink a little from one frame to the next.
 _REGION_FACE_PX = 100.0
+
+FULL_FRAME_EVERY = 12
+"""How often (in frames) a tracking pipeline also searches the whole frame, for faces entering the shot."""
 
 _FORBIDDEN = 1e6  # cost of a pairing the gates reject; far above any allowed cost (at most 1 + weight * max distance)
 

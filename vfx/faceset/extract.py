@@ -40,7 +40,7 @@ from vfx.face.landmark import (
     to_uint8_rgb,
 )
 from vfx.face.smooth import check_window, smooth_landmarks
-from vfx.face.track import FaceTracker, Track, fill_gaps, find_faces, rank_tracks, seed_boxes
+from vfx.face.track import FULL_FRAME_EVERY, FaceTracker, Track, fill_gaps, find_faces, rank_tracks, seed_boxes
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
 from vfx.io.atomic import atomic_write_text
@@ -93,7 +93,7 @@ class ExtractConfig:
     detect_scale: float = 0.5
     forehead_raise: float = 0.25
     min_face_px: float | None = None
-    full_frame_every: int = 12
+    full_frame_every: int = FULL_FRAME_EVERY
     warmup_frames: int = 12
     track: int | None = None
     workers: int = 0

@@ -24,8 +24,16 @@ from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, MediaError
 from vfx.io.atomic import atomic_write_text, fsync_path
 
-__all__ = ["COMB_SCHEMA", "PersonaRecord", "Manifest", "save_checkpoint", "load_checkpoint", "latest_checkpoint",
-           "read_manifest"]
+__all__ = [
+    "COMB_SCHEMA",
+    "Manifest",
+    "PersonaRecord",
+    "checkpoint_folder",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "read_manifest",
+    "save_checkpoint",
+]
 
 COMB_SCHEMA = "vfx.CombModel/1"
 MODEL_FILE, OPTIMIZER_FILE, MANIFEST_FILE = "model.safetensors", "optimizer.safetensors", "manifest.json"
@@ -124,7 +132,7 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     Raises:
         MediaError: no checkpoint there, or not a ``vfx.CombModel/1`` manifest.
     """
-    folder = _checkpoint_folder(path)
+    folder = checkpoint_folder(path)
     try:
         data = json.loads((folder / MANIFEST_FILE).read_text())
     except (OSError, json.JSONDecodeError) as err:
@@ -151,7 +159,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None =
         MediaError: missing or truncated files.
         ConfigError: the checkpoint's architecture differs from ``config``.
     """
-    folder = _checkpoint_folder(path)
+    folder = checkpoint_folder(path)
     manifest = read_manifest(folder)
     if config is not None and config != manifest.config:
         raise ConfigError(f"Checkpoint {folder} has another architecture",
@@ -197,7 +205,8 @@ def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, {"param_groups": state["param_groups"]}
 
 
-def _checkpoint_folder(path: str | os.PathLike[str]) -> Path:
+def checkpoint_folder(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint folder ``path`` names: itself, or a run folder's newest complete checkpoint."""
     folder = Path(path)
     if (folder / MANIFEST_FILE).is_file():
         return folder

@@ -39,15 +39,16 @@ if TYPE_CHECKING:
     from vfx.io.color import ConfigLike
 
 __all__ = [
-    "PixelType",
-    "Window",
-    "Image",
-    "ExrMetadata",
-    "read_image",
-    "write_image",
-    "SUPPORTED_EXTENSIONS",
     "EXR_COMPRESSIONS",
     "HALF_MAX",
+    "SUPPORTED_EXTENSIONS",
+    "ExrMetadata",
+    "Image",
+    "PixelType",
+    "Window",
+    "read_image",
+    "read_image_size",
+    "write_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -336,7 +337,9 @@ class ExrMetadata:
         if self.fps is not None:
             attrs["framesPerSecond"] = self.fps
         if self.colorspace is not None:
-            from vfx.io import color  # deferred: only metadata with a colour space needs OCIO loaded
+            from vfx.io import (
+                color,  # deferred: only metadata with a colour space needs OCIO loaded
+            )
 
             name = color.resolve_colorspace(self.colorspace, config)
             # OIIO maps only its own built-in config's names to colorInteropID and silently drops the rest
@@ -456,6 +459,26 @@ def read_image(path: str | os.PathLike[str], *, check_finite: bool = True) -> Im
         data_window=Window(spec.y, spec.x, spec.height, spec.width),
         display_window=Window(spec.full_y, spec.full_x, spec.full_height, spec.full_width),
     )
+
+
+def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image's pixels (its data window), from the header only: no pixels are read.
+
+    Raises:
+        MediaError: Missing path, a directory, or a file OpenImageIO cannot open.
+    """
+    p = Path(path)
+    _check_readable(p)
+    inp = oiio.ImageInput.open(str(p))
+    if inp is None:
+        raise MediaError(f"Cannot read image {p}", expected="a readable image file (EXR, DPX, TIFF, PNG, JPEG)",
+                         found=_oiio_error() or "a file OpenImageIO does not recognise",
+                         fix="re-export or re-copy the file; check it is not truncated or mis-named")
+    try:
+        spec = inp.spec()
+        return int(spec.height), int(spec.width)
+    finally:
+        inp.close()
 
 
 def _check_readable(p: Path) -> None:

@@ -101,6 +101,17 @@ class PlateConfig(_Frozen):
     start_frame: int = Field(
         default=DEFAULT_START_FRAME, description="Frame number of a video's first frame (VFX convention: 1001)."
     )
+    audio: ShotPath | None = Field(
+        default=None, description="Media file whose audio the review video carries. Default: the plate itself "
+        "when it is a video (an image sequence has no audio).",
+    )
+
+    @property
+    def audio_source(self) -> Path | None:
+        """Where the review video's audio comes from: ``audio``, else a video plate, else nothing."""
+        if self.audio is not None:
+            return self.audio
+        return None if self.is_sequence else self.path
 
     @property
     def is_sequence(self) -> bool:
@@ -157,9 +168,11 @@ class BlendConfig(_Frozen):
         default="enhanced", description="Enhanced multi-band (Fig. 5 of the source patent) or a baseline."
     )
     target_face_levels: int = Field(
-        default=3, ge=0, description="Coarsest pyramid levels whose face comes from the target plate (lighting)."
+        default=2, ge=0, description="How many of the coarsest pyramid levels (counted from the 2x2 residual) take "
+        "the face from the plate, so the new face keeps the shot's lighting (Fig. 5: i <= 2).",
     )
-    mask_blur_sigma_px: float = Field(default=4.0, ge=0, description="Inward smoothing of the face mask, in crop pixels.")
+    mask_blur_sigma_px: float = Field(default=4.0, ge=0, description="Inward smoothing σ of the face mask, in pixels "
+                                      "of each pyramid level (the outline itself is never blurred).")
 
 
 class OutputsConfig(_Frozen):
@@ -168,6 +181,10 @@ class OutputsConfig(_Frozen):
     exr: ShotPath | None = Field(default=None, description="Swapped plate as an EXR sequence (`out/sh010.####.exr`).")
     exr_dtype: Literal["half", "float"] = Field(default="half", description="EXR pixel type.")
     exr_compression: Literal["piz", "zip"] = Field(default="piz", description="Lossless EXR compression.")
+    frames: ShotPath | None = Field(
+        default=None, description="Swapped plate also in the plate's own format and bit depth "
+        "(`out/sh010_swap.####.png`): outside the matte every code value is the plate's.",
+    )
     review: ShotPath | None = Field(default=None, description="H.264 review video (`out/sh010_review.mp4`).")
     side_by_side: bool = Field(default=False, description="Also write the review with the plate beside the result.")
     comp_package: ShotPath | None = Field(default=None, description="Folder for the compositor package.")
@@ -175,8 +192,15 @@ class OutputsConfig(_Frozen):
     @field_validator("exr")
     @classmethod
     def _exr_is_sequence(cls, value: Path | None) -> Path | None:
-        if value is not None and not is_sequence_pattern(value):
+        if value is not None and (not is_sequence_pattern(value) or value.suffix.lower() != ".exr"):
             raise ValueError(f"expected an EXR sequence pattern such as out/sh010.####.exr, found {str(value)!r}")
+        return value
+
+    @field_validator("frames")
+    @classmethod
+    def _frames_is_sequence(cls, value: Path | None) -> Path | None:
+        if value is not None and not is_sequence_pattern(value):
+            raise ValueError(f"expected an image sequence pattern such as out/sh010.####.png, found {str(value)!r}")
         return value
 
 

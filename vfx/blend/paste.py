@@ -1,0 +1,99 @@
+"""Paste-back: a blended crop goes back into the plate over the face's region only, through a matte, so
+every plate pixel the matte does not touch keeps its exact value (its bits, in the plate's own encoding).
+
+Shared by the swap and the retouch stages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vfx.align.similarity import warp_to_plate
+from vfx.blend.enhanced import inward_face_mask
+from vfx.errors import VfxError
+
+__all__ = ["DEFAULT_MATTE_SIGMA_PX", "Pasted", "crop_matte", "empty_paste", "paste_back"]
+
+DEFAULT_MATTE_SIGMA_PX = 1.5
+"""Inward feather of the paste matte, in crop pixels: hides the resampling of the crop (the blended crop
+equals the target there already, so this only fades the double warp's softening into the plate's grain)."""
+
+
+@dataclass(frozen=True)
+class Pasted:
+    """A frame after paste-back.
+
+    Attributes:
+        frame: (H, W, C) float32 in the plate's colour space; outside the matte the plate's own values.
+        matte: (H, W) float32 in [0, 1]; 0 exactly where the plate is untouched.
+        box: (y0, x0, y1, x1) plate pixels where the matte is above 0 (ends exclusive), or None if empty.
+    """
+
+    frame: np.ndarray
+    matte: np.ndarray
+    box: tuple[int, int, int, int] | None
+
+
+def crop_matte(cover: np.ndarray, sigma: float = DEFAULT_MATTE_SIGMA_PX) -> np.ndarray:
+    """The paste matte in the crop: the face polygon's coverage feathered inward by ``sigma`` crop pixels,
+    exactly 0 wherever the polygon does not reach. (h, w) float32 in, (h, w) float32 out."""
+    mask = torch.from_numpy(np.ascontiguousarray(cover, dtype=np.float32))[None, None]
+    return inward_face_mask(mask, sigma)[0, 0].numpy()
+
+
+def empty_paste(plate: np.ndarray) -> Pasted:
+    """A frame with no face: the plate itself, an empty matte."""
+    return Pasted(frame=plate, matte=np.zeros(plate.shape[:2], np.float32), box=None)
+
+
+def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *,
+               to_plate: Callable[[np.ndarray], np.ndarray] | None = None, in_place: bool = False) -> Pasted:
+    """Warp a blended crop into the plate with the inverse of its matrix and composite it through a matte.
+
+    Only the face's region of interest is resampled (never the whole frame). Inside it, where the warped
+    matte m is above 0, the result is ``plate + m (face - plate)``; everywhere else the plate's values are
+    copied unchanged, so a plate read from an 8-bit, 16-bit or half-float file writes back bit-identical
+    outside the matte.
+
+    Args:
+        plate: (H, W, C) float32 frame in its own colour space (C >= 3; channels past RGB are kept as they are).
+        crop: (r, r, 3) float32 blended crop, in the working space.
+        matte: (r, r) float32 crop matte (:func:`crop_matte`).
+        matrix: the (2, 3) plate -> crop matrix the crop was cut with.
+        to_plate: converts working-space pixels to the plate's colour space (e.g. ``ColorConverter.apply``);
+            applied to the face's region only. ``None``: the plate is in the working space.
+        in_place: write into ``plate`` instead of a copy.
+
+    Returns:
+        :class:`Pasted` with the frame, the full-frame matte and the matte's box.
+    """
+    if plate.ndim != 3 or plate.shape[2] < 3 or plate.dtype != np.float32:
+        raise VfxError("Plate of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
+                       found=f"{plate.shape} {plate.dtype}")
+    size = plate.shape[:2]
+    face = warp_to_plate(crop, matrix, size, interpolation="cubic", border="constant")
+    alpha = warp_to_plate(matte, matrix, size, interpolation="linear", border="constant")
+    out = plate if in_place else plate.copy()
+    full_matte = np.zeros(size, np.float32)
+    m = np.clip(alpha.pixels, 0.0, 1.0)
+    if m.size == 0 or not (m > 0).any():
+        return Pasted(frame=out, matte=full_matte, box=None)
+    rows, cols = np.nonzero(m > 0)
+    y0, x0 = alpha.offset
+    ys = slice(y0 + int(rows.min()), y0 + int(rows.max()) + 1)
+    xs = slice(x0 + int(cols.min()), x0 + int(cols.max()) + 1)
+    local = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+    m = m[local]
+    pixels = face.pixels[local]
+    if to_plate is not None:
+        pixels = to_plate(np.ascontiguousarray(pixels))
+    region = out[ys, xs, :3]
+    weight = m[:, :, np.newaxis]
+    mixed = region + weight * (pixels.astype(np.float32) - region)
+    out[ys, xs, :3] = np.where(weight > 0, mixed, region)
+    full_matte[ys, xs] = m
+    return Pasted(frame=out, matte=full_matte, box=(ys.start, xs.start, ys.stop, xs.stop))

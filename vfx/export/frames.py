@@ -1,0 +1,168 @@
+"""Rendered frames: the swapped (or retouched) plate as an EXR sequence with its matte and metadata.
+
+Every rendered frame is one EXR holding the beauty ``R G B`` in the plate's own colour space and the swap
+matte as ``A`` (0 exactly wherever the plate was left untouched), with metadata that names the recipe
+(frame, timecode, shot hash, model, persona, the plate -> crop matrix) and says plainly that the frame
+contains a synthetic face. The compositor package and the review video are built from these files, so
+the EXR sequence is the one source of truth for everything handed on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vfx.errors import MediaError
+from vfx.io.image import ExrMetadata, Image, read_image, write_image
+
+__all__ = [
+    "SYNTHETIC_NOTICE",
+    "RenderInfo",
+    "RenderedFrame",
+    "frame_timecode",
+    "write_rendered_frame",
+    "read_rendered_frame",
+]
+
+SYNTHETIC_NOTICE = (
+    "This frame contains a synthetic face made by vfx (comb autoencoder face swap); "
+    "the face shown is not a photograph of the person it depicts."
+)
+"""Written as ``vfx/synthetic`` on every frame with a swapped face, and on the frames around it."""
+
+
+@dataclass(frozen=True)
+class RenderInfo:
+    """What a rendered frame records about how it was made (EXR ``vfx/...`` attributes).
+
+    Attributes:
+        frame: frame number.
+        persona: persona whose decoder rendered the face.
+        model: the checkpoint folder used, and its training step (``runs/sh010@2600``).
+        blend: blend method (``enhanced``, ``multiband``, ``poisson``, ``alpha``).
+        matrix: (2, 3) plate -> crop matrix of the swapped face, or ``None`` when the frame has no face.
+        crop_size: the face crop's side r in pixels.
+        face_box: (y0, x0, y1, x1) plate pixels the matte covers (ends exclusive), or ``None``.
+    """
+
+    frame: int
+    persona: str
+    model: str
+    blend: str
+    matrix: np.ndarray | None = None
+    crop_size: int = 0
+    face_box: tuple[int, int, int, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_extra(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "frame": int(self.frame),
+            "persona": self.persona,
+            "model": self.model,
+            "blend": self.blend,
+            "synthetic": SYNTHETIC_NOTICE,
+            "crop_size": int(self.crop_size),
+            "matrix": "" if self.matrix is None else json.dumps(np.asarray(self.matrix, float).round(9).tolist()),
+            "face_box": "" if self.face_box is None else ",".join(str(int(v)) for v in self.face_box),
+        }
+        data.update(self.extra)
+        return data
+
+    @classmethod
+    def from_extra(cls, extra: dict[str, Any]) -> RenderInfo:
+        matrix = extra.get("matrix") or ""
+        box = extra.get("face_box") or ""
+        known = {"frame", "persona", "model", "blend", "synthetic", "crop_size", "matrix", "face_box"}
+        return cls(
+            frame=int(extra.get("frame", 0)),
+            persona=str(extra.get("persona", "")),
+            model=str(extra.get("model", "")),
+            blend=str(extra.get("blend", "")),
+            matrix=np.array(json.loads(matrix), dtype=np.float64) if matrix else None,
+            crop_size=int(extra.get("crop_size", 0)),
+            face_box=tuple(int(v) for v in str(box).split(",")) if box else None,  # type: ignore[arg-type]
+            extra={k: v for k, v in extra.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class RenderedFrame:
+    """One rendered frame read back: beauty, matte and how it was made.
+
+    Convention:
+        - rgb (H, W, 3) float32 in the plate's colour space; matte (H, W) float32 in [0, 1]
+    """
+
+    rgb: np.ndarray
+    matte: np.ndarray
+    info: RenderInfo
+    metadata: ExrMetadata
+
+
+def frame_timecode(frame: int, fps: Fraction, *, start_frame: int = 0, start_timecode: str | None = None) -> str:
+    """SMPTE timecode of ``frame``: ``start_timecode`` at ``start_frame`` plus the frames since, non-drop.
+
+    Without a start timecode the frame number itself is counted from 00:00:00:00 (frame 1001 at 24 fps is
+    00:00:41:17), the convention of sequences that carry no timecode of their own.
+
+    Example:
+        >>> frame_timecode(1001, Fraction(24))
+        '00:00:41:17'
+        >>> frame_timecode(1010, Fraction(25), start_frame=1001, start_timecode="01:00:00:00")
+        '01:00:00:09'
+    """
+    rate = max(1, round(float(fps)))  # timecode counts whole frames at the nominal rate (23.976 counts 24)
+    count = int(frame) - int(start_frame)
+    if start_timecode:
+        hh, mm, ss, ff = (int(v) for v in start_timecode.replace(";", ":").split(":"))
+        count += ((hh * 60 + mm) * 60 + ss) * rate + ff
+    count %= 24 * 3600 * rate
+    ff = count % rate
+    seconds = count // rate
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
+
+
+def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: np.ndarray, info: RenderInfo, *,
+                         timecode: str | None, fps: Fraction, colorspace: str, shot_hash: str,
+                         dtype: str = "half", compression: str = "piz") -> Path:
+    """Write one rendered frame: ``R G B`` beauty plus the matte as ``A``, atomically.
+
+    The beauty is not premultiplied by the matte: it is the finished plate, and ``A`` says where it was
+    changed. Half stores a half-float plate's values exactly, so pixels outside the matte keep their bits.
+
+    Args:
+        path: the frame's file (``out/sh010_swap.1001.exr``).
+        rgb: (H, W, 3) float32 beauty in the plate's colour space.
+        matte: (H, W) float32 in [0, 1].
+        info: how the frame was made (written as ``vfx/...`` attributes).
+        timecode, fps, colorspace, shot_hash: standard metadata of the frame.
+        dtype: ``"half"`` or ``"float"``.
+        compression: lossless EXR codec (``"piz"`` or ``"zip"``).
+    """
+    pixels = np.concatenate([rgb, matte[:, :, np.newaxis]], axis=2).astype(np.float32, copy=False)
+    metadata = ExrMetadata(timecode=timecode, fps=fps, colorspace=colorspace, shot_hash=shot_hash,
+                           extra=info.to_extra())
+    return write_image(path, pixels, channels=("R", "G", "B", "A"), dtype=dtype, compression=compression,
+                       metadata=metadata)
+
+
+def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
+    """Read a frame written by :func:`write_rendered_frame`.
+
+    Raises:
+        MediaError: the file is missing, unreadable, or not a vfx rendered frame (no ``A`` or no ``vfx/frame``).
+    """
+    image: Image = read_image(path)
+    metadata = image.exr_metadata
+    if "A" not in image.channels or "frame" not in metadata.extra:
+        raise MediaError(f"Not a vfx rendered frame: {path}", expected="an EXR written by `vfx swap` (R G B A with "
+                         "vfx/frame metadata)", found=f"channels {', '.join(image.channels)}",
+                         fix="render the shot with `vfx swap` first")
+    return RenderedFrame(rgb=image.rgb(), matte=image.channel("A").copy(), info=RenderInfo.from_extra(dict(metadata.extra)),
+                         metadata=metadata)

@@ -1,0 +1,376 @@
+"""Swap a shot: for every frame, crop the tracked face, swap it, blend it, paste it back, write the frame.
+
+Frames flow through three stages that overlap: a reader thread decodes plate frames and cuts the target
+crops ahead of time, the main thread runs the network and the blend on the device in batches, and writer
+threads paste the faces back and write the files. So the device never waits on the disk and the disk never
+waits on the device; at most a few batches are in memory at once, whatever the shot's length.
+
+Every check (model, persona, crop size, frame range, plate size, output folders) runs before anything is
+written. Frames already on disk are not rendered again, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vfx.align.similarity import warp_to_crop
+from vfx.blend.paste import Pasted, crop_matte, empty_paste, paste_back
+from vfx.errors import ConfigError, MediaError
+from vfx.export.frames import RenderInfo, frame_timecode, write_rendered_frame
+from vfx.face.mask import face_polygon, rasterise_polygon
+from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
+from vfx.faceset.store import FaceRecord, Faceset
+from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.io.image import Image, read_image_size, write_image
+from vfx.io.plate import Plate, open_plate
+from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.schema import Shot
+from vfx.swap.swapper import FaceSwapper, open_swap_model
+from vfx.utils.progress import progress as progress_bar
+
+__all__ = ["SwapPlan", "SwapSummary", "plan_swap", "plate_faces_folder", "run_swap", "swap_shot"]
+
+log = logging.getLogger(__name__)
+
+DETECT_LINES = 540
+"""The plate's faces are searched for on a copy about this many lines high (never upscaled)."""
+MIN_FACE_FRACTION = 0.25
+"""On plates smaller than that, faces down to this fraction of the frame's short side are found."""
+
+
+@dataclass(frozen=True)
+class SwapSummary:
+    """What a swap run did (``vfx swap`` prints it)."""
+
+    frames: int
+    rendered: int
+    skipped: int
+    no_face: tuple[int, ...]
+    seconds: float
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.rendered / self.seconds if self.seconds > 0 else float("inf")
+
+    def describe(self) -> str:
+        lines = [f"frames {self.frames}: rendered {self.rendered}, already on disk {self.skipped}",
+                 f"frames without a face (plate passed through): {format_frames(self.no_face) if self.no_face else 'none'}",
+                 f"{self.seconds:.1f} s ({self.fps:.2f} frames/s)"]
+        lines += [f"{name}: {path}" for name, path in self.outputs.items()]
+        return "\n".join(lines)
+
+
+@dataclass
+class SwapPlan:
+    """Everything checked and resolved for a swap, before anything is written."""
+
+    shot: Shot
+    frames: FrameRange
+    persona: str
+    method: str
+    device: str
+    resolution: int
+    exr: SequencePattern | None
+    plate_format: SequencePattern | None
+    faces_folder: Path
+
+
+@dataclass
+class _Job:
+    frame: int
+    image: Image
+    record: FaceRecord | None
+    target: np.ndarray | None = None  # (r, r, 3) working-space crop
+    cover: np.ndarray | None = None  # (r, r) polygon coverage
+    blended: np.ndarray | None = None
+
+
+def plate_faces_folder(shot: Shot) -> Path:
+    """Where the plate's tracked faces are kept between runs: beside the first configured frame output."""
+    first = shot.outputs.exr or shot.outputs.frames
+    if first is None:
+        raise ConfigError(f"Shot {shot.name!r} names no frames to render",
+                          expected="outputs.exr (an EXR sequence) and/or outputs.frames (the plate's own format)",
+                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file")
+    return Path(first).parent / f"{shot.name}_plate_faces"
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vfx_write_test_"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"Cannot write to output folder {folder}", expected="a writable folder",
+                          found=f"{type(err).__name__}: {err.strerror or err}",
+                          fix="fix the folder's permissions or point the shot's outputs elsewhere") from None
+
+
+def _check_plate_size(plate: Plate, frames: FrameRange) -> None:
+    """Every frame of a sequence must have the first frame's size (checked from headers, no pixels read)."""
+    if plate.kind != "sequence":
+        return
+    pattern = SequencePattern(plate.path)
+    for frame in frames:
+        size = read_image_size(pattern.path(frame))
+        if size != plate.size:
+            raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
+                             f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
+                             found=f"frame {frame} is {size[1]}x{size[0]}",
+                             fix="conform the plate to one resolution before swapping")
+
+
+def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None,
+              method: str | None = None, device: str = "cpu") -> SwapPlan:
+    """Check a swap can run and resolve its settings; writes nothing.
+
+    Raises:
+        ConfigError: no model or persona in the shot, a persona the model lacks, another crop size, no
+            outputs, an output folder that cannot be written.
+        FrameRangeError / MissingFramesError / MediaError: frames outside the plate, missing frames, a plate
+            whose size changes mid-sequence, an unreadable model.
+    """
+    if shot.model is None:
+        raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained "
+                          "checkpoint", fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
+    persona = persona or (shot.swap.persona if shot.swap else None)
+    if persona is None:
+        raise ConfigError(f"Shot {shot.name!r} does not say which persona to swap in", expected="`swap: {persona: "
+                          "NAME}` in the shot file or --persona NAME")
+    method = method or shot.blend.method
+    faces_folder = plate_faces_folder(shot)
+    model = open_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
+    plate, wanted = open_plate(shot.plate, frames)
+    try:
+        _check_plate_size(plate, wanted)
+        plate_format = SequencePattern(str(shot.outputs.frames)) if shot.outputs.frames else None
+        if plate_format is not None and plate.kind == "video" and Path(plate_format.path(0)).suffix.lower() in (".exr",):
+            raise ConfigError("outputs.frames for a video plate must be an 8-bit format",
+                              expected="a .png or .tif sequence", found=str(shot.outputs.frames),
+                              fix="use outputs.exr for the EXR sequence")
+    finally:
+        plate.close()
+    exr = SequencePattern(str(shot.outputs.exr)) if shot.outputs.exr else None
+    for pattern in (exr, plate_format):
+        if pattern is not None:
+            _check_writable(pattern.directory)
+    del model  # loaded once more on the chosen device by run_swap; this load only validated it
+    return SwapPlan(shot=shot, frames=wanted, persona=persona, method=method, device=device,
+                    resolution=shot.model.resolution, exr=exr, plate_format=plate_format, faces_folder=faces_folder)
+
+
+def _shot_frames(shot: Shot, plate: Plate) -> FrameRange:
+    return shot.plate.frames or plate.frame_range
+
+
+def _track_faces(plan: SwapPlan, *, workers: int = 0) -> dict[int, FaceRecord]:
+    """The plate's faces of the swapped track, by frame (extracted once for the whole shot, then reused).
+
+    The whole shot is tracked and smoothed even when only some frames are rendered, so a shot rendered in
+    pieces gets the same face positions as one rendered at once.
+    """
+    shot = plan.shot
+    track = shot.swap.track if shot.swap else 0
+    with open_plate(shot.plate)[0] as plate:
+        shot_frames = _shot_frames(shot, plate)
+        short_side = min(plate.size)
+    source = MediaSource(path=str(shot.plate.path), start_frame=shot.plate.start_frame,
+                         colorspace=shot.plate.colorspace, shot=shot.name)
+    # Full-frame search at about 540 lines: half size on HD (faces from ~160 px), full size on small plates,
+    # where a face may be under 100 px.
+    detect_scale = min(1.0, DETECT_LINES / short_side)
+    config = ExtractConfig(crop_size=plan.resolution, track=track, workers=workers, detect_scale=detect_scale,
+                           min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
+    extract_faceset(source, plan.faces_folder, frames=shot_frames, config=config)
+    return {r.frame: r for r in Faceset.open(plan.faces_folder).faces(track)}
+
+
+def _done(plan: SwapPlan, frame: int) -> bool:
+    return all(p is None or p.path(frame).is_file() for p in (plan.exr, plan.plate_format))
+
+
+def _prefetch(make: Iterator[_Job], depth: int) -> Iterator[_Job]:
+    """Run ``make`` in a thread, ``depth`` items ahead of the consumer."""
+    items: queue.Queue[object] = queue.Queue(maxsize=depth)
+    end = object()
+    stop = threading.Event()
+
+    def fill() -> None:
+        try:
+            for item in make:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(end)
+        except BaseException as err:  # noqa: BLE001 -- handed to the consumer and raised there
+            items.put(err)
+
+    thread = threading.Thread(target=fill, name="vfx-swap-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = items.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+
+
+def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bool = True,
+             workers: int = 0) -> SwapSummary:
+    """Render the planned frames (those not on disk yet) and return what was done.
+
+    Args:
+        plan: from :func:`plan_swap`.
+        batch_size: crops per network call; default 8 on CUDA, 1 on CPU (streaming).
+        show_progress: report progress per frame on stderr.
+        workers: processes for the plate's face extraction (0: one per core).
+    """
+    started = time.perf_counter()
+    shot = plan.shot
+    records = _track_faces(plan, workers=workers)
+    todo = [f for f in plan.frames if not _done(plan, f)]
+    skipped = len(plan.frames) - len(todo)
+    model = open_swap_model(shot.model.checkpoint, persona=plan.persona, resolution=plan.resolution,  # type: ignore[union-attr]
+                            device=plan.device)
+    swapper = FaceSwapper(model, plan.persona, method=plan.method, sigma=shot.blend.mask_blur_sigma_px,
+                          target_face_levels=shot.blend.target_face_levels)
+    batch_size = batch_size or (8 if swapper.device.type == "cuda" else 1)
+    no_face: list[int] = []
+    plate, _ = open_plate(shot.plate, plan.frames)
+    to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
+    to_plate = to_working.inverse()
+    start_tc, start_frame = _start_timecode(plate)
+    r = plan.resolution
+
+    def read(frame: int) -> _Job:
+        image = plate.read(frame)
+        if image.size != plate.size:
+            raise MediaError(f"Plate {plate.path} changes size mid-sequence",
+                             expected=f"{plate.size[1]}x{plate.size[0]}",
+                             found=f"frame {frame} is {image.size[1]}x{image.size[0]}",
+                             fix="conform the plate to one resolution before swapping")
+        job = _Job(frame, image, records.get(frame))
+        if job.record is not None:
+            matrix = job.record.matrix
+            job.target = to_working.apply(warp_to_crop(image.rgb(), matrix, r, interpolation="area"))
+            job.cover = rasterise_polygon(face_polygon(job.record.crop_landmarks), r)
+        return job
+
+    def write(job: _Job) -> int:
+        rgb = job.image.rgb()  # a new array: pasted into in place
+        if job.record is None or job.blended is None or job.cover is None:
+            pasted: Pasted = empty_paste(rgb)
+        else:
+            pasted = paste_back(rgb, job.blended, crop_matte(job.cover), job.record.matrix,
+                                to_plate=None if to_plate.is_identity else to_plate.apply, in_place=True)
+        info = RenderInfo(frame=job.frame, persona=plan.persona, model=model.label, blend=plan.method,
+                          matrix=None if job.record is None else job.record.matrix, crop_size=r, face_box=pasted.box)
+        tc = job.image.exr_metadata.timecode or frame_timecode(job.frame, plate.fps, start_frame=start_frame,
+                                                               start_timecode=start_tc)
+        if plan.exr is not None:
+            write_rendered_frame(plan.exr.path(job.frame), pasted.frame, pasted.matte, info, timecode=tc,
+                                 fps=plate.fps, colorspace=plate.colorspace, shot_hash=shot.content_hash(),
+                                 dtype=shot.outputs.exr_dtype, compression=shot.outputs.exr_compression)
+        if plan.plate_format is not None:
+            _write_plate_format(plan.plate_format.path(job.frame), job.image, pasted)
+        return job.frame
+
+    pending: list[Future[int]] = []
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfx-swap-write") as writers:
+            jobs = _prefetch((read(f) for f in todo), depth=2 * batch_size)
+            if show_progress:
+                jobs = progress_bar(jobs, total=len(todo), desc="swap")
+            for batch in _batches(jobs, batch_size):
+                faces = [j for j in batch if j.target is not None]
+                if faces:
+                    targets = torch.from_numpy(np.stack([j.target for j in faces]).transpose(0, 3, 1, 2).copy())
+                    covers = torch.from_numpy(np.stack([j.cover for j in faces])[:, None].copy())
+                    _, blended = swapper(targets, covers)
+                    blended_host = blended.permute(0, 2, 3, 1).cpu().numpy()
+                    for j, crop in zip(faces, blended_host):
+                        j.blended = crop
+                no_face += [j.frame for j in batch if j.target is None]
+                pending += [writers.submit(write, j) for j in batch]
+                pending = _drain(pending, keep=2 * batch_size)
+            for future in pending:
+                future.result()
+    finally:
+        plate.close()
+    return SwapSummary(frames=len(plan.frames), rendered=len(todo), skipped=skipped, no_face=tuple(no_face),
+                       seconds=time.perf_counter() - started,
+                       outputs={k: str(v) for k, v in (("exr", shot.outputs.exr), ("frames", shot.outputs.frames))
+                                if v is not None})
+
+
+def _start_timecode(plate: Plate) -> tuple[str | None, int]:
+    """The plate's own start timecode and the frame it belongs to (a video's), else none."""
+    if plate.video is not None and plate.video.info.timecode:
+        return plate.video.info.timecode, plate.frame_range.first
+    return None, 0
+
+
+def _batches(jobs: Iterator[_Job], size: int) -> Iterator[list[_Job]]:
+    batch: list[_Job] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _drain(pending: list[Future[int]], keep: int) -> list[Future[int]]:
+    """Wait for the oldest writes until at most ``keep`` are in flight (bounded memory); re-raise failures."""
+    while len(pending) > keep:
+        pending.pop(0).result()
+    done = [f for f in pending if f.done()]
+    for f in done:
+        f.result()
+    return [f for f in pending if not f.done()]
+
+
+def _write_plate_format(path: Path, image: Image, pasted: Pasted) -> None:
+    """The frame in the plate's own file format and channel types: only R, G, B change, and only in the matte."""
+    pixels = image.pixels.copy()
+    for index, name in enumerate(("R", "G", "B")):
+        pixels[:, :, image.channels.index(name) if name in image.channels else index] = pasted.frame[:, :, index]
+    dtype = image.channel_types or ("uint8",)
+    write_image(path, Image(pixels=pixels, channels=image.channels, metadata=dict(image.metadata),
+                            channel_types=dtype, file_format=image.file_format,
+                            data_window=image.data_window, display_window=image.display_window))
+
+
+def swap_shot(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None, method: str | None = None,
+              device: str = "cpu", batch_size: int | None = None, show_progress: bool = True,
+              workers: int = 0) -> SwapSummary:
+    """Swap a shot's face for a persona and write its frames: :func:`plan_swap` then :func:`run_swap`.
+
+    Example:
+        >>> from vfx.shot import load_shot  # doctest: +SKIP
+        >>> print(swap_shot(load_shot("shots/sh010.yaml"), frames=FrameRange.parse("1001-1010")).describe())
+    """
+    plan = plan_swap(shot, frames=frames, persona=persona, method=method, device=device)
+    return run_swap(plan, batch_size=batch_size, show_progress=show_progress, workers=workers)

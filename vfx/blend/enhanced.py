@@ -18,6 +18,9 @@ persona's finest detail (eyes, skin, mouth) and the swap would show the performe
 
 σ is in pixels of each level, as in the pseudo code, so the transition is σ wide at full size and 2^i σ
 (in crop pixels) at level i: the classic multi-band property that low frequencies blend over wide zones.
+The default σ = 1 matches Burt and Adelson's Gaussian pyramid of the mask (about one level pixel per
+level). A larger σ narrows the face at the coarse levels: with σ = 4 the mask of a 64² crop's face is
+already gone at its 16² level, so the persona's mid-frequency structure (brow and cheek shading) is lost.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from vfx.errors import ConfigError
 __all__ = ["DEFAULT_SIGMA_PX", "DEFAULT_TARGET_FACE_LEVELS", "EnhancedMultiBandBlend", "enhanced_blend",
            "enhanced_blend_pyramid", "gaussian_blur", "inward_face_mask"]
 
-DEFAULT_SIGMA_PX = 4.0
+DEFAULT_SIGMA_PX = 1.0
 DEFAULT_TARGET_FACE_LEVELS = 2
 
 

@@ -227,6 +227,51 @@ def train(
     typer.echo(f"  preview (held-out inputs, then each decoder): {preview}\n  loss curve: {curve}")
 
 
+@app.command("swap")
+def swap(
+    shot: Annotated[Path, typer.Argument(help="Shot file: plate, model, persona, blend and outputs.")],
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to render, e.g. 1001-1020 (default: the shot's).")] = None,
+    persona: Annotated[Optional[str], typer.Option("--persona", help="Persona to swap in (default: the shot's swap.persona).")] = None,
+    blend: Annotated[Optional[str], typer.Option("--blend", help="enhanced (Fig. 5), multiband, poisson or alpha (default: the shot's).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Crops per network call (default: 8 on CUDA, 1 on CPU).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for tracking the plate's faces (0: one per CPU core).")] = 0,
+) -> None:
+    """Swap the shot's face for a persona and write the frames (only those not on disk yet); with the whole
+    shot rendered, also the review video and the compositor package the shot asks for."""
+    from vfx.blend import BLEND_METHODS
+    from vfx.export.handoff import write_handoff
+    from vfx.shot import FrameRange, load_shot
+    from vfx.swap import plan_swap, run_swap
+
+    loaded = load_shot(shot)
+    method = _choice("--blend", blend, BLEND_METHODS) if blend else None
+    plan = plan_swap(loaded, frames=FrameRange.parse(frames) if frames else None, persona=persona, method=method,
+                     device=resolve_device(device))
+    summary = run_swap(plan, batch_size=batch, workers=workers)
+    typer.echo(summary.describe())
+    for line in write_handoff(loaded):
+        typer.echo(line)
+
+
+@app.command("export")
+def export(
+    shot: Annotated[Path, typer.Argument(help="Shot file whose rendered frames (outputs.exr) to hand on.")],
+    comp: Annotated[Optional[Path], typer.Option("--comp", help="Write the compositor package here (default: the shot's outputs.comp_package).")] = None,
+    review: Annotated[Optional[Path], typer.Option("--review", help="Write the H.264 review video here (default: the shot's outputs.review).")] = None,
+    side_by_side: Annotated[Optional[bool], typer.Option("--side-by-side/--no-side-by-side", help="Also a review with the plate beside the swap.")] = None,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to export (default: the shot's).")] = None,
+) -> None:
+    """Hand a rendered shot on: the compositor package (RGBA face patches, mattes, matrices, a Nuke script)
+    and the review video, from the frames `vfx swap` wrote."""
+    from vfx.export.handoff import write_handoff
+    from vfx.shot import FrameRange, load_shot
+
+    for line in write_handoff(load_shot(shot), comp=comp, review=review, side_by_side=side_by_side,
+                              frames=FrameRange.parse(frames) if frames else None, require=True):
+        typer.echo(line)
+
+
 @model_app.command("info")
 def model_info(checkpoint: Annotated[Path, typer.Argument(help="A run folder of vfx train, or one of its step_* folders.")]) -> None:
     """Print a comb model's architecture, personas (with their consent records), level and training state."""

@@ -1,1 +1,45 @@
-"""Compositor package and review videos (filled by the swap issue)."""
+"""Compositor package and review videos, built from the rendered frames (the EXR sequence `vfx swap` writes).
+
+- :mod:`vfx.export.frames`: the rendered-frame contract (beauty + matte + metadata), read and written.
+- :mod:`vfx.export.comp`: the compositor package ``vfx.CompPackage/1`` (premultiplied face patch, matte,
+  transforms, a Nuke script) and :func:`rebuild_frame`, the script's graph in numpy.
+- :mod:`vfx.export.review`: the H.264 review video (plate fps, plate audio, optional side by side).
+- :mod:`vfx.export.sheet`: a still contact sheet plate | swap | matte.
+"""
+
+from vfx.export.comp import (
+    CompPackageLayout,
+    CompPackageSummary,
+    cut_patch,
+    nuke_script,
+    rebuild_frame,
+    write_comp_package,
+)
+from vfx.export.frames import (
+    SYNTHETIC_NOTICE,
+    RenderedFrame,
+    RenderInfo,
+    frame_timecode,
+    read_rendered_frame,
+    write_rendered_frame,
+)
+from vfx.export.review import side_by_side_path, write_review
+from vfx.export.sheet import write_swap_sheet
+
+__all__ = [
+    "SYNTHETIC_NOTICE",
+    "CompPackageLayout",
+    "CompPackageSummary",
+    "RenderInfo",
+    "RenderedFrame",
+    "cut_patch",
+    "frame_timecode",
+    "nuke_script",
+    "read_rendered_frame",
+    "rebuild_frame",
+    "side_by_side_path",
+    "write_comp_package",
+    "write_review",
+    "write_rendered_frame",
+    "write_swap_sheet",
+]

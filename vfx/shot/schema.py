@@ -171,7 +171,7 @@ class BlendConfig(_Frozen):
         default=2, ge=0, description="How many of the coarsest pyramid levels (counted from the 2x2 residual) take "
         "the face from the plate, so the new face keeps the shot's lighting (Fig. 5: i <= 2).",
     )
-    mask_blur_sigma_px: float = Field(default=4.0, ge=0, description="Inward smoothing σ of the face mask, in pixels "
+    mask_blur_sigma_px: float = Field(default=1.0, ge=0, description="Inward smoothing σ of the face mask, in pixels "
                                       "of each pyramid level (the outline itself is never blurred).")
 
 

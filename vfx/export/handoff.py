@@ -1,0 +1,72 @@
+"""Hand a rendered shot on: the review video(s) and the compositor package, from the rendered frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vfx.errors import ConfigError
+from vfx.io.plate import open_plate
+from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.schema import Shot
+
+__all__ = ["side_by_side_path", "write_handoff"]
+
+
+def side_by_side_path(review: Path) -> Path:
+    """Where the side-by-side review goes: beside the review, ``_side_by_side`` added to its name."""
+    return review.with_name(f"{review.stem}_side_by_side{review.suffix}")
+
+
+def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None = None,
+                  side_by_side: bool | None = None, frames: FrameRange | None = None,
+                  require: bool = False) -> list[str]:
+    """Write the review video (and side-by-side) and the compositor package a shot asks for (or those given).
+
+    Args:
+        shot: the shot; its ``outputs.exr`` frames must be rendered.
+        comp, review: destinations overriding ``outputs.comp_package`` / ``outputs.review``.
+        side_by_side: also the plate | swap review (default: ``outputs.side_by_side``).
+        frames: the frames to hand on (default: the shot's).
+        require: ``vfx export``: missing frames or nothing to write are errors. Otherwise (after a partial
+            ``vfx swap``) they are reported and nothing is written.
+
+    Returns:
+        One line per thing written (or waiting), for the CLI to print.
+
+    Raises:
+        ConfigError: ``require`` and nothing to write, or no ``outputs.exr`` to read from.
+        MediaError: ``require`` and rendered frames are missing.
+    """
+    from vfx.export.comp import write_comp_package
+    from vfx.export.review import write_review
+
+    comp = comp or shot.outputs.comp_package
+    review = review or shot.outputs.review
+    side_by_side = shot.outputs.side_by_side if side_by_side is None else side_by_side
+    if comp is None and review is None:
+        if require:
+            raise ConfigError(f"Nothing to export for shot {shot.name!r}", expected="--comp DIR and/or --review FILE, "
+                              "or outputs.comp_package / outputs.review in the shot file")
+        return []
+    if shot.outputs.exr is None:
+        raise ConfigError("The review and the compositor package are made from the rendered EXR frames",
+                          expected="outputs.exr in the shot file", fix="add outputs.exr and run `vfx swap`")
+    if frames is None:
+        with open_plate(shot.plate)[0] as plate:
+            frames = shot.plate.frames or plate.frame_range
+    missing = SequencePattern(str(shot.outputs.exr)).missing(frames)
+    if missing and not require:
+        return [f"review and compositor package: waiting for {len(missing)} frames not rendered yet "
+                f"({format_frames(missing)}); `vfx export` writes them once they are"]
+    lines = []
+    if review is not None:
+        info = write_review(shot, review, frames)
+        lines.append(f"review: {review} ({info.frame_count} frames, {info.fps} fps)")
+        if side_by_side:
+            path = side_by_side_path(review)
+            write_review(shot, path, frames, side_by_side=True)
+            lines.append(f"side-by-side review: {path}")
+    if comp is not None:
+        write_comp_package(shot, comp, frames)
+        lines.append(f"compositor package: {comp} (Nuke script {comp / (shot.name + '.nk')})")
+    return lines

@@ -53,13 +53,21 @@ def test_demo_shot_validates_with_media(capsys, demo_shot):
     assert code == 0 and "1001-1016" in out and "missing_frames  none" in out
 
 
-def test_demo_command(capsys, tmp_path):
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "d", "--frames", "8", "--size", "64")
+def test_demo_command_runs_the_whole_pipeline(capsys, tmp_path):
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "d", "--frames", "8", "--size", "128",
+                         "--iters-per-level", "2", "--device", "cpu")
     assert code == 0, err
-    assert "demo shot:" in out
-    shot = load_shot(tmp_path / "d" / "demo.yaml")
+    assert "demo shot:" in out and "contact sheet" in out and "compositor package" in out
+    folder = tmp_path / "d"
+    shot = load_shot(folder / "demo.yaml")
     assert shot.plate.colorspace == "ACEScg" and len(shot.plate.frames) == 8
-    assert not [p for p in (tmp_path / "d").rglob("*") if ".vfxtmp" in p.name]
+    assert shot.model is not None and shot.model.checkpoint == folder / "models" / "demo_comb"
+    assert len(list((folder / "out").glob("demo_swap_v001.*.exr"))) == 8
+    assert (folder / "out" / "demo_swap_v001.mp4").is_file()
+    assert (folder / "out" / "demo_comp_v001" / "demo.nk").is_file()
+    assert len(list((folder / "out" / "demo_comp_v001" / "patch").glob("*.exr"))) == 8
+    assert (folder / "out" / "demo_contact_sheet.png").is_file()
+    assert not [p for p in folder.rglob("*") if ".vfxtmp" in p.name]
 
 
 @pytest.fixture

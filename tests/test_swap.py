@@ -215,3 +215,30 @@ def test_cli_swap_bad_input_exits_2(swap_setup, tmp_path, capsys):
     assert entrypoint(["swap", str(tmp_path / "shot.yaml"), "--frames", "990-1002"]) == 2
     assert entrypoint(["swap", str(tmp_path / "shot.yaml"), "--blend", "laplace"]) == 2
     assert _nothing_written(tmp_path / "out")
+
+
+# ---------------------------------------------------------------------------------------------- hand-off
+
+def test_handoff_waits_for_a_partial_render_and_export_refuses_it(swap_setup, tmp_path, capsys):
+    from vfx.export.handoff import write_handoff
+
+    shot = _shot_in(swap_setup, tmp_path / "out", review=tmp_path / "out" / "review.mp4")
+    swap_shot(shot, frames=FrameRange.parse("1001-1003"), show_progress=False, workers=1)
+    lines = write_handoff(shot)
+    assert len(lines) == 1 and "waiting for 5 frames" in lines[0] and not (tmp_path / "out" / "review.mp4").exists()
+    save_shot(shot, tmp_path / "shot.yaml")
+    assert entrypoint(["export", str(tmp_path / "shot.yaml"), "--comp", str(tmp_path / "pkg")]) == 2
+    assert "1004-1008" in capsys.readouterr().err and not (tmp_path / "pkg" / "patch").exists()
+
+
+def test_cli_export_writes_the_package_and_review(rendered, tmp_path, capsys):
+    shot, _ = rendered
+    save_shot(shot, tmp_path / "shot.yaml")
+    code = entrypoint(["export", str(tmp_path / "shot.yaml"), "--comp", str(tmp_path / "pkg"),
+                       "--review", str(tmp_path / "review.mp4"), "--side-by-side"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (tmp_path / "pkg" / f"{shot.name}.nk").is_file() and len(list((tmp_path / "pkg" / "patch").iterdir())) == 8
+    assert (tmp_path / "review.mp4").is_file() and (tmp_path / "review_side_by_side.mp4").is_file()
+    assert "compositor package" in out and "review" in out
+    assert entrypoint(["export", str(tmp_path / "shot.yaml")]) == 2  # the shot itself names neither

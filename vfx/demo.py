@@ -10,6 +10,7 @@ video with an audio track and as a scene-linear ACEScg EXR sequence; a shot file
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -28,9 +29,11 @@ from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, sav
 from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
 from vfx.utils.progress import progress
 
-__all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
+__all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "swap_demo", "train_demo_model", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
 
 PORTRAITS = ("hopper", "astronaut")
+_CREDITS = {"hopper": "US Navy photo of Grace Hopper, via matplotlib", "astronaut": "NASA photo of Eileen Collins, "
+            "via scikit-image"}
 DEMO_FPS = Fraction(24)
 PLATE_COLORSPACE = "ACEScg"
 WORKING_COLORSPACE = "sRGB Encoded Rec.709 (sRGB)"
@@ -118,6 +121,8 @@ class DemoResult:
     sequences: dict[str, str]
     probes: dict[str, dict[str, object]] = field(default_factory=dict)
     facesets: dict[str, str] = field(default_factory=dict)
+    model: str = ""
+    outputs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         lines = [f"demo shot: {self.shot_file}"]
@@ -125,6 +130,9 @@ class DemoResult:
             details = ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("path", "kind"))
             lines.append(f"  {name}: {details}")
         lines += [f"  {text}" for text in self.facesets.values()]
+        if self.model:
+            lines.append(f"  {self.model}")
+        lines += [f"  {text}" for text in self.outputs]
         lines.append(f"next: vfx shot show {self.shot_file}")
         return "\n".join(lines)
 
@@ -151,6 +159,70 @@ def extract_demo_facesets(result: DemoResult, *, crop_size: int = 128) -> DemoRe
         facesets[name] = (f"faceset {name}: {out} ({summary.faces} faces on {summary.frames} frames, "
                           f"{summary.tracks} track(s); contact_sheet.png, qc_jitter.png)")
     return replace(result, facesets=facesets)
+
+
+DEMO_MODEL_RESOLUTION = 64
+DEMO_MODEL_WIDTH = 0.25
+DEMO_ITERS_PER_LEVEL = 100
+"""A few minutes of training on a 2-core CPU: enough for a recognisable, soft persona at 64², not a film model."""
+
+
+def train_demo_model(result: DemoResult, *, iters_per_level: int = DEMO_ITERS_PER_LEVEL,
+                     resolution: int = DEMO_MODEL_RESOLUTION, width: float = DEMO_MODEL_WIDTH,
+                     device: str = "cpu") -> DemoResult:
+    """Train a small comb model on both demo facesets into ``models/demo_comb`` and point the shot at it.
+
+    A rerun resumes (or reuses) the run that is there.
+    """
+    from dataclasses import replace
+
+    from vfx.comb.checkpoint import PersonaRecord, latest_checkpoint, read_manifest
+    from vfx.comb.data import PersonaData
+    from vfx.comb.train import TrainConfig, train_comb
+    from vfx.shot import load_shot
+    from vfx.shot.schema import ModelConfig
+
+    run = result.folder / "models" / "demo_comb"
+    folders = {name: result.folder / "facesets" / name for name in PORTRAITS}
+    config = TrainConfig(iters_per_level=iters_per_level, fine_tune_iters=iters_per_level // 2, batch_size=8,
+                         checkpoint_every=iters_per_level, log_every=max(1, iters_per_level // 2))
+    total = (resolution.bit_length() - 2) * iters_per_level + config.fine_tune_iters
+    newest = latest_checkpoint(run)
+    if newest is None or read_manifest(newest).step < total:
+        data = {name: PersonaData(name, [folder], resolution, holdout=0.1) for name, folder in folders.items()}
+        records = {name: PersonaRecord(name, (str(folder),), f"{name}: public-domain portrait ({_CREDITS[name]}); "
+                                       "demo use") for name, folder in folders.items()}
+        train_comb(data, run, resolution=resolution, width=width, config=config, records=records, device=device,
+                   resume=newest is not None, report=lambda p: print(f"train: {p.line()}", file=sys.stderr, flush=True))
+    shot = load_shot(result.shot_file)
+    shot = shot.model_copy(update={"model": ModelConfig(checkpoint=Path("models/demo_comb"), resolution=resolution,
+                                                        width=width)})
+    save_shot(shot, result.shot_file)
+    steps = read_manifest(run).step
+    return replace(result, model=f"comb model: {run} ({resolution}², width {width}, {steps} iterations)")
+
+
+def swap_demo(result: DemoResult, *, device: str = "cpu") -> DemoResult:
+    """Swap hopper onto the astronaut plate, write the EXR sequence, review video, compositor package and a
+    contact sheet (plate | swap | matte)."""
+    from dataclasses import replace
+
+    from vfx.export.handoff import write_handoff
+    from vfx.export.sheet import write_swap_sheet
+    from vfx.io.plate import open_plate
+    from vfx.shot import load_shot
+    from vfx.swap import swap_shot
+
+    shot = load_shot(result.shot_file)
+    summary = swap_shot(shot, device=device)
+    lines = [f"swap: {line}" for line in summary.describe().splitlines()]
+    lines += write_handoff(shot)
+    sheet = result.folder / "out" / "demo_contact_sheet.png"
+    plate, frames = open_plate(shot.plate)
+    with plate:
+        write_swap_sheet(plate, str(shot.outputs.exr), list(frames), sheet)
+    lines.append(f"contact sheet (plate | swap | matte): {sheet}")
+    return replace(result, outputs=tuple(lines))
 
 
 def build_demo(

@@ -39,7 +39,7 @@ __all__ = [
     "rebuild_frame",
     "side_by_side_path",
     "write_comp_package",
-    "write_review",
     "write_rendered_frame",
+    "write_review",
     "write_swap_sheet",
 ]

@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -43,7 +42,12 @@ import numpy as np
 import vfx
 from vfx.align.similarity import invert_affine
 from vfx.errors import ConfigError, MediaError
-from vfx.export.frames import RenderInfo, read_rendered_frame
+from vfx.export.frames import (
+    RenderInfo,
+    check_rendered_frames,
+    read_rendered_frame,
+    rendered_sequence,
+)
 from vfx.io.atomic import atomic_write_text
 from vfx.io.image import ExrMetadata, Window, read_image, write_image
 from vfx.io.plate import Plate, open_plate
@@ -52,18 +56,16 @@ from vfx.shot.schema import Shot
 from vfx.utils.progress import progress as progress_bar
 
 __all__ = [
-    "SCHEMA",
-    "TRANSFORMS_SCHEMA",
     "MATTE_CHANNEL",
     "PACKAGE_NOTICE",
+    "SCHEMA",
+    "TRANSFORMS_SCHEMA",
     "CompPackageLayout",
     "CompPackageSummary",
-    "check_rendered_frames",
     "cut_patch",
     "matte_window",
     "nuke_script",
     "rebuild_frame",
-    "rendered_sequence",
     "write_comp_package",
 ]
 
@@ -267,38 +269,6 @@ def rebuild_frame(plate_rgb: np.ndarray, patch_rgba: np.ndarray, data_window: Wi
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Rendered frames
-
-
-def rendered_sequence(shot: Shot) -> SequencePattern:
-    """The shot's rendered EXR sequence (``outputs.exr``).
-
-    Raises:
-        ConfigError: the shot names no rendered frames.
-    """
-    if shot.outputs.exr is None:
-        raise ConfigError(f"Shot {shot.name!r} names no rendered frames", expected="outputs.exr, the EXR "
-                          "sequence `vfx swap` renders", fix="add e.g. `outputs: {exr: out/" + shot.name
-                          + "_swap.####.exr}` to the shot file and run `vfx swap`")
-    return SequencePattern(str(shot.outputs.exr))
-
-
-def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> None:
-    """Check every frame of ``frames`` has been rendered.
-
-    Raises:
-        MediaError: some rendered frames are missing; the message names them.
-    """
-    frames = list(frames)
-    missing = pattern.missing(frames)
-    if missing:
-        raise MediaError(f"{len(missing)} of {len(frames)} rendered frames are missing from {pattern.pattern}",
-                         expected=f"a rendered frame for every frame of {format_frames(frames)}",
-                         found=f"no file for frames {format_frames(missing)}",
-                         fix="run `vfx swap` first for those frames (or narrow the frame range)")
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Nuke script
 
 
@@ -306,7 +276,8 @@ def _tcl(value: str) -> str:
     """A knob value as Nuke writes it: a bare word when safe, else double-quoted with TCL escapes."""
     if re.fullmatch(r"[A-Za-z0-9_./:#%+,@-]+", value):
         return value
-    return '"' + re.sub(r'([\\"\[\]${}])', r"\\\1", value).replace("\n", "\\n") + '"'
+    # ``[`` and ``$`` would substitute, braces are escaped as Nuke itself writes them; ``]`` alone is literal.
+    return '"' + re.sub(r'([\\"\[${}])', r"\\\1", value).replace("\n", "\\n") + '"'
 
 
 def _node(cls: str, knobs: list[tuple[str, str]]) -> str:
@@ -351,7 +322,6 @@ def nuke_script(name: str, plate: Plate, frames: FrameRange, *, exr_dtype: str =
             f"A: premultiplied patch, B: plate; everything raw, in the plate's colour space ({colorspace}).")
     text = [
         "#! nuke -nx\n",
-        f"# Written by vfx {vfx.__version__}: the swapped face patch over the plate. Regenerated with the package.\n",
         f"version {_NUKE_VERSION}\n",
         _node("Root", [
             ("inputs", "0"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -18,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from vfx.errors import MediaError
+from vfx.errors import ConfigError, MediaError
 from vfx.io.image import ExrMetadata, Image, read_image, write_image
+from vfx.shot.frames import SequencePattern, format_frames
+from vfx.shot.schema import Shot
 
 __all__ = [
     "SYNTHETIC_NOTICE",
@@ -28,6 +31,8 @@ __all__ = [
     "frame_timecode",
     "write_rendered_frame",
     "read_rendered_frame",
+    "rendered_sequence",
+    "check_rendered_frames",
 ]
 
 SYNTHETIC_NOTICE = (
@@ -166,3 +171,32 @@ def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
                          fix="render the shot with `vfx swap` first")
     return RenderedFrame(rgb=image.rgb(), matte=image.channel("A").copy(), info=RenderInfo.from_extra(dict(metadata.extra)),
                          metadata=metadata)
+
+
+
+def rendered_sequence(shot: Shot) -> SequencePattern:
+    """The shot's rendered EXR sequence (``outputs.exr``).
+
+    Raises:
+        ConfigError: the shot names no rendered frames.
+    """
+    if shot.outputs.exr is None:
+        raise ConfigError(f"Shot {shot.name!r} names no rendered frames", expected="outputs.exr, the EXR "
+                          "sequence `vfx swap` renders", fix="add e.g. `outputs: {exr: out/" + shot.name
+                          + "_swap.####.exr}` to the shot file and run `vfx swap`")
+    return SequencePattern(str(shot.outputs.exr))
+
+
+def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> None:
+    """Check every frame of ``frames`` has been rendered.
+
+    Raises:
+        MediaError: some rendered frames are missing; the message names them.
+    """
+    frames = list(frames)
+    missing = pattern.missing(frames)
+    if missing:
+        raise MediaError(f"{len(missing)} of {len(frames)} rendered frames are missing from {pattern.pattern}",
+                         expected=f"a rendered frame for every frame of {format_frames(frames)}",
+                         found=f"no file for frames {format_frames(missing)}",
+                         fix="run `vfx swap` first for those frames (or narrow the frame range)")

@@ -6,15 +6,10 @@ from pathlib import Path
 
 from vfx.errors import ConfigError
 from vfx.io.plate import open_plate
-from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.frames import FrameRange, format_frames
 from vfx.shot.schema import Shot
 
-__all__ = ["side_by_side_path", "write_handoff"]
-
-
-def side_by_side_path(review: Path) -> Path:
-    """Where the side-by-side review goes: beside the review, ``_side_by_side`` added to its name."""
-    return review.with_name(f"{review.stem}_side_by_side{review.suffix}")
+__all__ = ["write_handoff"]
 
 
 def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None = None,
@@ -38,7 +33,8 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
         MediaError: ``require`` and rendered frames are missing.
     """
     from vfx.export.comp import write_comp_package
-    from vfx.export.review import write_review
+    from vfx.export.frames import rendered_sequence
+    from vfx.export.review import side_by_side_path, write_review
 
     comp = comp or shot.outputs.comp_package
     review = review or shot.outputs.review
@@ -48,16 +44,15 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
             raise ConfigError(f"Nothing to export for shot {shot.name!r}", expected="--comp DIR and/or --review FILE, "
                               "or outputs.comp_package / outputs.review in the shot file")
         return []
-    if shot.outputs.exr is None:
-        raise ConfigError("The review and the compositor package are made from the rendered EXR frames",
-                          expected="outputs.exr in the shot file", fix="add outputs.exr and run `vfx swap`")
+    rendered = rendered_sequence(shot)
     if frames is None:
         with open_plate(shot.plate)[0] as plate:
             frames = shot.plate.frames or plate.frame_range
-    missing = SequencePattern(str(shot.outputs.exr)).missing(frames)
+    missing = rendered.missing(frames)
     if missing and not require:
-        return [f"review and compositor package: waiting for {len(missing)} frames not rendered yet "
-                f"({format_frames(missing)}); `vfx export` writes them once they are"]
+        waiting = (f"review and compositor package: waiting for {len(missing)} frames not rendered yet "
+                   f"({format_frames(missing)}); `vfx export` writes them once they are")
+        return [waiting]
     lines = []
     if review is not None:
         info = write_review(shot, review, frames)

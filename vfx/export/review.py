@@ -16,8 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from vfx.errors import ConfigError
-from vfx.export.comp import check_rendered_frames, rendered_sequence
-from vfx.export.frames import frame_timecode, read_rendered_frame
+from vfx.export.frames import (
+    check_rendered_frames,
+    frame_timecode,
+    read_rendered_frame,
+    rendered_sequence,
+)
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
 from vfx.io.plate import Plate, open_plate
@@ -31,9 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def side_by_side_path(review: str | os.PathLike[str]) -> Path:
-    """Where the side-by-side review goes beside the plain one: ``sh010_review.mp4`` -> ``sh010_review_sbs.mp4``."""
+    """Where the side-by-side review goes beside the plain one: ``sh010.mp4`` -> ``sh010_side_by_side.mp4``."""
     path = Path(review)
-    return path.with_name(f"{path.stem}_sbs{path.suffix}")
+    return path.with_name(f"{path.stem}_side_by_side{path.suffix}")
 
 
 def to_display_uint8(rgb: np.ndarray, converter: ColorConverter) -> np.ndarray:

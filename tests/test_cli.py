@@ -63,7 +63,10 @@ def test_demo_command_runs_the_whole_pipeline(capsys, tmp_path):
     assert shot.plate.colorspace == "ACEScg" and len(shot.plate.frames) == 8
     assert shot.model is not None and shot.model.checkpoint == folder / "models" / "demo_comb"
     assert len(list((folder / "out").glob("demo_swap_v001.*.exr"))) == 8
-    assert (folder / "out" / "demo_swap_v001.mp4").is_file()
+    from vfx.io.video import probe_video
+
+    review = probe_video(folder / "out" / "demo_swap_v001.mp4")
+    assert review.frame_count == 8 and review.fps == 24 and review.has_audio
     assert (folder / "out" / "demo_comp_v001" / "demo.nk").is_file()
     assert len(list((folder / "out" / "demo_comp_v001" / "patch").glob("*.exr"))) == 8
     assert (folder / "out" / "demo_contact_sheet.png").is_file()

@@ -11,7 +11,7 @@ import pytest
 from conftest import SHARED_DATA
 
 from vfx.demo import load_portrait
-from vfx.errors import ConfigError, MediaError, VfxError
+from vfx.errors import ConfigError, VfxError
 from vfx.face.identity import (
     DESCRIPTOR_SIZE,
     FACE_DESCRIPTOR_FILE,
@@ -126,7 +126,7 @@ def test_bad_inputs_raise_vfx_errors(describer: FaceDescriber) -> None:
 
 
 def test_missing_model_file_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(MediaError, match=FACE_DESCRIPTOR_FILE) as info:
+    with pytest.raises(ConfigError, match=FACE_DESCRIPTOR_FILE) as info:
         FaceDescriber(tmp_path)
     assert str(tmp_path) in str(info.value)
 

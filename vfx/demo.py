@@ -276,7 +276,7 @@ def build_demo(
     shot = Shot(
         name="demo",
         plate=PlateConfig(path=Path("plates/astronaut.####.exr"), frames=frame_range, fps=fps,
-                          colorspace=PLATE_COLORSPACE),
+                          colorspace=PLATE_COLORSPACE, audio=Path("media/astronaut.mp4")),
         personas={name: PersonaConfig(footage=Path(f"media/{name}.mp4"), start_frame=start_frame) for name in PORTRAITS},
         swap=SwapConfig(persona="hopper"),
         outputs=OutputsConfig(

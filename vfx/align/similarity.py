@@ -484,7 +484,7 @@ def _kernel_reach(matrix: np.ndarray) -> float:
 
 def warp_to_plate(crop: np.ndarray, matrix: np.ndarray, plate_size: tuple[int, int], *, roi: bool = True,
                   interpolation: Interpolation = "cubic", border: Border = "constant",
-                  border_value: float = 0.0) -> PlatePatch:
+                  border_value: float = 0.0, box: tuple[int, int, int, int] | None = None) -> PlatePatch:
     """Resample an aligned crop back into plate space, over the face's region only.
 
     With ``roi=True`` the result covers just the plate pixels the crop can reach: those whose centres fall
@@ -504,6 +504,8 @@ def warp_to_plate(crop: np.ndarray, matrix: np.ndarray, plate_size: tuple[int, i
         interpolation: as in :func:`warp_to_crop`.
         border: ``"constant"`` (default: nothing outside the crop) or ``"reflect"``.
         border_value: the value outside the crop when ``border="constant"``.
+        box: (y0, x0, y1, x1) plate pixels to warp into instead (e.g. a matte's box inside the region),
+            clipped to the plate; overrides ``roi``.
 
     Returns:
         ``PlatePatch(pixels, (y0, x0))``; ``plate[patch.slices]`` is the region it covers. The region
@@ -524,7 +526,10 @@ def warp_to_plate(crop: np.ndarray, matrix: np.ndarray, plate_size: tuple[int, i
     _check_options(interpolation, border)
     crop = _check_image(crop, "crop")
     plate_shape = parse_size(plate_size, "plate_size")
-    if roi:
+    if box is not None:
+        y0, x0 = min(max(box[0], 0), plate_shape[0]), min(max(box[1], 0), plate_shape[1])
+        y1, x1 = max(min(box[2], plate_shape[0]), y0), max(min(box[3], plate_shape[1]), x0)
+    elif roi:
         y0, x0, y1, x1 = plate_roi(matrix, crop.shape[:2], plate_shape, reach=_kernel_reach(matrix))
     else:
         y0, x0, y1, x1 = 0, 0, plate_shape[0], plate_shape[1]

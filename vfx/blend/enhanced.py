@@ -46,17 +46,27 @@ DEFAULT_SIGMA_PX = 1.0
 DEFAULT_TARGET_FACE_LEVELS = 2
 
 
+def _blur_1d(x: Tensor, weights: list[float], dim: int) -> Tensor:
+    radius = len(weights) // 2
+    padding = [0, 0] * (x.ndim - 1 - dim) + [radius, radius]
+    p = F.pad(x, padding)
+    n = x.shape[dim]
+    out = p.narrow(dim, radius, n) * weights[radius]
+    for offset in range(1, radius + 1):
+        out = out + (p.narrow(dim, radius - offset, n) + p.narrow(dim, radius + offset, n)) * weights[radius + offset]
+    return out
+
+
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with zero padding (outside the crop counts as background)."""
+    """Separable Gaussian blur (radius 3σ) of (B, C, H, W) with zero padding: outside the crop counts as
+    background. Shifted-slice sums rather than a grouped convolution (several times faster on the CPU)."""
     if sigma <= 0:
         return x
     radius = max(1, math.ceil(3.0 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    channels = x.shape[1]
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(channels, 1, 1, -1), padding=(0, radius), groups=channels)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(channels, 1, -1, 1), padding=(radius, 0), groups=channels)
+    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
+    total = sum(taps)
+    weights = [t / total for t in taps]
+    return _blur_1d(_blur_1d(x, weights, 3), weights, 2)
 
 
 def inward_face_mask(cover: Tensor, sigma: float) -> Tensor:
@@ -93,13 +103,31 @@ def _check(source: Tensor, target: Tensor, cover: Tensor, target_face_levels: in
     return pyramid_levels(h)
 
 
+def _face_bands(source: Tensor, target: Tensor, cover: Tensor, sigma: float, target_face_levels: int) -> list[Tensor]:
+    """D_i = M_i (P(S)_i - P(T)_i) on the levels whose face comes from S, zero on the others.
+
+    The pyramid is linear, so P(S)_i - P(T)_i = P(S - T)_i: one decomposition instead of two.
+    """
+    levels = _check(source, target, cover, target_face_levels)
+    difference = laplacian_pyramid(source.to(target.dtype) - target, levels)
+    covers = downsample_mask(cover.to(target.dtype), levels)
+    bands = []
+    for index, (band, level_cover) in enumerate(zip(difference, covers)):
+        from_coarse = levels - index  # 1 = the coarsest level, as the pseudo code counts
+        if from_coarse <= target_face_levels:
+            bands.append(torch.zeros_like(band))  # background and face both from T: M̂ T + M T = T
+        else:
+            bands.append(inward_face_mask(level_cover, sigma) * band)  # M exactly 0 outside the polygon
+    return bands
+
+
 def enhanced_blend_pyramid(source: Tensor, target: Tensor, cover: Tensor, *, sigma: float = DEFAULT_SIGMA_PX,
                            target_face_levels: int = DEFAULT_TARGET_FACE_LEVELS) -> list[Tensor]:
     """The output pyramid P(O) of Fig. 5, finest level first.
 
     At each level i: P(O)_i = M̂_i P(T)_i + M_i P(X)_i with X = T on the ``target_face_levels`` coarsest
-    levels and X = S on the rest. Outside the polygon (coverage 0 at that level) P(O)_i equals P(T)_i
-    exactly.
+    levels and X = S on the rest, i.e. P(T)_i + M_i (P(S)_i - P(T)_i). Outside the polygon (coverage 0 at
+    that level) P(O)_i equals P(T)_i exactly.
 
     Args:
         source: (B, C, r, r) swapped crops S (the persona's decoder output).
@@ -108,36 +136,26 @@ def enhanced_blend_pyramid(source: Tensor, target: Tensor, cover: Tensor, *, sig
         sigma: inward smoothing σ of the mask, in each level's pixels.
         target_face_levels: how many of the coarsest levels take the face from T (the pseudo code's 2).
     """
-    levels = _check(source, target, cover, target_face_levels)
-    cover = cover.to(target.dtype)
-    pyr_s = laplacian_pyramid(source, levels)
-    pyr_t = laplacian_pyramid(target, levels)
-    covers = downsample_mask(cover, levels)
-    out = []
-    for index, (band_s, band_t, level_cover) in enumerate(zip(pyr_s, pyr_t, covers)):
-        from_coarse = levels - index  # 1 = the coarsest level, as the pseudo code counts
-        if from_coarse <= target_face_levels:
-            out.append(band_t)  # background and face both from T: M̂ T + M T = T
-            continue
-        face = inward_face_mask(level_cover, sigma)
-        out.append(band_t + face * (band_s - band_t))  # = (1 - M) T + M S, with M exactly 0 outside
-    return out
+    bands = _face_bands(source, target, cover, sigma, target_face_levels)
+    return [band_t + band for band_t, band in zip(laplacian_pyramid(target, len(bands)), bands)]
 
 
 def enhanced_blend(source: Tensor, target: Tensor, cover: Tensor, *, sigma: float = DEFAULT_SIGMA_PX,
                    target_face_levels: int = DEFAULT_TARGET_FACE_LEVELS) -> Tensor:
     """Blend the swapped crops into the target crops (Fig. 5); see :func:`enhanced_blend_pyramid`.
 
+    Reconstruction is linear too, so O = reconstruct(P(T) + D) = T + reconstruct(D): T itself is kept and
+    only the face's bands D are built up (S = T gives T back exactly).
+
     Returns:
         (B, C, r, r) blended crops, the dtype and device of ``target``.
 
     Example:
         >>> t = torch.rand(1, 3, 32, 32); cover = torch.zeros(1, 1, 32, 32); cover[..., 8:24, 8:24] = 1
-        >>> bool(torch.allclose(enhanced_blend(t, t, cover), t, atol=1e-6))  # S = T gives T back
+        >>> bool(torch.equal(enhanced_blend(t, t, cover), t))  # S = T gives T back
         True
     """
-    return reconstruct(enhanced_blend_pyramid(source, target, cover, sigma=sigma,
-                                              target_face_levels=target_face_levels))
+    return target + reconstruct(_face_bands(source, target, cover, sigma, target_face_levels))
 
 
 class EnhancedMultiBandBlend(nn.Module):

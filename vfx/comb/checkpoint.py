@@ -144,13 +144,15 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None = None,
-                    device: torch.device | str = "cpu") -> tuple[CombNetwork, Manifest, dict[str, Any]]:
+                    device: torch.device | str = "cpu",
+                    with_optimizer: bool = True) -> tuple[CombNetwork, Manifest, dict[str, Any]]:
     """Load a checkpoint folder (or a run folder's newest checkpoint).
 
     Args:
         path: the checkpoint or run folder.
         config: when given, the architecture the caller expects; another one is an error.
         device: where the network goes.
+        with_optimizer: also read the optimiser state (training); swapping needs only the weights.
 
     Returns:
         (network at the saved level and alpha, manifest, optimiser state: ``{"tensors": ..., "groups": ...}``).
@@ -167,7 +169,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None =
                           fix="train a new model, or pass the checkpoint's resolution, width and personas")
     try:
         weights = load_file(str(folder / MODEL_FILE), device=str(device))
-        optimizer = load_file(str(folder / OPTIMIZER_FILE))
+        optimizer = load_file(str(folder / OPTIMIZER_FILE)) if with_optimizer else {}
     except (OSError, SafetensorError) as err:
         raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"complete {MODEL_FILE} and {OPTIMIZER_FILE}",
                          found=f"{type(err).__name__}: {err}", fix="use an older checkpoint of the run") from None

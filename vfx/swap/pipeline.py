@@ -36,7 +36,7 @@ from vfx.io.image import Image, read_image_size, write_image
 from vfx.io.plate import Plate, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.schema import Shot
-from vfx.swap.swapper import FaceSwapper, open_swap_model
+from vfx.swap.swapper import FaceSwapper, check_swap_model, open_swap_model
 from vfx.utils.progress import progress as progress_bar
 
 __all__ = ["SwapPlan", "SwapSummary", "plan_swap", "plate_faces_folder", "run_swap", "swap_shot"]
@@ -151,7 +151,7 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
                           "NAME}` in the shot file or --persona NAME")
     method = method or shot.blend.method
     faces_folder = plate_faces_folder(shot)
-    model = open_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
+    check_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
     plate, wanted = open_plate(shot.plate, frames)
     try:
         _check_plate_size(plate, wanted)
@@ -166,7 +166,6 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     for pattern in (exr, plate_format):
         if pattern is not None:
             _check_writable(pattern.directory)
-    del model  # loaded once more on the chosen device by run_swap; this load only validated it
     return SwapPlan(shot=shot, frames=wanted, persona=persona, method=method, device=device,
                     resolution=shot.model.resolution, exr=exr, plate_format=plate_format, faces_folder=faces_folder)
 

@@ -24,7 +24,7 @@ from vfx.comb.checkpoint import (
 from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError
 
-__all__ = ["FaceSwapper", "SwapModel", "open_swap_model"]
+__all__ = ["FaceSwapper", "SwapModel", "check_swap_model", "open_swap_model"]
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,16 @@ class SwapModel:
         return f"{self.folder}@{self.manifest.step}"
 
 
-def open_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: int | None = None,
-                    device: torch.device | str = "cpu") -> SwapModel:
-    """Load a comb checkpoint for swapping and check it can render ``persona`` at ``resolution``.
+def check_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: int | None = None) -> tuple[Path, Manifest]:
+    """Check from its manifest alone (no weights read) that a checkpoint can render ``persona`` at ``resolution``.
+
+    Returns:
+        The checkpoint folder and its manifest.
 
     Raises:
         ConfigError: the model has no such persona (the message lists its personas), or it was trained
             at another crop size than the shot asks.
-        MediaError: no checkpoint there, or an unreadable one.
+        MediaError: no checkpoint there, or an unreadable manifest.
     """
     folder = checkpoint_folder(path)
     manifest = read_manifest(folder)
@@ -62,7 +64,18 @@ def open_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: i
                           expected=f"model.resolution: {config.resolution} (the checkpoint's)",
                           found=f"model.resolution: {resolution}", fix=f"set model.resolution: {config.resolution} "
                           "in the shot file, or train a model at that size")
-    net, manifest, _ = load_checkpoint(folder, device=device)
+    return folder, manifest
+
+
+def open_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: int | None = None,
+                    device: torch.device | str = "cpu") -> SwapModel:
+    """Load a comb checkpoint for swapping, after :func:`check_swap_model`.
+
+    Raises:
+        ConfigError / MediaError: as :func:`check_swap_model`, or unreadable weights.
+    """
+    folder, _ = check_swap_model(path, persona=persona, resolution=resolution)
+    net, manifest, _ = load_checkpoint(folder, device=device, with_optimizer=False)
     net.eval().requires_grad_(False)
     return SwapModel(net=net, manifest=manifest, folder=folder)
 

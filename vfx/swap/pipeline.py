@@ -281,7 +281,10 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
         if job.record is None or job.blended is None or job.cover is None:
             pasted: Pasted = empty_paste(rgb)
         else:
-            pasted = paste_back(rgb, job.blended, crop_matte(job.cover), job.record.matrix,
+            # A display-referred plate holds [0, 1]; the blend's and the warp's ringing must not reach past it
+            # (a scene-linear plate keeps its range: highlights above 1 are the plate's own).
+            crop = np.clip(job.blended, 0.0, 1.0) if to_plate.is_identity else job.blended
+            pasted = paste_back(rgb, crop, crop_matte(job.cover), job.record.matrix,
                                 to_plate=None if to_plate.is_identity else to_plate.apply, in_place=True)
         info = RenderInfo(frame=job.frame, persona=plan.persona, model=model.label, blend=plan.method,
                           matrix=None if job.record is None else job.record.matrix, crop_size=r, face_box=pasted.box)
@@ -356,7 +359,7 @@ def _write_plate_format(path: Path, image: Image, pasted: Pasted) -> None:
     pixels = image.pixels.copy()
     for index, name in enumerate(("R", "G", "B")):
         pixels[:, :, image.channels.index(name) if name in image.channels else index] = pasted.frame[:, :, index]
-    dtype = image.channel_types or ("uint8",)
+    dtype = image.channel_types or ("uint8",) * len(image.channels)  # a video plate's frames: 8-bit
     write_image(path, Image(pixels=pixels, channels=image.channels, metadata=dict(image.metadata),
                             channel_types=dtype, file_format=image.file_format,
                             data_window=image.data_window, display_window=image.display_window))

@@ -24,7 +24,8 @@ from vfx.blend.enhanced import (
 from vfx.blend.pyramid import pyramid_levels
 from vfx.errors import ConfigError
 
-__all__ = ["BLEND_METHODS", "BlendMethod", "alpha_blend", "blend_crops", "opencv_multiband_blend", "poisson_blend"]
+__all__ = ["BLEND_METHODS", "BlendMethod", "alpha_blend", "blend_crops", "check_blend_method", "opencv_multiband_blend",
+           "poisson_blend"]
 
 BlendMethod = Literal["enhanced", "multiband", "poisson", "alpha"]
 BLEND_METHODS: tuple[str, ...] = get_args(BlendMethod)
@@ -134,13 +135,19 @@ def blend_crops(source: Tensor, target: Tensor, cover: Tensor, *, method: str = 
     Returns:
         (B, 3, r, r) on ``target``'s device and dtype.
     """
+    check_blend_method(method)
     if method == "enhanced":
         return enhanced_blend(source, target, cover, sigma=sigma, target_face_levels=target_face_levels)
     if method == "alpha":
         return alpha_blend(source, target, cover, sigma=sigma)
     if method == "poisson":
         return poisson_blend(source, target, cover)
-    if method == "multiband":
-        return opencv_multiband_blend(source, target, cover)
-    raise ConfigError(f"Unknown blend method {method!r}", expected=f"one of {', '.join(BLEND_METHODS)}",
-                      found=repr(method), fix="use --blend enhanced")
+    return opencv_multiband_blend(source, target, cover)
+
+
+def check_blend_method(method: str) -> str:
+    """``method`` if it names a blend, else a ConfigError listing them."""
+    if method not in BLEND_METHODS:
+        raise ConfigError(f"Unknown blend method {method!r}", expected=f"one of {', '.join(BLEND_METHODS)}",
+                          found=repr(method), fix="use --blend enhanced")
+    return method

@@ -46,8 +46,8 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
         return []
     rendered = rendered_sequence(shot)
     if frames is None:
-        with open_plate(shot.plate)[0] as plate:
-            frames = shot.plate.frames or plate.frame_range
+        plate, frames = open_plate(shot.plate)  # the shot's frames, else the whole plate
+        plate.close()
     missing = rendered.missing(frames)
     if missing and not require:
         waiting = (f"review and compositor package: waiting for {len(missing)} frames not rendered yet "

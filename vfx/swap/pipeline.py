@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from vfx.align.similarity import warp_to_crop
+from vfx.blend.methods import check_blend_method
 from vfx.blend.paste import Pasted, crop_matte, empty_paste, paste_back
 from vfx.errors import ConfigError, MediaError
 from vfx.export.frames import RenderInfo, frame_timecode, write_rendered_frame
@@ -91,6 +92,7 @@ class SwapPlan:
 class _Job:
     frame: int
     image: Image
+    rgb: np.ndarray  # (H, W, 3) float32 in the plate's colour space
     record: FaceRecord | None
     target: np.ndarray | None = None  # (r, r, 3) working-space crop
     cover: np.ndarray | None = None  # (r, r) polygon coverage
@@ -118,18 +120,21 @@ def _check_writable(folder: Path) -> None:
                           fix="fix the folder's permissions or point the shot's outputs elsewhere") from None
 
 
+def _check_frame_size(plate: Plate, frame: int, size: tuple[int, int]) -> None:
+    if size != plate.size:
+        raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
+                         f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
+                         found=f"frame {frame} is {size[1]}x{size[0]}",
+                         fix="conform the plate to one resolution before swapping")
+
+
 def _check_plate_size(plate: Plate, frames: FrameRange) -> None:
     """Every frame of a sequence must have the first frame's size (checked from headers, no pixels read)."""
     if plate.kind != "sequence":
         return
     pattern = SequencePattern(plate.path)
     for frame in frames:
-        size = read_image_size(pattern.path(frame))
-        if size != plate.size:
-            raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
-                             f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
-                             found=f"frame {frame} is {size[1]}x{size[0]}",
-                             fix="conform the plate to one resolution before swapping")
+        _check_frame_size(plate, frame, read_image_size(pattern.path(frame)))
 
 
 def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None,
@@ -149,7 +154,7 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     if persona is None:
         raise ConfigError(f"Shot {shot.name!r} does not say which persona to swap in", expected="`swap: {persona: "
                           "NAME}` in the shot file or --persona NAME")
-    method = method or shot.blend.method
+    method = check_blend_method(method or shot.blend.method)
     faces_folder = plate_faces_folder(shot)
     check_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
     plate, wanted = open_plate(shot.plate, frames)
@@ -170,21 +175,16 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
                     resolution=shot.model.resolution, exr=exr, plate_format=plate_format, faces_folder=faces_folder)
 
 
-def _shot_frames(shot: Shot, plate: Plate) -> FrameRange:
-    return shot.plate.frames or plate.frame_range
-
-
-def _track_faces(plan: SwapPlan, *, workers: int = 0) -> dict[int, FaceRecord]:
+def _track_faces(plan: SwapPlan, plate: Plate, *, workers: int = 0) -> dict[int, FaceRecord]:
     """The plate's faces of the swapped track, by frame (extracted once for the whole shot, then reused).
 
-    The whole shot is tracked and smoothed even when only some frames are rendered, so a shot rendered in
-    pieces gets the same face positions as one rendered at once.
+    The whole shot (and any frames rendered beyond it) is tracked and smoothed even when only some frames are
+    rendered, so a shot rendered in pieces gets the same face positions as one rendered at once.
     """
     shot = plan.shot
     track = shot.swap.track if shot.swap else 0
-    with open_plate(shot.plate)[0] as plate:
-        shot_frames = _shot_frames(shot, plate)
-        short_side = min(plate.size)
+    tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(plan.frames))
+    short_side = min(plate.size)
     source = MediaSource(path=str(shot.plate.path), start_frame=shot.plate.start_frame,
                          colorspace=shot.plate.colorspace, shot=shot.name)
     # Full-frame search at about 540 lines: half size on HD (faces from ~160 px), full size on small plates,
@@ -192,7 +192,7 @@ def _track_faces(plan: SwapPlan, *, workers: int = 0) -> dict[int, FaceRecord]:
     detect_scale = min(1.0, DETECT_LINES / short_side)
     config = ExtractConfig(crop_size=plan.resolution, track=track, workers=workers, detect_scale=detect_scale,
                            min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
-    extract_faceset(source, plan.faces_folder, frames=shot_frames, config=config)
+    extract_faceset(source, plan.faces_folder, frames=tracked, config=config)
     return {r.frame: r for r in Faceset.open(plan.faces_folder).faces(track)}
 
 
@@ -247,7 +247,17 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
     """
     started = time.perf_counter()
     shot = plan.shot
-    records = _track_faces(plan, workers=workers)
+    plate, _ = open_plate(shot.plate, plan.frames)
+    try:
+        return _render(plan, plate, started, batch_size=batch_size, show_progress=show_progress, workers=workers)
+    finally:
+        plate.close()
+
+
+def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | None, show_progress: bool,
+            workers: int) -> SwapSummary:
+    shot = plan.shot
+    records = _track_faces(plan, plate, workers=workers)
     todo = [f for f in plan.frames if not _done(plan, f)]
     skipped = len(plan.frames) - len(todo)
     model = open_swap_model(shot.model.checkpoint, persona=plan.persona, resolution=plan.resolution,  # type: ignore[union-attr]
@@ -256,7 +266,7 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
                           target_face_levels=shot.blend.target_face_levels)
     batch_size = batch_size or (8 if swapper.device.type == "cuda" else 1)
     no_face: list[int] = []
-    plate, _ = open_plate(shot.plate, plan.frames)
+    shot_hash = shot.content_hash()
     to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     to_plate = to_working.inverse()
     start_tc, start_frame = _start_timecode(plate)
@@ -264,20 +274,15 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
 
     def read(frame: int) -> _Job:
         image = plate.read(frame)
-        if image.size != plate.size:
-            raise MediaError(f"Plate {plate.path} changes size mid-sequence",
-                             expected=f"{plate.size[1]}x{plate.size[0]}",
-                             found=f"frame {frame} is {image.size[1]}x{image.size[0]}",
-                             fix="conform the plate to one resolution before swapping")
-        job = _Job(frame, image, records.get(frame))
+        _check_frame_size(plate, frame, image.size)  # a file replaced since the plan's header check
+        job = _Job(frame, image, image.rgb(), records.get(frame))
         if job.record is not None:
-            matrix = job.record.matrix
-            job.target = to_working.apply(warp_to_crop(image.rgb(), matrix, r, interpolation="area"))
+            job.target = to_working.apply(warp_to_crop(job.rgb, job.record.matrix, r, interpolation="area"))
             job.cover = rasterise_polygon(face_polygon(job.record.crop_landmarks), r)
         return job
 
     def write(job: _Job) -> int:
-        rgb = job.image.rgb()  # a new array: pasted into in place
+        rgb = job.rgb  # its own array (Image.rgb() stacks the channels): pasted into in place
         if job.record is None or job.blended is None or job.cover is None:
             pasted: Pasted = empty_paste(rgb)
         else:
@@ -292,34 +297,31 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
                                                                start_timecode=start_tc)
         if plan.exr is not None:
             write_rendered_frame(plan.exr.path(job.frame), pasted.frame, pasted.matte, info, timecode=tc,
-                                 fps=plate.fps, colorspace=plate.colorspace, shot_hash=shot.content_hash(),
+                                 fps=plate.fps, colorspace=plate.colorspace, shot_hash=shot_hash,
                                  dtype=shot.outputs.exr_dtype, compression=shot.outputs.exr_compression)
         if plan.plate_format is not None:
             _write_plate_format(plan.plate_format.path(job.frame), job.image, pasted)
         return job.frame
 
     pending: list[Future[int]] = []
-    try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfx-swap-write") as writers:
-            jobs = _prefetch((read(f) for f in todo), depth=2 * batch_size)
-            if show_progress:
-                jobs = progress_bar(jobs, total=len(todo), desc="swap")
-            for batch in _batches(jobs, batch_size):
-                faces = [j for j in batch if j.target is not None]
-                if faces:
-                    targets = torch.from_numpy(np.stack([j.target for j in faces]).transpose(0, 3, 1, 2).copy())
-                    covers = torch.from_numpy(np.stack([j.cover for j in faces])[:, None].copy())
-                    _, blended = swapper(targets, covers)
-                    blended_host = blended.permute(0, 2, 3, 1).cpu().numpy()
-                    for j, crop in zip(faces, blended_host):
-                        j.blended = crop
-                no_face += [j.frame for j in batch if j.target is None]
-                pending += [writers.submit(write, j) for j in batch]
-                pending = _drain(pending, keep=2 * batch_size)
-            for future in pending:
-                future.result()
-    finally:
-        plate.close()
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfx-swap-write") as writers:
+        jobs = _prefetch((read(f) for f in todo), depth=2 * batch_size)
+        if show_progress:
+            jobs = progress_bar(jobs, total=len(todo), desc="swap")
+        for batch in _batches(jobs, batch_size):
+            faces = [j for j in batch if j.target is not None]
+            if faces:
+                targets = torch.from_numpy(np.stack([j.target for j in faces]).transpose(0, 3, 1, 2).copy())
+                covers = torch.from_numpy(np.stack([j.cover for j in faces])[:, None].copy())
+                _, blended = swapper(targets, covers)
+                blended_host = blended.permute(0, 2, 3, 1).cpu().numpy()
+                for j, crop in zip(faces, blended_host):
+                    j.blended = crop
+            no_face += [j.frame for j in batch if j.target is None]
+            pending += [writers.submit(write, j) for j in batch]
+            pending = _drain(pending, keep=2 * batch_size)
+        for future in pending:
+            future.result()
     return SwapSummary(frames=len(plan.frames), rendered=len(todo), skipped=skipped, no_face=tuple(no_face),
                        seconds=time.perf_counter() - started,
                        outputs={k: str(v) for k, v in (("exr", shot.outputs.exr), ("frames", shot.outputs.frames))

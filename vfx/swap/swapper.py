@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vfx.blend.enhanced import DEFAULT_SIGMA_PX, DEFAULT_TARGET_FACE_LEVELS
-from vfx.blend.methods import BLEND_METHODS, blend_crops
+from vfx.blend.methods import blend_crops, check_blend_method
 from vfx.comb.checkpoint import (
     Manifest,
     checkpoint_folder,
@@ -95,9 +95,7 @@ class FaceSwapper:
 
     def __init__(self, model: SwapModel, persona: str, *, method: str = "enhanced", sigma: float = DEFAULT_SIGMA_PX,
                  target_face_levels: int = DEFAULT_TARGET_FACE_LEVELS) -> None:
-        if method not in BLEND_METHODS:
-            raise ConfigError(f"Unknown blend method {method!r}", expected=f"one of {', '.join(BLEND_METHODS)}",
-                              found=repr(method))
+        check_blend_method(method)
         if persona not in model.net.personas:
             raise ConfigError(f"The model has no persona {persona!r}",
                               expected=f"one of {', '.join(model.net.personas)}", found=repr(persona))

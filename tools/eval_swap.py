@@ -62,13 +62,14 @@ from vfx.face.identity import (
     mean_descriptor,
 )
 from vfx.face.landmark import create_landmarker, normalised_mean_error
+from vfx.faceset.plate_faces import plate_faces_folder
 from vfx.faceset.store import Faceset
 from vfx.io.color import to_working
 from vfx.io.image import read_image
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, SequencePattern
 from vfx.shot.schema import Shot
-from vfx.swap.pipeline import plate_faces_folder, swap_shot
+from vfx.swap.pipeline import swap_shot
 from vfx.utils.plots import pyplot, save_figure
 
 REPO = Path(__file__).resolve().parents[1]

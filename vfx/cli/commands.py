@@ -260,6 +260,35 @@ def swap(
         typer.echo(line)
 
 
+@app.command("retouch")
+def retouch(
+    shot: Annotated[Path, typer.Argument(help="Shot file with a `retouch:` list of edits.")],
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to retouch, e.g. 1001-1020 (default: the shot's).")] = None,
+    edit: Annotated[Optional[list[str]], typer.Option("--edit", help="Apply only this edit (by name; repeat for several).")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Also write a preview PNG (original | edited layout | warp | refined).")] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Processes for tracking the plate's faces (0: one per CPU core).")] = 0,
+) -> None:
+    """Retouch the shot's face with the edits declared on its semantic layout (landmark-group moves, relabels,
+    painted label maps) and write the frames (only those not on disk yet); with the whole shot done, also
+    the review video and the compositor package, made from the retouched frames."""
+    from vfx.export.frames import retouch_sequence
+    from vfx.export.handoff import write_handoff
+    from vfx.retouch import plan_retouch, run_retouch
+    from vfx.shot import FrameRange, load_shot
+
+    loaded = load_shot(shot)
+    plan = plan_retouch(loaded, frames=FrameRange.parse(frames) if frames else None, edits=edit or None,
+                        device=resolve_device(device))
+    preview_path = retouch_sequence(loaded).directory / f"{loaded.name}_retouch_preview.png" if preview else None
+    summary = run_retouch(plan, workers=workers, preview=preview_path)
+    typer.echo(summary.describe())
+    if preview_path is not None and preview_path.is_file():
+        typer.echo(f"preview: {preview_path}")
+    for line in write_handoff(loaded):
+        typer.echo(line)
+
+
 @app.command("export")
 def export(
     shot: Annotated[Path, typer.Argument(help="Shot file whose rendered frames (outputs.exr) to hand on.")],

@@ -8,7 +8,10 @@ Built from the rendered frames (``outputs.exr``, the one source of truth) and th
       transforms.json                   per-frame plate <-> crop matrices and face boxes
       <shot>.nk                         Nuke script: patch over plate -> render/
       patch/<shot>_patch.####.exr       premultiplied RGBA face patch, float, data window = matte box
-      matte/<shot>_matte.####.exr       the swap matte, one channel ``A``, same data window
+      matte/<shot>_matte.####.exr       the matte of everything changed (swap and retouch), one channel ``A``,
+                                        same data window
+      retouch_matte/<shot>_retouch_matte.####.exr
+                                        the retouch's own matte, when the frames are retouched (same window)
       render/                           where the Nuke script writes <shot>_comp.####.exr
 
 The patch is what the swap added to the plate, premultiplied: ``rgb = beauty - plate * (1 - A)`` and
@@ -43,6 +46,7 @@ import vfx
 from vfx.align.similarity import invert_affine
 from vfx.errors import ConfigError, MediaError
 from vfx.export.frames import (
+    RETOUCH_MATTE_CHANNEL,
     RenderInfo,
     check_rendered_frames,
     read_rendered_frame,
@@ -119,6 +123,14 @@ class CompPackageLayout:
     @property
     def matte_rel(self) -> str:
         return f"matte/{self.name}_matte.####.exr"
+
+    @property
+    def retouch_matte_rel(self) -> str:
+        return f"retouch_matte/{self.name}_retouch_matte.####.exr"
+
+    @property
+    def retouch_matte(self) -> SequencePattern:
+        return SequencePattern(str(self.folder / self.retouch_matte_rel))
 
     @property
     def render_rel(self) -> str:
@@ -460,6 +472,18 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
                     timecode=done.metadata.timecode, fps=plate.fps, shot_hash=shot_hash,
                     extra={**extra, "element": "swap matte"}),
                 data_window=window, display_window=display)
+    retouch = done.layers.get(RETOUCH_MATTE_CHANNEL)
+    if retouch is not None:
+        if window == EMPTY_WINDOW:
+            retouch_roi = np.zeros((1, 1), np.float32)
+        else:
+            retouch_roi = np.ascontiguousarray(retouch[window.y:window.y + window.height,
+                                                       window.x:window.x + window.width], np.float32)
+        write_image(layout.retouch_matte.path(frame), retouch_roi, channels=(MATTE_CHANNEL,), dtype=_PATCH_DTYPE,
+                    compression=_COMPRESSION, metadata=ExrMetadata(
+                        timecode=done.metadata.timecode, fps=plate.fps, shot_hash=shot_hash,
+                        extra={**extra, "element": "retouch matte"}),
+                    data_window=window, display_window=display)
     return info
 
 
@@ -544,11 +568,14 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
                 "transforms": layout.transforms.name,
                 "nuke_script": layout.nuke_script.name,
                 "render": layout.render_rel,
+                **({"retouch_matte": layout.retouch_matte_rel} if shot.retouch else {}),
             },
             "patch": "premultiplied RGBA (R G B A), float32, in the plate's colour space: rgb = beauty - plate * "
                      "(1 - A), alpha = A; EXR data window = the matte's bounding box inside the plate-sized display "
                      "window (1x1 zeros on frames without a face); comp = patch over plate",
-            "matte": f"the swap matte, one float32 channel {MATTE_CHANNEL!r} (Nuke: rgba.alpha), same data window",
+            "matte": f"the matte of everything the frames change (the swap's and the retouch's), one float32 channel "
+                     f"{MATTE_CHANNEL!r} (Nuke: rgba.alpha), same data window",
+            "retouch_matte": "the retouch's own matte (retouched shots only), same channel and data window",
             "metadata": "each patch and matte carries vfx/plate_to_crop and vfx/crop_to_plate (JSON 2x3), "
                         "vfx/face_box, vfx/frame, vfx/persona, vfx/model, vfx/synthetic",
         }

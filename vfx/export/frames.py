@@ -21,19 +21,28 @@ import numpy as np
 
 from vfx.errors import ConfigError, MediaError
 from vfx.io.image import ExrMetadata, Image, read_image, write_image
+from vfx.io.plate import Plate
 from vfx.shot.frames import SequencePattern, format_frames
 from vfx.shot.schema import Shot
 
 __all__ = [
+    "RETOUCH_MATTE_CHANNEL",
     "SYNTHETIC_NOTICE",
     "RenderInfo",
     "RenderedFrame",
+    "check_rendered_frames",
     "frame_timecode",
-    "write_rendered_frame",
+    "plate_start_timecode",
     "read_rendered_frame",
     "rendered_sequence",
-    "check_rendered_frames",
+    "retouch_sequence",
+    "swap_sequence",
+    "write_plate_format",
+    "write_rendered_frame",
 ]
+
+RETOUCH_MATTE_CHANNEL = "retouch.A"
+"""A retouched frame's channel holding the retouch's own matte (``A`` is the union of the swap's and the retouch's)."""
 
 SYNTHETIC_NOTICE = (
     "This frame contains a synthetic face made by vfx (comb autoencoder face swap); "
@@ -108,6 +117,7 @@ class RenderedFrame:
     matte: np.ndarray
     info: RenderInfo
     metadata: ExrMetadata
+    layers: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def frame_timecode(frame: int, fps: Fraction, *, start_frame: int = 0, start_timecode: str | None = None) -> str:
@@ -135,7 +145,8 @@ def frame_timecode(frame: int, fps: Fraction, *, start_frame: int = 0, start_tim
 
 def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: np.ndarray, info: RenderInfo, *,
                          timecode: str | None, fps: Fraction, colorspace: str, shot_hash: str,
-                         dtype: str = "half", compression: str = "piz") -> Path:
+                         dtype: str = "half", compression: str = "piz",
+                         layers: dict[str, np.ndarray] | None = None) -> Path:
     """Write one rendered frame: ``R G B`` beauty plus the matte as ``A``, atomically.
 
     The beauty is not premultiplied by the matte: it is the finished plate, and ``A`` says where it was
@@ -149,11 +160,14 @@ def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: n
         timecode, fps, colorspace, shot_hash: standard metadata of the frame.
         dtype: ``"half"`` or ``"float"``.
         compression: lossless EXR codec (``"piz"`` or ``"zip"``).
+        layers: more single-channel (H, W) mattes by channel name (the retouch's ``retouch.A``).
     """
-    pixels = np.concatenate([rgb, matte[:, :, np.newaxis]], axis=2).astype(np.float32, copy=False)
+    extra = dict(layers or {})
+    pixels = np.concatenate([rgb, matte[:, :, np.newaxis], *(m[:, :, np.newaxis] for m in extra.values())],
+                            axis=2).astype(np.float32, copy=False)
     metadata = ExrMetadata(timecode=timecode, fps=fps, colorspace=colorspace, shot_hash=shot_hash,
                            extra=info.to_extra())
-    return write_image(path, pixels, channels=("R", "G", "B", "A"), dtype=dtype, compression=compression,
+    return write_image(path, pixels, channels=("R", "G", "B", "A", *extra), dtype=dtype, compression=compression,
                        metadata=metadata)
 
 
@@ -169,13 +183,14 @@ def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
         raise MediaError(f"Not a vfx rendered frame: {path}", expected="an EXR written by `vfx swap` (R G B A with "
                          "vfx/frame metadata)", found=f"channels {', '.join(image.channels)}",
                          fix="render the shot with `vfx swap` first")
+    layers = {name: image.channel(name).copy() for name in image.channels if name not in ("R", "G", "B", "A")}
     return RenderedFrame(rgb=image.rgb(), matte=image.channel("A").copy(), info=RenderInfo.from_extra(dict(metadata.extra)),
-                         metadata=metadata)
+                         metadata=metadata, layers=layers)
 
 
 
-def rendered_sequence(shot: Shot) -> SequencePattern:
-    """The shot's rendered EXR sequence (``outputs.exr``).
+def swap_sequence(shot: Shot) -> SequencePattern:
+    """The shot's swapped EXR sequence (``outputs.exr``), which ``vfx swap`` renders.
 
     Raises:
         ConfigError: the shot names no rendered frames.
@@ -185,6 +200,31 @@ def rendered_sequence(shot: Shot) -> SequencePattern:
                           "sequence `vfx swap` renders", fix="add e.g. `outputs: {exr: out/" + shot.name
                           + "_swap.####.exr}` to the shot file and run `vfx swap`")
     return SequencePattern(str(shot.outputs.exr))
+
+
+def retouch_sequence(shot: Shot) -> SequencePattern:
+    """The shot's retouched EXR sequence: ``outputs.retouch``, else ``<shot>_retouch.####.exr`` beside ``outputs.exr``.
+
+    Raises:
+        ConfigError: neither is set.
+    """
+    if shot.outputs.retouch is not None:
+        return SequencePattern(str(shot.outputs.retouch))
+    if shot.outputs.exr is None:
+        raise ConfigError(f"Shot {shot.name!r} names no retouched frames", expected="outputs.retouch (an EXR "
+                          "sequence) or outputs.exr beside which they go",
+                          fix="add e.g. `outputs: {retouch: out/" + shot.name + "_retouch.####.exr}` to the shot file")
+    return SequencePattern(str(Path(shot.outputs.exr).with_name(f"{shot.name}_retouch.####.exr")))
+
+
+def rendered_sequence(shot: Shot) -> SequencePattern:
+    """The shot's finished frames, which the review and the compositor package are made from: the retouched
+    frames when the shot has retouch edits, else the swapped ones.
+
+    Raises:
+        ConfigError: the shot names no rendered frames.
+    """
+    return retouch_sequence(shot) if shot.retouch else swap_sequence(shot)
 
 
 def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> None:
@@ -200,3 +240,21 @@ def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> No
                          expected=f"a rendered frame for every frame of {format_frames(frames)}",
                          found=f"no file for frames {format_frames(missing)}",
                          fix="run `vfx swap` first for those frames (or narrow the frame range)")
+
+
+def plate_start_timecode(plate: Plate) -> tuple[str | None, int]:
+    """The plate's own start timecode and the frame it belongs to (a video's), else none."""
+    if plate.video is not None and plate.video.info.timecode:
+        return plate.video.info.timecode, plate.frame_range.first
+    return None, 0
+
+
+def write_plate_format(path: Path, image: Image, rgb: np.ndarray) -> None:
+    """The frame in the plate's own file format and channel types: only R, G, B change, and only in the matte."""
+    pixels = image.pixels.copy()
+    for index, name in enumerate(("R", "G", "B")):
+        pixels[:, :, image.channels.index(name) if name in image.channels else index] = rgb[:, :, index]
+    dtype = image.channel_types or ("uint8",) * len(image.channels)  # a video plate's frames: 8-bit
+    write_image(path, Image(pixels=pixels, channels=image.channels, metadata=dict(image.metadata),
+                            channel_types=dtype, file_format=image.file_format,
+                            data_window=image.data_window, display_window=image.display_window))

@@ -12,7 +12,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_path"]
+from vfx.errors import ConfigError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "fsync_path"]
 
 TEMP_MARKER = ".vfxtmp"
 
@@ -66,3 +68,14 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vfx_write_test_"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"Cannot write to output folder {folder}", expected="a writable folder",
+                          found=f"{type(err).__name__}: {err.strerror or err}",
+                          fix="fix the folder's permissions or point the shot's outputs elsewhere") from None

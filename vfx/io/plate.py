@@ -17,7 +17,7 @@ import numpy as np
 
 from vfx.errors import MediaError, MissingFramesError
 from vfx.io.color import to_working
-from vfx.io.image import Image, read_image
+from vfx.io.image import Image, read_image, read_image_size
 from vfx.io.video import VideoInfo, VideoReader, probe_video
 from vfx.shot.frames import (
     DEFAULT_START_FRAME,
@@ -29,7 +29,7 @@ from vfx.shot.frames import (
 )
 from vfx.shot.schema import PlateConfig, Shot
 
-__all__ = ["Plate", "open_plate", "open_media", "probe_media", "check_shot_media"]
+__all__ = ["Plate", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate", "probe_media"]
 
 log = logging.getLogger(__name__)
 
@@ -229,3 +229,20 @@ def _image_details(image: Image) -> dict[str, Any]:
     if exr.colorspace:
         details["colorspace"] = exr.colorspace
     return details
+
+
+def check_frame_size(plate: Plate, frame: int, size: tuple[int, int]) -> None:
+    if size != plate.size:
+        raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
+                         f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
+                         found=f"frame {frame} is {size[1]}x{size[0]}",
+                         fix="conform the plate to one resolution before swapping")
+
+
+def check_plate_size(plate: Plate, frames: FrameRange) -> None:
+    """Every frame of a sequence must have the first frame's size (checked from headers, no pixels read)."""
+    if plate.kind != "sequence":
+        return
+    pattern = SequencePattern(plate.path)
+    for frame in frames:
+        check_frame_size(plate, frame, read_image_size(pattern.path(frame)))

@@ -34,6 +34,7 @@ __all__ = [
     "PersonaConfig",
     "ModelConfig",
     "SwapConfig",
+    "RetouchOptions",
     "BlendConfig",
     "OutputsConfig",
     "FarmConfig",
@@ -188,8 +189,12 @@ class OutputsConfig(_Frozen):
     review: ShotPath | None = Field(default=None, description="H.264 review video (`out/sh010_review.mp4`).")
     side_by_side: bool = Field(default=False, description="Also write the review with the plate beside the result.")
     comp_package: ShotPath | None = Field(default=None, description="Folder for the compositor package.")
+    retouch: ShotPath | None = Field(
+        default=None, description="Retouched frames as an EXR sequence (default: `<shot>_retouch.####.exr` beside "
+        "`exr`); when the shot has retouch edits, the review and the compositor package are made from them.",
+    )
 
-    @field_validator("exr")
+    @field_validator("exr", "retouch")
     @classmethod
     def _exr_is_sequence(cls, value: Path | None) -> Path | None:
         if value is not None and (not is_sequence_pattern(value) or value.suffix.lower() != ".exr"):
@@ -201,6 +206,28 @@ class OutputsConfig(_Frozen):
     def _frames_is_sequence(cls, value: Path | None) -> Path | None:
         if value is not None and not is_sequence_pattern(value):
             raise ValueError(f"expected an image sequence pattern such as out/sh010.####.png, found {str(value)!r}")
+        return value
+
+
+class RetouchOptions(_Frozen):
+    """How the retouch edits (the shot's `retouch:` list) are rendered."""
+
+    source: Literal["auto", "plate", "swap"] = Field(
+        default="auto", description="Retouch the plate actor or the swapped frames (`auto`: the swap's frames when "
+        "the shot has a `swap:` section).",
+    )
+    resolution: int = Field(default=256, description="Side of the aligned face crop the retouch works in (64-1024, "
+                            "a power of two).")
+    refiner: bool = Field(default=True, description="Refine the warp with the per-shot layout refiner.")
+    refiner_seconds: float = Field(default=120.0, gt=0, description="Training budget of the per-shot refiner (s).")
+    refiner_width: float = Field(default=0.25, gt=0, le=2, description="Width multiplier of the refiner.")
+    refiner_samples: int = Field(default=48, ge=4, description="Perturbed training samples cut from the shot.")
+
+    @field_validator("resolution")
+    @classmethod
+    def _power_of_two(cls, value: int) -> int:
+        if value < 64 or value > 1024 or value & (value - 1):
+            raise ValueError(f"expected a power of two from 64 to 1024, found {value}")
         return value
 
 
@@ -223,10 +250,21 @@ class Shot(_Frozen):
     retouch: list[dict[str, Any]] = Field(
         default_factory=list, description="Retouch edits, applied in order (validated by the retouch stage)."
     )
+    retouch_options: RetouchOptions = Field(default_factory=RetouchOptions)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     farm: FarmConfig = Field(default_factory=FarmConfig)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+
+    @field_validator("retouch", mode="before")
+    @classmethod
+    def _paint_maps_from_shot_folder(cls, value: Any, info: ValidationInfo) -> Any:
+        """A paint edit's relative ``map`` is taken from the shot file's folder, like every other path."""
+        base = (info.context or {}).get("base_dir")
+        if base is None or not isinstance(value, list):
+            return value
+        return [{**e, "map": str(Path(base) / e["map"])} if isinstance(e, dict) and isinstance(e.get("map"), str)
+                and not Path(e["map"]).is_absolute() else e for e in value]
 
     @model_validator(mode="after")
     def _swap_persona_exists(self) -> Shot:

@@ -12,9 +12,6 @@ written. Frames already on disk are not rendered again, so a killed run resumes 
 from __future__ import annotations
 
 import logging
-import queue
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,28 +24,30 @@ import torch
 from vfx.align.similarity import warp_to_crop
 from vfx.blend.methods import check_blend_method
 from vfx.blend.paste import Pasted, crop_matte, empty_paste, paste_back
-from vfx.errors import ConfigError, MediaError
-from vfx.export.frames import RenderInfo, frame_timecode, write_rendered_frame
+from vfx.errors import ConfigError
+from vfx.export.frames import (
+    RenderInfo,
+    frame_timecode,
+    plate_start_timecode,
+    write_plate_format,
+    write_rendered_frame,
+)
 from vfx.face.mask import face_polygon, rasterise_polygon
-from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
-from vfx.faceset.store import FaceRecord, Faceset
+from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
+from vfx.faceset.store import FaceRecord
+from vfx.io.atomic import check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.image import Image, read_image_size, write_image
-from vfx.io.plate import Plate, open_plate
+from vfx.io.image import Image
+from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.schema import Shot
 from vfx.swap.swapper import FaceSwapper, check_swap_model, open_swap_model
 from vfx.utils.progress import progress as progress_bar
+from vfx.utils.threads import prefetch
 
-__all__ = ["SwapPlan", "SwapSummary", "plan_swap", "plate_faces_folder", "run_swap", "swap_shot"]
+__all__ = ["SwapPlan", "SwapSummary", "plan_swap", "run_swap", "swap_shot"]
 
 log = logging.getLogger(__name__)
-
-DETECT_LINES = 540
-"""The plate's faces are searched for on a copy about this many lines high (never upscaled)."""
-MIN_FACE_FRACTION = 0.25
-"""On plates smaller than that, faces down to this fraction of the frame's short side are found."""
-
 
 @dataclass(frozen=True)
 class SwapSummary:
@@ -99,44 +98,6 @@ class _Job:
     blended: np.ndarray | None = None
 
 
-def plate_faces_folder(shot: Shot) -> Path:
-    """Where the plate's tracked faces are kept between runs: beside the first configured frame output."""
-    first = shot.outputs.exr or shot.outputs.frames
-    if first is None:
-        raise ConfigError(f"Shot {shot.name!r} names no frames to render",
-                          expected="outputs.exr (an EXR sequence) and/or outputs.frames (the plate's own format)",
-                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file")
-    return Path(first).parent / f"{shot.name}_plate_faces"
-
-
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vfx_write_test_"):
-            pass
-    except OSError as err:
-        raise ConfigError(f"Cannot write to output folder {folder}", expected="a writable folder",
-                          found=f"{type(err).__name__}: {err.strerror or err}",
-                          fix="fix the folder's permissions or point the shot's outputs elsewhere") from None
-
-
-def _check_frame_size(plate: Plate, frame: int, size: tuple[int, int]) -> None:
-    if size != plate.size:
-        raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
-                         f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
-                         found=f"frame {frame} is {size[1]}x{size[0]}",
-                         fix="conform the plate to one resolution before swapping")
-
-
-def _check_plate_size(plate: Plate, frames: FrameRange) -> None:
-    """Every frame of a sequence must have the first frame's size (checked from headers, no pixels read)."""
-    if plate.kind != "sequence":
-        return
-    pattern = SequencePattern(plate.path)
-    for frame in frames:
-        _check_frame_size(plate, frame, read_image_size(pattern.path(frame)))
-
-
 def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None,
               method: str | None = None, device: str = "cpu") -> SwapPlan:
     """Check a swap can run and resolve its settings; writes nothing.
@@ -159,7 +120,7 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     check_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
     plate, wanted = open_plate(shot.plate, frames)
     try:
-        _check_plate_size(plate, wanted)
+        check_plate_size(plate, wanted)
         plate_format = SequencePattern(str(shot.outputs.frames)) if shot.outputs.frames else None
         if plate_format is not None and plate.kind == "video" and Path(plate_format.path(0)).suffix.lower() in (".exr",):
             raise ConfigError("outputs.frames for a video plate must be an 8-bit format",
@@ -170,69 +131,13 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     exr = SequencePattern(str(shot.outputs.exr)) if shot.outputs.exr else None
     for pattern in (exr, plate_format):
         if pattern is not None:
-            _check_writable(pattern.directory)
+            check_writable(pattern.directory)
     return SwapPlan(shot=shot, frames=wanted, persona=persona, method=method, device=device,
                     resolution=shot.model.resolution, exr=exr, plate_format=plate_format, faces_folder=faces_folder)
 
 
-def _track_faces(plan: SwapPlan, plate: Plate, *, workers: int = 0) -> dict[int, FaceRecord]:
-    """The plate's faces of the swapped track, by frame (extracted once for the whole shot, then reused).
-
-    The whole shot (and any frames rendered beyond it) is tracked and smoothed even when only some frames are
-    rendered, so a shot rendered in pieces gets the same face positions as one rendered at once.
-    """
-    shot = plan.shot
-    track = shot.swap.track if shot.swap else 0
-    tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(plan.frames))
-    short_side = min(plate.size)
-    source = MediaSource(path=str(shot.plate.path), start_frame=shot.plate.start_frame,
-                         colorspace=shot.plate.colorspace, shot=shot.name)
-    # Full-frame search at about 540 lines: half size on HD (faces from ~160 px), full size on small plates,
-    # where a face may be under 100 px.
-    detect_scale = min(1.0, DETECT_LINES / short_side)
-    config = ExtractConfig(crop_size=plan.resolution, track=track, workers=workers, detect_scale=detect_scale,
-                           min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
-    extract_faceset(source, plan.faces_folder, frames=tracked, config=config)
-    return {r.frame: r for r in Faceset.open(plan.faces_folder).faces(track)}
-
-
 def _done(plan: SwapPlan, frame: int) -> bool:
     return all(p is None or p.path(frame).is_file() for p in (plan.exr, plan.plate_format))
-
-
-def _prefetch(make: Iterator[_Job], depth: int) -> Iterator[_Job]:
-    """Run ``make`` in a thread, ``depth`` items ahead of the consumer."""
-    items: queue.Queue[object] = queue.Queue(maxsize=depth)
-    end = object()
-    stop = threading.Event()
-
-    def fill() -> None:
-        try:
-            for item in make:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(end)
-        except BaseException as err:  # noqa: BLE001 -- handed to the consumer and raised there
-            items.put(err)
-
-    thread = threading.Thread(target=fill, name="vfx-swap-read", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
 
 
 def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bool = True,
@@ -257,7 +162,8 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
 def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | None, show_progress: bool,
             workers: int) -> SwapSummary:
     shot = plan.shot
-    records = _track_faces(plan, plate, workers=workers)
+    records = track_plate_faces(shot, plate, plan.frames, crop_size=plan.resolution,
+                                track=shot.swap.track if shot.swap else 0, workers=workers)
     todo = [f for f in plan.frames if not _done(plan, f)]
     skipped = len(plan.frames) - len(todo)
     model = open_swap_model(shot.model.checkpoint, persona=plan.persona, resolution=plan.resolution,  # type: ignore[union-attr]
@@ -269,12 +175,12 @@ def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | N
     shot_hash = shot.content_hash()
     to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     to_plate = to_working.inverse()
-    start_tc, start_frame = _start_timecode(plate)
+    start_tc, start_frame = plate_start_timecode(plate)
     r = plan.resolution
 
     def read(frame: int) -> _Job:
         image = plate.read(frame)
-        _check_frame_size(plate, frame, image.size)  # a file replaced since the plan's header check
+        check_frame_size(plate, frame, image.size)  # a file replaced since the plan's header check
         job = _Job(frame, image, image.rgb(), records.get(frame))
         if job.record is not None:
             job.target = to_working.apply(warp_to_crop(job.rgb, job.record.matrix, r, interpolation="area"))
@@ -300,12 +206,12 @@ def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | N
                                  fps=plate.fps, colorspace=plate.colorspace, shot_hash=shot_hash,
                                  dtype=shot.outputs.exr_dtype, compression=shot.outputs.exr_compression)
         if plan.plate_format is not None:
-            _write_plate_format(plan.plate_format.path(job.frame), job.image, pasted)
+            write_plate_format(plan.plate_format.path(job.frame), job.image, pasted.frame)
         return job.frame
 
     pending: list[Future[int]] = []
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="vfx-swap-write") as writers:
-        jobs = _prefetch((read(f) for f in todo), depth=2 * batch_size)
+        jobs = prefetch((read(f) for f in todo), depth=2 * batch_size, name="vfx-swap-read")
         if show_progress:
             jobs = progress_bar(jobs, total=len(todo), desc="swap")
         for batch in _batches(jobs, batch_size):
@@ -328,13 +234,6 @@ def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | N
                                 if v is not None})
 
 
-def _start_timecode(plate: Plate) -> tuple[str | None, int]:
-    """The plate's own start timecode and the frame it belongs to (a video's), else none."""
-    if plate.video is not None and plate.video.info.timecode:
-        return plate.video.info.timecode, plate.frame_range.first
-    return None, 0
-
-
 def _batches(jobs: Iterator[_Job], size: int) -> Iterator[list[_Job]]:
     batch: list[_Job] = []
     for job in jobs:
@@ -354,17 +253,6 @@ def _drain(pending: list[Future[int]], keep: int) -> list[Future[int]]:
     for f in done:
         f.result()
     return [f for f in pending if not f.done()]
-
-
-def _write_plate_format(path: Path, image: Image, pasted: Pasted) -> None:
-    """The frame in the plate's own file format and channel types: only R, G, B change, and only in the matte."""
-    pixels = image.pixels.copy()
-    for index, name in enumerate(("R", "G", "B")):
-        pixels[:, :, image.channels.index(name) if name in image.channels else index] = pasted.frame[:, :, index]
-    dtype = image.channel_types or ("uint8",) * len(image.channels)  # a video plate's frames: 8-bit
-    write_image(path, Image(pixels=pixels, channels=image.channels, metadata=dict(image.metadata),
-                            channel_types=dtype, file_format=image.file_format,
-                            data_window=image.data_window, display_window=image.display_window))
 
 
 def swap_shot(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None, method: str | None = None,

@@ -1,0 +1,79 @@
+"""The plate's own faces, tracked once per shot and shared by every stage that edits the plate (swap, retouch).
+
+The whole shot (and any frames rendered beyond it) is tracked and smoothed even when only some frames are
+rendered, so a shot rendered in pieces gets the same face positions as one rendered at once. The faces are
+kept in a faceset folder beside the shot's first configured frame output, ``<folder>/<shot>_plate_faces``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from vfx.align.similarity import compose, transform_points
+from vfx.errors import ConfigError
+from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
+from vfx.faceset.store import FaceRecord, Faceset
+from vfx.io.plate import Plate
+from vfx.shot.frames import FrameRange
+from vfx.shot.schema import Shot
+
+__all__ = ["DETECT_LINES", "MIN_FACE_FRACTION", "plate_faces_folder", "rescale_crop", "track_plate_faces"]
+
+DETECT_LINES = 540
+"""The plate's faces are searched for on a copy about this many lines high (never upscaled)."""
+MIN_FACE_FRACTION = 0.25
+"""On plates smaller than that, faces down to this fraction of the frame's short side are found."""
+
+
+def plate_faces_folder(shot: Shot) -> Path:
+    """Where the plate's tracked faces are kept between runs: beside the first configured frame output."""
+    first = shot.outputs.exr or shot.outputs.frames or shot.outputs.retouch
+    if first is None:
+        raise ConfigError(f"Shot {shot.name!r} names no frames to render",
+                          expected="outputs.exr (an EXR sequence) and/or outputs.frames (the plate's own format)",
+                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file")
+    return Path(first).parent / f"{shot.name}_plate_faces"
+
+
+def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int = 0,
+                      workers: int = 0) -> dict[int, FaceRecord]:
+    """The plate's faces of ``track``, by frame: extracted on the first call, read back after.
+
+    Args:
+        shot: the shot (its plate and its whole frame range are tracked).
+        plate: the open plate.
+        frames: frames that must be covered, beyond the shot's own.
+        crop_size: the crop side the caller works at. The records' matrices and crop landmarks are for a
+            crop of this side, whatever size the faceset's own crops were cut at (a faceset made by the swap
+            at the model's size serves a retouch at another).
+        track: the face track to return (0: the main face).
+        workers: processes for the extraction (0: one per core).
+    """
+    folder = plate_faces_folder(shot)
+    stored = Faceset.open(folder).info.crop_size if (folder / Faceset.INDEX_FILE).is_file() else crop_size
+    tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(frames))
+    short_side = min(plate.size)
+    source = MediaSource(path=str(shot.plate.path), start_frame=shot.plate.start_frame,
+                         colorspace=shot.plate.colorspace, shot=shot.name)
+    # Full-frame search at about 540 lines: half size on HD (faces from ~160 px), full size on small plates,
+    # where a face may be under 100 px.
+    detect_scale = min(1.0, DETECT_LINES / short_side)
+    config = ExtractConfig(crop_size=stored, track=track, workers=workers, detect_scale=detect_scale,
+                           min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
+    extract_faceset(source, folder, frames=tracked, config=config)
+    records = {r.frame: r for r in Faceset.open(folder).faces(track)}
+    if stored == crop_size:
+        return records
+    scale = rescale_crop(stored, crop_size)
+    return {f: r if r.matrix is None else replace(r, matrix=compose(r.matrix, scale),
+                                                  crop_landmarks=transform_points(r.crop_landmarks, scale))
+            for f, r in records.items()}
+
+
+def rescale_crop(from_size: int, to_size: int) -> np.ndarray:
+    """The (2, 3) map from a ``from_size`` crop's pixels to the same framing at ``to_size`` (pixel centres)."""
+    k = to_size / from_size
+    return np.array([[k, 0.0, (k - 1) / 2], [0.0, k, (k - 1) / 2]])

@@ -189,11 +189,14 @@ def _edit_error(index: int, raw: Any, err: ValidationError) -> ConfigError:
     name = raw.get("name", f"#{index + 1}") if isinstance(raw, dict) else f"#{index + 1}"
     problems = []
     for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"] if p not in ("group", "relabel", "paint")) or "edit"
+        loc = list(e["loc"])
+        if loc and loc[0] in ("group", "relabel", "paint"):
+            loc = loc[1:]  # the union's tag, not a field
+        where = ".".join(str(p) for p in loc) or "edit"
         message = e["msg"]
-        if e["type"] == "literal_error" and where.endswith("group"):
+        if e["type"] == "literal_error" and loc == ["group"]:
             message = f"unknown group {e.get('input')!r}; groups: {', '.join(EDIT_GROUPS)}"
-        elif e["type"] == "literal_error" and where.split(".")[-1] in ("source", "target"):
+        elif e["type"] == "literal_error" and loc and loc[-1] in ("source", "target"):
             message = f"unknown region {e.get('input')!r}; regions: {', '.join(LABEL_NAMES)}"
         problems.append(f"{where}: {message}")
     return ConfigError(f"Invalid retouch edit {name!r}", expected="kind group (group, move/scale/rotate or keys), "

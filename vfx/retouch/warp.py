@@ -126,11 +126,13 @@ class LayoutWarp:
         image: (3, H, W) the locally warped image x_warp of Eq. 3 (x outside the edit mask, bit for bit).
         mask: (H, W) bool edit mask m.
         unfilled: (H, W) bool pixels of the mask whose best key has another label: the source has nothing
-            to copy there (a mouth opened wider than it ever was); the refiner has to paint them.
+            to copy there (a mouth opened where it was closed); the refiner has to paint them.
         keys: (K, h, w, 2) key positions (x, y) of the queries in ``box``; weights (K, h, w) their Eq. 4
             softmax weights. Empty when the mask is.
         box: (y0, x0, y1, x1) of the queries, ends exclusive.
-        unfilled_fraction: per edited label name, the fraction of its mask pixels left unfilled.
+        unfilled_fraction: per edited label name, the share of its mask pixels the source cannot supply:
+            copied from another region, or missing because the source's region is smaller than the edited
+            one (a mouth opened to three times its height).
     """
 
     image: Tensor
@@ -385,7 +387,9 @@ def _mask_box(mask: Tensor) -> tuple[int, int, int, int] | None:
 
 def _unfilled(labels: Tensor, edited: Tensor, mask: Tensor, box: tuple[int, int, int, int],
               best: Tensor) -> tuple[Tensor, dict[str, float]]:
-    """Mask pixels whose best key lies in another region, and the fraction of each edited region they are."""
+    """Mask pixels whose best key lies in another region, and per edited region the share of its mask
+    pixels the source cannot supply: those copied from another region, or the shortfall of the source's
+    region area against the edited one's (a part stretched to three times its size is two thirds empty)."""
     y0, x0, y1, x1 = box
     key_labels = labels[best[..., 1].round().long(), best[..., 0].round().long()]
     inside = mask[y0:y1, x0:x1]
@@ -393,10 +397,15 @@ def _unfilled(labels: Tensor, edited: Tensor, mask: Tensor, box: tuple[int, int,
     wrong = (key_labels != query_labels) & inside
     unfilled = torch.zeros_like(mask)
     unfilled[y0:y1, x0:x1] = wrong
+    source_area = torch.bincount(labels.reshape(-1), minlength=NUM_LABELS).float()
+    edited_area = torch.bincount(edited.reshape(-1), minlength=NUM_LABELS).float()
     fractions = {}
     for label in torch.unique(query_labels[inside]).tolist():
         region = inside & (query_labels == label)
-        fractions[LABEL_NAMES[label]] = float(wrong[region].float().mean())
+        shortfall = 0.0
+        if label not in (FaceLabel.SKIN, FaceLabel.BACKGROUND):
+            shortfall = max(0.0, 1.0 - float(source_area[label] / edited_area[label]))
+        fractions[LABEL_NAMES[label]] = max(float(wrong[region].float().mean()), shortfall)
     return unfilled, fractions
 
 

@@ -269,8 +269,8 @@ def run_retouch(plan: RetouchPlan, *, show_progress: bool = True, workers: int =
         plan: from :func:`plan_retouch`.
         show_progress: report progress on stderr.
         workers: processes for the plate's face extraction (0: one per core).
-        preview: also write a preview PNG (original | edited layout | warp | refined) of the first frame
-            with a face here.
+        preview: also write a preview PNG (original | edited layout | warp | refined) here, of the first
+            rendered frame the edits change.
     """
     started = time.perf_counter()
     shot = plan.shot
@@ -345,8 +345,8 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
             out = np.clip(retouched.refined, 0.0, 1.0) if to_plate.is_identity else retouched.refined
             pasted = paste_back(rgb.copy(), out, crop_matte(retouched.mask.astype(np.float32)), record.matrix,
                                 to_plate=None if to_plate.is_identity else to_plate.apply)
-            if preview is not None:
-                write_preview(preview, retouched)
+            if preview is not None and (retouched.mask.any() or frame == todo[-1]):
+                write_preview(preview, retouched)  # the first frame the edits change
                 preview = None
         matte = pasted.matte if swap_matte is None else np.maximum(swap_matte, pasted.matte)
         info = _render_info(frame, record, r, pasted.box, swap_info, edit_names)

@@ -16,7 +16,7 @@ A contact sheet (plate | retouched, zoomed on the face, for a few frames) and th
 
 Usage:
     python tools/eval_retouch.py [--clip pair_x_aoc] [--frames 0-199] [--resolution 256] [--refiner-seconds 120]
-                                 [--out /tmp/vfx_eval_retouch] [--skip-flicker]
+                                 [--out /tmp/vfx_eval_retouch] [--parts known refiner flicker]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
 from vfx.faceset.store import Faceset
 from vfx.io.image import read_image
 from vfx.retouch.evaluate import known_warp_case
-from vfx.retouch.perturb import hole_psnr, perturbed_sample
+from vfx.retouch.perturb import hole_psnr, hole_window, perturbed_sample, window_sample
+from vfx.retouch.pipeline import REFINER_LR, REFINER_MARGIN, REFINER_WINDOW
 from vfx.retouch.refiner import RefinerConfig, refine, train_refiner
 from vfx.shot.file import parse_shot
 from vfx.shot.frames import FrameRange
@@ -70,15 +71,20 @@ def refiner_learns(crops, seconds: float, samples: int, width: float) -> None:
     rng = np.random.default_rng(0)
     pick = np.linspace(0, len(train_crops) - 1, min(samples, len(train_crops))).round().astype(int)
     started = time.perf_counter()
-    train = [perturbed_sample(train_crops[i][1], train_crops[i][2], rng) for i in pick]
+    side = min(REFINER_WINDOW, train_crops[0][1].shape[0])
+    train = [window_sample(perturbed_sample(train_crops[i][1], train_crops[i][2], rng), side) for i in pick]
     test_rng = np.random.default_rng(1)
     tpick = np.linspace(0, len(test_crops) - 1, min(24, len(test_crops))).round().astype(int)
     test = [perturbed_sample(test_crops[i][1], test_crops[i][2], test_rng) for i in tpick]
     prepared = time.perf_counter() - started
-    trained = train_refiner(train, RefinerConfig(width=width), seconds=seconds)
+    trained = train_refiner(train, RefinerConfig(width=width, lr=REFINER_LR), seconds=seconds)
     warp_psnr, refined_psnr = [], []
     for sample in test:
-        out = refine(trained, sample.layout[None], sample.warped[None], sample.hole[None])[0]
+        y0, x0, y1, x1 = hole_window(sample.hole[0], trained.config.size_multiple, margin=REFINER_MARGIN)
+        window = np.s_[y0:y1, x0:x1]
+        out = sample.warped.clone()
+        out[(slice(None), *window)] = refine(trained, sample.layout[window][None], sample.warped[(slice(None), *window)][None],
+                                             sample.hole[(slice(None), *window)][None])[0]
         warp_psnr.append(hole_psnr(sample, sample.warped))
         refined_psnr.append(hole_psnr(sample, out))
     better = np.mean(np.array(refined_psnr) > np.array(warp_psnr))
@@ -161,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--refiner-samples", type=int, default=48)
     parser.add_argument("--refiner-width", type=float, default=0.25)
     parser.add_argument("--out", type=Path, default=Path("/tmp/vfx_eval_retouch"))
-    parser.add_argument("--skip-flicker", action="store_true")
+    parser.add_argument("--parts", nargs="+", choices=("known", "refiner", "flicker"),
+                        default=["known", "refiner", "flicker"], help="which figures to measure")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args(argv)
     clip = CLIPS / f"{args.clip}.mp4"
@@ -172,10 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"clip {clip.name}, frames {args.frames}, crops {args.resolution}²")
-    crops = _crops(clip, args.frames, args.resolution, args.out / "faces")
-    known_warp(crops, args.move, args.widen, step=max(1, len(crops) // 10))
-    refiner_learns(crops, args.refiner_seconds, args.refiner_samples, args.refiner_width)
-    if not args.skip_flicker:
+    if {"known", "refiner"} & set(args.parts):
+        crops = _crops(clip, args.frames, args.resolution, args.out / "faces")
+    if "known" in args.parts:
+        known_warp(crops, args.move, args.widen, step=max(1, len(crops) // 10))
+    if "refiner" in args.parts:
+        refiner_learns(crops, args.refiner_seconds, args.refiner_samples, args.refiner_width)
+    if "flicker" in args.parts:
         flicker(clip, args.frames, args.resolution, args.refiner_seconds, args.out)
     return 0
 

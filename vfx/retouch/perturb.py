@@ -23,7 +23,7 @@ from vfx.retouch.evaluate import remap_image
 from vfx.retouch.refiner import RefinerSample
 from vfx.retouch.warp import WarpConfig, layout_warp
 
-__all__ = ["PERTURBED_GROUPS", "PerturbConfig", "hole_psnr", "perturbed_sample"]
+__all__ = ["PERTURBED_GROUPS", "PerturbConfig", "hole_psnr", "hole_window", "perturbed_sample", "window_sample"]
 
 PERTURBED_GROUPS = ("mouth", "upper_lip", "lower_lip", "left_brow", "right_brow", "left_eye", "right_eye", "nose")
 """Groups a perturbation moves (the jaw is left alone: moving it exposes background the crop does not hold)."""
@@ -90,3 +90,38 @@ def hole_psnr(sample: RefinerSample, image: torch.Tensor) -> float:
     inside = sample.hole[0] > 0.5
     error = float(((image.float() - sample.target)[:, inside] ** 2).mean())
     return math.inf if error == 0 else 10.0 * math.log10(1.0 / error)
+
+
+def hole_window(hole: torch.Tensor, side: int, *, margin: int = 8) -> tuple[int, int, int, int]:
+    """A (y0, x0, y1, x1) window around a (H, W) hole: its box plus ``margin``, grown to a multiple of ``side``'s
+    granularity (the refiner's size multiple) and kept inside the crop.
+
+    The refiner works on this window rather than the whole crop: the hole is a few percent of the crop, so
+    training and inference on the window cost a fraction and see the same context.
+    """
+    h, w = hole.shape[-2:]
+    rows = torch.nonzero(hole.reshape(h, w).any(dim=1)).flatten()
+    cols = torch.nonzero(hole.reshape(h, w).any(dim=0)).flatten()
+    if not len(rows):
+        return 0, 0, min(side, h), min(side, w)
+
+    def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
+        need = max(side, -(-(hi - lo + 2 * margin) // side) * side)
+        need = min(need, limit - limit % side if limit >= side else limit)
+        start = min(max(0, (lo + hi) // 2 - need // 2), limit - need)
+        return start, start + need
+
+    y0, y1 = span(int(rows[0]), int(rows[-1]) + 1, h)
+    x0, x1 = span(int(cols[0]), int(cols[-1]) + 1, w)
+    return y0, x0, y1, x1
+
+
+def window_sample(sample: RefinerSample, side: int) -> RefinerSample:
+    """The ``side`` x ``side`` window of a sample centred on its hole (inside the crop), for training."""
+    h, w = sample.hole.shape[-2:]
+    y0, x0, y1, x1 = hole_window(sample.hole[0], 1, margin=0)
+    top = min(max(0, (y0 + y1) // 2 - side // 2), h - side)
+    left = min(max(0, (x0 + x1) // 2 - side // 2), w - side)
+    box = np.s_[top:top + side, left:left + side]
+    return RefinerSample(layout=sample.layout[box], warped=sample.warped[(slice(None), *box)],
+                         hole=sample.hole[(slice(None), *box)], target=sample.target[(slice(None), *box)])

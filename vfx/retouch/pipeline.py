@@ -54,7 +54,7 @@ from vfx.retouch.edits import (
     read_painted_map,
     select_edits,
 )
-from vfx.retouch.perturb import perturbed_sample
+from vfx.retouch.perturb import hole_window, perturbed_sample, window_sample
 from vfx.retouch.refiner import (
     RefinerConfig,
     TrainedRefiner,
@@ -84,6 +84,11 @@ log = logging.getLogger(__name__)
 UNFILLED_WARNING = 0.5
 """A region of the edited layout whose pixels the warp could mostly not fill from the source is reported."""
 REFINER_MANIFEST = "refiner.json"
+REFINER_WINDOW = 96
+"""Side of the windows around the hole the refiner trains on (at most the crop's side)."""
+REFINER_MARGIN = 16
+"""Context the refiner sees around the edit mask at inference, in crop pixels."""
+REFINER_LR = 5e-4
 
 
 @dataclass(frozen=True)
@@ -211,8 +216,13 @@ def retouch_crop(crop: np.ndarray, landmarks: np.ndarray, edits: list[Edit], fra
     warped = result.image
     refined = warped
     if refiner is not None and bool(result.mask.any()):
-        refined = refine(refiner, torch.from_numpy(edited)[None].to(device), warped[None],
-                         result.mask[None, None].float())[0]
+        # The refiner sees a window around the edit (as it was trained), not the whole crop.
+        y0, x0, y1, x1 = hole_window(result.mask, refiner.config.size_multiple, margin=REFINER_MARGIN)
+        window = np.s_[y0:y1, x0:x1]
+        refined = warped.clone()
+        refined[(slice(None), *window)] = refine(
+            refiner, torch.from_numpy(edited)[window][None].to(device), warped[(slice(None), *window)][None],
+            result.mask[window][None, None].float())[0].to(warped.dtype)
     return RetouchedFrame(crop=crop, layout=layout, edited=edited, warped=warped.cpu().numpy().transpose(1, 2, 0),
                           refined=refined.cpu().numpy().transpose(1, 2, 0), mask=result.mask.cpu().numpy(),
                           unfilled=result.unfilled_fraction)
@@ -244,9 +254,10 @@ def _shot_refiner(plan: RetouchPlan, records: dict[int, FaceRecord], read_crop, 
     samples = []
     for frame in frames:
         crop, landmarks = read_crop(frame)
-        samples.append(perturbed_sample(crop, landmarks, rng, warp=plan.warp, device=plan.device))
+        sample = perturbed_sample(crop, landmarks, rng, warp=plan.warp, device=plan.device)
+        samples.append(window_sample(sample, min(REFINER_WINDOW, plan.resolution)))
     log.info("training the shot's refiner on %d samples for %.0f s", len(samples), options.refiner_seconds)
-    trained = train_refiner(samples, RefinerConfig(width=options.refiner_width), device=plan.device,
+    trained = train_refiner(samples, RefinerConfig(width=options.refiner_width, lr=REFINER_LR), device=plan.device,
                             seconds=options.refiner_seconds)
     save_refiner(folder, trained)
     data = json.loads(manifest.read_text())
@@ -290,18 +301,18 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
     to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     to_plate = to_working.inverse()
 
-    def read_source(frame: int) -> tuple[np.ndarray, np.ndarray | None, RenderInfo | None]:
-        """The frame to retouch in the plate's colour space, its swap matte and how it was made."""
+    def read_source(frame: int) -> tuple[np.ndarray, np.ndarray | None, RenderInfo | None, str | None]:
+        """The frame to retouch in the plate's colour space, its swap matte, how it was made, its timecode."""
         if plan.swap_frames is not None:
             done = read_rendered_frame(plan.swap_frames.path(frame))
-            return done.rgb, done.matte, done.info
+            return done.rgb, done.matte, done.info, done.metadata.timecode
         image = plate.read(frame)
         check_frame_size(plate, frame, image.size)
-        return image.rgb(), None, None
+        return image.rgb(), None, None, image.exr_metadata.timecode
 
     def read_crop(frame: int) -> tuple[np.ndarray, np.ndarray]:
         record = records[frame]
-        rgb, _, _ = read_source(frame)
+        rgb = read_source(frame)[0]
         return to_working.apply(warp_to_crop(rgb, record.matrix, r, interpolation="area")), record.crop_landmarks
 
     painted = {}
@@ -327,7 +338,7 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
     edit_names = ",".join(e.name for e in plan.edits)
     frames = progress_bar(todo, total=len(todo), desc="retouch") if show_progress else todo
     for frame in frames:
-        rgb, swap_matte, swap_info = read_source(frame)
+        rgb, swap_matte, swap_info, timecode = read_source(frame)
         record = records.get(frame)
         retouched = None
         if record is None or record.matrix is None:
@@ -350,8 +361,8 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
                 preview = None
         matte = pasted.matte if swap_matte is None else np.maximum(swap_matte, pasted.matte)
         info = _render_info(frame, record, r, pasted.box, swap_info, edit_names)
-        image_tc = frame_timecode(frame, plate.fps, start_frame=start_frame, start_timecode=start_tc)
-        write_rendered_frame(plan.exr.path(frame), pasted.frame, matte, info, timecode=image_tc, fps=plate.fps,
+        timecode = timecode or frame_timecode(frame, plate.fps, start_frame=start_frame, start_timecode=start_tc)
+        write_rendered_frame(plan.exr.path(frame), pasted.frame, matte, info, timecode=timecode, fps=plate.fps,
                              colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
                              compression=shot.outputs.exr_compression, layers={RETOUCH_MATTE_CHANNEL: pasted.matte})
         if plan.plate_format is not None:

@@ -162,3 +162,30 @@ def test_the_cli_exits_2_naming_the_regions_for_an_unknown_region(retouch_setup,
     _, err = capsys.readouterr()
     assert code == 2
     assert "cheek" in err and "lower_lip" in err
+
+
+def test_retouching_the_swapped_frames_keeps_the_swap_and_adds_its_own_matte(retouch_setup, tmp_path):
+    from tests.test_swap import RES, save_tiny_model
+    from vfx.shot.frames import FrameRange
+    from vfx.shot.schema import ModelConfig, SwapConfig
+    from vfx.swap import swap_shot
+
+    save_tiny_model(tmp_path / "tiny")
+    base = load_shot(retouch_setup)
+    shot = base.model_copy(update={
+        "model": ModelConfig(checkpoint=tmp_path / "tiny", resolution=RES, width=0.05),
+        "swap": SwapConfig(persona="hopper"),
+        "retouch_options": base.retouch_options.model_copy(update={"refiner": False}),
+        "outputs": base.outputs.model_copy(update={"exr": tmp_path / "sw.####.exr", "retouch": tmp_path / "rt.####.exr",
+                                                   "comp_package": None})})
+    frames = FrameRange.parse("1004-1005")
+    swap_shot(shot, frames=frames, show_progress=False, workers=1)
+    summary = retouch_shot(shot, frames=frames, show_progress=False, workers=1)
+    assert summary.rendered == 2
+    swapped = read_rendered_frame(tmp_path / "sw.1005.exr")
+    done = read_rendered_frame(tmp_path / "rt.1005.exr")
+    retouch = done.layers[RETOUCH_MATTE_CHANNEL]
+    assert retouch.max() > 0.9
+    assert np.array_equal(done.matte, np.maximum(swapped.matte, retouch))
+    assert np.array_equal(done.rgb[retouch == 0], swapped.rgb[retouch == 0])  # the swap, untouched
+    assert done.info.persona == "hopper" and done.info.extra["retouch"] == "smile,brow"

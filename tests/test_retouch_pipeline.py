@@ -68,6 +68,7 @@ def test_every_frame_is_written_with_the_retouch_matte_beside_the_matte(retouche
     assert retouch.max() > 0.9 and 0 < (retouch > 0).mean() < 0.2
     assert np.array_equal(frame.matte, retouch)  # the plate retouched: nothing else changed
     assert frame.info.extra["retouch"] == "smile,brow" and frame.info.matrix is not None
+    assert "retouched by vfx" in frame.metadata.extra["synthetic"]
 
 
 def test_outside_the_retouch_matte_the_plate_is_bit_identical_and_inside_it_changes(retouched):

@@ -83,6 +83,9 @@ log = logging.getLogger(__name__)
 
 UNFILLED_WARNING = 0.5
 """A region of the edited layout whose pixels the warp could mostly not fill from the source is reported."""
+RETOUCH_NOTICE = ("This frame contains a face retouched by vfx (semantic layout edit); the face shown is "
+                  "not an unaltered photograph of the person it depicts.")
+"""``vfx/synthetic`` on a retouched plate (a retouched swap keeps the swap's notice)."""
 REFINER_MANIFEST = "refiner.json"
 REFINER_WINDOW = 96
 """Side of the windows around the hole the refiner trains on (at most the crop's side)."""
@@ -386,6 +389,7 @@ def _render_info(frame: int, record: FaceRecord | None, size: int, box: tuple[in
         return RenderInfo(frame=frame, persona=swap.persona, model=swap.model, blend=swap.blend, matrix=swap.matrix,
                           crop_size=swap.crop_size, face_box=box or swap.face_box, extra={**swap.extra, **extra})
     matrix = None if record is None else record.matrix
+    extra["synthetic"] = RETOUCH_NOTICE
     return RenderInfo(frame=frame, persona="", model="", blend="retouch", matrix=matrix,
                       crop_size=size if matrix is not None else 0, face_box=box, extra=extra)
 

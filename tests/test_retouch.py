@@ -213,10 +213,9 @@ def test_a_painted_map_of_the_wrong_size_or_with_unknown_colours_is_refused(tmp_
 
 @pytest.mark.slow
 def test_known_warp_recovery_on_real_faces(shared_clips, tmp_path):
-    """In-mask PSNR >= 30 dB against the known field (the issue's figure), and the cross-label penalty worth
-    several dB. The issue asks for 8 dB less without the penalty; measured over 20 crops of both clips it is
-    about 7 dB (see the README), because the features are already split by label (part coordinates, surround
-    offsets), so this asserts 5."""
+    """In-mask PSNR >= 30 dB against the known field, and the cross-label penalty worth about 8 dB (the issue's
+    figures). Over 20 crops of both clips the penalty is worth 8.0 dB (see the README); on these 6 crops the
+    margin is thin, so this asserts 7."""
     from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
     from vfx.faceset.store import Faceset
     from vfx.io.image import read_image
@@ -236,5 +235,5 @@ def test_known_warp_recovery_on_real_faces(shared_clips, tmp_path):
     plain = np.mean([r.psnr_no_penalty for r in results])
     assert all(r.outside_identical for r in results)
     assert warp >= 30.0, [round(r.psnr_warp, 2) for r in results]
-    assert warp - plain >= 5.0, (warp, plain)
+    assert warp - plain >= 7.0, (warp, plain)
 

@@ -75,6 +75,9 @@ class WarpConfig:
         region_scale: in-region positions of the parts are ``region_scale`` times their normalised
             coordinates (see :func:`layout_features`).
         reach: the surround's vectors to the parts are shortened to this many pixels.
+        offset_blur: those vectors are smoothed with a Gaussian of this sigma (pixels): a vector to the
+            nearest pixel steps by whole pixels, the smoothed one varies continuously, so matches can land
+            between pixels.
         global_weight: weight of the global position term, which settles ties.
         temperature: softmax temperature of Eq. 4 as a feature distance: keys within about this distance
             of the best match share the weight (gamma = 1 / (2 t^2)).
@@ -96,6 +99,7 @@ class WarpConfig:
     label_penalty: float = 50.0
     region_scale: float = 16.0
     reach: float = 12.0
+    offset_blur: float = 3.0
     global_weight: float = 0.02
     temperature: float = 0.1
     coarse_side: int = 48
@@ -170,9 +174,9 @@ def _region_stats(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return mean, spread, count > 0
 
 
-def _offsets(labels: Tensor, reach: float) -> Tensor:
+def _offsets(labels: Tensor, reach: float, blur: float) -> Tensor:
     """(2 L, H, W): for every pixel, the (dx, dy) vector to the nearest pixel of each region, shortened to
-    at most ``reach`` pixels (zero where a region is absent).
+    at most ``reach`` pixels (zero where a region is absent), smoothed with a Gaussian of sigma ``blur``.
 
     The vector, unlike the distance, is not ambiguous along a region's edge: skin two pixels below the
     lower lip's middle has one match below the moved lip, not a whole curve of them.
@@ -194,10 +198,12 @@ def _offsets(labels: Tensor, reach: float) -> Tensor:
         length = np.hypot(dx, dy)
         shrink = np.minimum(1.0, reach / np.maximum(length, 1e-6))
         out[2 * label], out[2 * label + 1] = dx * shrink, dy * shrink
+    if blur > 0:
+        out = np.stack([cv2.GaussianBlur(channel, (0, 0), blur) for channel in out])
     return torch.from_numpy(out).to(labels.device)
 
 
-def layout_features(labels: Tensor, *, region_scale: float = 16.0, reach: float = 12.0,
+def layout_features(labels: Tensor, *, region_scale: float = 16.0, reach: float = 12.0, offset_blur: float = 3.0,
                     global_weight: float = 0.02) -> Tensor:
     """Matching features of a label map: geometry channels, then the one-hot labels (L).
 
@@ -211,7 +217,7 @@ def layout_features(labels: Tensor, *, region_scale: float = 16.0, reach: float 
 
     Args:
         labels: (H, W) integer label map.
-        region_scale, reach, global_weight: see :class:`WarpConfig`.
+        region_scale, reach, offset_blur, global_weight: see :class:`WarpConfig`.
 
     Returns:
         (2 + 2 L + 2 + L, H, W) float32: in-region (2), offsets (2 L), global (2), one-hot (L).
@@ -227,7 +233,7 @@ def layout_features(labels: Tensor, *, region_scale: float = 16.0, reach: float 
     # Parts (lips, eyes, ...) are pinned by their in-region position; the surround (skin, background) by
     # its vectors to the parts, so it follows the part next to it.
     surround = ((labels == FaceLabel.SKIN) | (labels == FaceLabel.BACKGROUND)).float()[None]
-    return torch.cat([local * (1 - surround), _offsets(labels, reach) * surround, global_weight * xy, onehot])
+    return torch.cat([local * (1 - surround), _offsets(labels, reach, offset_blur) * surround, global_weight * xy, onehot])
 
 
 def edit_mask(labels: Tensor, edited: Tensor, *, grow: float = 0.10) -> Tensor:
@@ -452,8 +458,10 @@ def layout_warp(image: Tensor, labels: Tensor, edited: Tensor, *, config: WarpCo
         return LayoutWarp(image=image.clone(), mask=mask, unfilled=torch.zeros_like(mask), keys=empty[..., None],
                           weights=empty, box=(0, 0, 0, 0))
     y0, x0, y1, x1 = box
-    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, global_weight=config.global_weight)
-    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, global_weight=config.global_weight)[:, y0:y1, x0:x1]
+    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
+                           global_weight=config.global_weight)
+    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
+                           global_weight=config.global_weight)[:, y0:y1, x0:x1]
     scorer = _Scorer(keys, queries, config.label_penalty)
     start = _coarse_seed(keys, queries, box, config, config.label_penalty)
     generator = torch.Generator().manual_seed(config.seed)
@@ -485,8 +493,10 @@ def dense_layout_warp(image: Tensor, labels: Tensor, edited: Tensor, *, config: 
     if box is None:
         return image.clone()
     y0, x0, y1, x1 = box
-    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, global_weight=config.global_weight)
-    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, global_weight=config.global_weight)[:, y0:y1, x0:x1]
+    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
+                           global_weight=config.global_weight)
+    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
+                           global_weight=config.global_weight)[:, y0:y1, x0:x1]
     c = keys.shape[0]
     flat_keys = keys.reshape(c, -1).T
     flat_queries = queries.reshape(c, -1).T

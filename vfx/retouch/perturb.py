@@ -21,7 +21,7 @@ from vfx.face.mask import face_axes, face_layout
 from vfx.retouch.edits import EDIT_GROUPS, GroupKey, group_field
 from vfx.retouch.evaluate import remap_image
 from vfx.retouch.refiner import RefinerSample
-from vfx.retouch.warp import WarpConfig, layout_warp
+from vfx.retouch.warp import WarpConfig, layout_warp, mask_box
 
 __all__ = ["PERTURBED_GROUPS", "PerturbConfig", "hole_psnr", "hole_window", "perturbed_sample", "window_sample"]
 
@@ -100,9 +100,8 @@ def hole_window(hole: torch.Tensor, side: int, *, margin: int = 8) -> tuple[int,
     training and inference on the window cost a fraction and see the same context.
     """
     h, w = hole.shape[-2:]
-    rows = torch.nonzero(hole.reshape(h, w).any(dim=1)).flatten()
-    cols = torch.nonzero(hole.reshape(h, w).any(dim=0)).flatten()
-    if not len(rows):
+    box = mask_box(hole.reshape(h, w) > 0)
+    if box is None:
         return 0, 0, min(side, h), min(side, w)
 
     def span(lo: int, hi: int, limit: int) -> tuple[int, int]:
@@ -111,8 +110,8 @@ def hole_window(hole: torch.Tensor, side: int, *, margin: int = 8) -> tuple[int,
         start = min(max(0, (lo + hi) // 2 - need // 2), limit - need)
         return start, start + need
 
-    y0, y1 = span(int(rows[0]), int(rows[-1]) + 1, h)
-    x0, x1 = span(int(cols[0]), int(cols[-1]) + 1, w)
+    y0, y1 = span(box[0], box[2], h)
+    x0, x1 = span(box[1], box[3], w)
     return y0, x0, y1, x1
 
 

@@ -38,12 +38,12 @@ from vfx.export.frames import (
     write_plate_format,
     write_rendered_frame,
 )
-from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.face.mask import colourise_layout
 from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
 from vfx.faceset.store import FaceRecord
 from vfx.io.atomic import atomic_write_text, check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.image import write_image
+from vfx.io.image import Image, write_image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.retouch.edits import (
     Edit,
@@ -304,14 +304,19 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
     to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     to_plate = to_working.inverse()
 
-    def read_source(frame: int) -> tuple[np.ndarray, np.ndarray | None, RenderInfo | None, str | None]:
-        """The frame to retouch in the plate's colour space, its swap matte, how it was made, its timecode."""
-        if plan.swap_frames is not None:
-            done = read_rendered_frame(plan.swap_frames.path(frame))
-            return done.rgb, done.matte, done.info, done.metadata.timecode
+    def read_plate(frame: int) -> Image:
         image = plate.read(frame)
         check_frame_size(plate, frame, image.size)
-        return image.rgb(), None, None, image.exr_metadata.timecode
+        return image
+
+    def read_source(frame: int) -> tuple[np.ndarray, np.ndarray | None, RenderInfo | None, str | None, Image | None]:
+        """The frame to retouch in the plate's colour space, its swap matte, how it was made, its timecode, and
+        the plate frame when that is what it is (None for a swapped frame)."""
+        if plan.swap_frames is not None:
+            done = read_rendered_frame(plan.swap_frames.path(frame))
+            return done.rgb, done.matte, done.info, done.metadata.timecode, None
+        image = read_plate(frame)
+        return image.rgb(), None, None, image.exr_metadata.timecode, image
 
     def read_crop(frame: int) -> tuple[np.ndarray, np.ndarray]:
         record = records[frame]
@@ -341,7 +346,7 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
     edit_names = ",".join(e.name for e in plan.edits)
     frames = progress_bar(todo, total=len(todo), desc="retouch") if show_progress else todo
     for frame in frames:
-        rgb, swap_matte, swap_info, timecode = read_source(frame)
+        rgb, swap_matte, swap_info, timecode, plate_image = read_source(frame)
         record = records.get(frame)
         retouched = None
         if record is None or record.matrix is None:
@@ -369,7 +374,8 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
                              colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
                              compression=shot.outputs.exr_compression, layers={RETOUCH_MATTE_CHANNEL: pasted.matte})
         if plan.plate_format is not None:
-            write_plate_format(plan.plate_format.path(frame), plate.read(frame), pasted.frame)
+            write_plate_format(plan.plate_format.path(frame), plate_image if plate_image is not None else read_plate(frame),
+                               pasted.frame)
     outputs = {"retouch exr": plan.exr.pattern}
     if plan.plate_format is not None:
         outputs["retouch frames"] = plan.plate_format.pattern
@@ -422,6 +428,3 @@ def retouch_shot(shot: Shot, *, frames: FrameRange | None = None, edits: list[st
     plan = plan_retouch(shot, frames=frames, edits=edits, device=device)
     return run_retouch(plan, show_progress=show_progress, workers=workers, preview=preview)
 
-
-LABELS_LEGEND = ", ".join(f"{i} {name}" for i, name in enumerate(LABEL_NAMES))
-"""The label values a painted map uses, for help texts."""

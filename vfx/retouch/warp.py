@@ -50,6 +50,7 @@ __all__ = [
     "edit_mask",
     "layout_features",
     "layout_warp",
+    "mask_box",
 ]
 
 log = logging.getLogger(__name__)
@@ -159,8 +160,8 @@ def _check_labels(labels: Tensor, name: str) -> Tensor:
     return labels.long()
 
 
-def _region_stats(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per label: mean (L, 2) and spread (L, 2) of its pixels' (x, y), and whether it has any pixels (L,)."""
+def _region_stats(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Per label: mean (L, 2) and spread (L, 2) of its pixels' (x, y)."""
     h, w = labels.shape
     ys, xs = torch.meshgrid(torch.arange(h, device=labels.device, dtype=torch.float32),
                             torch.arange(w, device=labels.device, dtype=torch.float32), indexing="ij")
@@ -171,7 +172,7 @@ def _region_stats(labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     squares = torch.zeros(NUM_LABELS, 2, device=labels.device).index_add_(0, flat, points**2)
     mean = total / count.clamp(min=1)[:, None]
     spread = (squares / count.clamp(min=1)[:, None] - mean**2).clamp(min=0).sqrt().clamp(min=1.0)
-    return mean, spread, count > 0
+    return mean, spread
 
 
 def _offsets(labels: Tensor, reach: float, blur: float) -> Tensor:
@@ -223,7 +224,7 @@ def layout_features(labels: Tensor, *, region_scale: float = 16.0, reach: float 
         (2 + 2 L + 2 + L, H, W) float32: in-region (2), offsets (2 L), global (2), one-hot (L).
     """
     labels = _check_labels(labels, "label map")
-    mean, spread, _ = _region_stats(labels)
+    mean, spread = _region_stats(labels)
     h, w = labels.shape
     ys, xs = torch.meshgrid(torch.arange(h, device=labels.device, dtype=torch.float32),
                             torch.arange(w, device=labels.device, dtype=torch.float32), indexing="ij")
@@ -311,8 +312,13 @@ def _keep_best(positions: Tensor, scores: Tensor, candidates: Tensor, candidate_
     return best, best_scores
 
 
-def _coarse_seed(scorer_keys: Tensor, queries: Tensor, box: tuple[int, int, int, int], config: WarpConfig,
-                 label_penalty: float) -> Tensor:
+def _pair_scores(queries: Tensor, keys: Tensor, label_penalty: float) -> Tensor:
+    """Every query's score against every key, (N, C) x (K, C) -> (N, K): the dense form of :class:`_Scorer`."""
+    return -(torch.cdist(queries[:, :-NUM_LABELS], keys[:, :-NUM_LABELS]) ** 2
+             + label_penalty * torch.cdist(queries[:, -NUM_LABELS:], keys[:, -NUM_LABELS:], p=1))
+
+
+def _coarse_seed(scorer_keys: Tensor, queries: Tensor, box: tuple[int, int, int, int], config: WarpConfig) -> Tensor:
     """First particles from a dense all-pairs match on a coarse grid (claim 3), carried to full resolution.
 
     Returns:
@@ -325,8 +331,7 @@ def _coarse_seed(scorer_keys: Tensor, queries: Tensor, box: tuple[int, int, int,
     c, _hc, wc = coarse_queries.shape
     flat_keys = keys.reshape(c, -1).T
     flat_queries = coarse_queries.reshape(c, -1).T
-    score = -(torch.cdist(flat_queries[:, :-NUM_LABELS], flat_keys[:, :-NUM_LABELS]) ** 2
-              + label_penalty * torch.cdist(flat_queries[:, -NUM_LABELS:], flat_keys[:, -NUM_LABELS:], p=1))
+    score = _pair_scores(flat_queries, flat_keys, config.label_penalty)
     m = min(config.particles, flat_keys.shape[0])
     best = score.topk(m, dim=1).indices.T  # (M, hc*wc)
     key_w = keys.shape[2]
@@ -383,7 +388,17 @@ def _search(scorer: _Scorer, start: Tensor, config: WarpConfig, generator: torch
     return torch.cat(kept_positions), torch.cat(kept_scores)
 
 
-def _mask_box(mask: Tensor) -> tuple[int, int, int, int] | None:
+def _match_features(labels: Tensor, edited: Tensor, box: tuple[int, int, int, int],
+                    config: WarpConfig) -> tuple[Tensor, Tensor]:
+    """The key features (the whole original layout) and the query features (the edited layout in ``box``)."""
+    y0, x0, y1, x1 = box
+    settings = {"region_scale": config.region_scale, "reach": config.reach, "offset_blur": config.offset_blur,
+                "global_weight": config.global_weight}
+    return layout_features(labels, **settings), layout_features(edited, **settings)[:, y0:y1, x0:x1]
+
+
+def mask_box(mask: Tensor) -> tuple[int, int, int, int] | None:
+    """(y0, x0, y1, x1) of a (H, W) mask's pixels, ends exclusive; None when it is empty."""
     rows = torch.nonzero(mask.any(dim=1)).flatten()
     cols = torch.nonzero(mask.any(dim=0)).flatten()
     if not len(rows):
@@ -452,18 +467,15 @@ def layout_warp(image: Tensor, labels: Tensor, edited: Tensor, *, config: WarpCo
     device = image.device
     labels, edited = labels.to(device), edited.to(device)
     mask = edit_mask(labels, edited, grow=config.mask_grow) if mask is None else mask.to(device=device, dtype=torch.bool)
-    box = _mask_box(mask)
+    box = mask_box(mask)
     if box is None:
         empty = torch.zeros(0, 0, 0, device=device)
         return LayoutWarp(image=image.clone(), mask=mask, unfilled=torch.zeros_like(mask), keys=empty[..., None],
                           weights=empty, box=(0, 0, 0, 0))
     y0, x0, y1, x1 = box
-    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
-                           global_weight=config.global_weight)
-    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
-                           global_weight=config.global_weight)[:, y0:y1, x0:x1]
+    keys, queries = _match_features(labels, edited, box, config)
     scorer = _Scorer(keys, queries, config.label_penalty)
-    start = _coarse_seed(keys, queries, box, config, config.label_penalty)
+    start = _coarse_seed(keys, queries, box, config)
     generator = torch.Generator().manual_seed(config.seed)
     positions, scores = _search(scorer, start, config, generator, max(labels.shape))
     warped_box, weights = _warp(image, positions, scores, config.gamma)
@@ -489,19 +501,15 @@ def dense_layout_warp(image: Tensor, labels: Tensor, edited: Tensor, *, config: 
     labels = _check_labels(labels, "layout").to(image.device)
     edited = _check_labels(edited, "edited layout").to(image.device)
     mask = edit_mask(labels, edited, grow=config.mask_grow) if mask is None else mask.to(image.device, torch.bool)
-    box = _mask_box(mask)
+    box = mask_box(mask)
     if box is None:
         return image.clone()
     y0, x0, y1, x1 = box
-    keys = layout_features(labels, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
-                           global_weight=config.global_weight)
-    queries = layout_features(edited, region_scale=config.region_scale, reach=config.reach, offset_blur=config.offset_blur,
-                           global_weight=config.global_weight)[:, y0:y1, x0:x1]
+    keys, queries = _match_features(labels, edited, box, config)
     c = keys.shape[0]
     flat_keys = keys.reshape(c, -1).T
     flat_queries = queries.reshape(c, -1).T
-    score = -(torch.cdist(flat_queries[:, :-NUM_LABELS], flat_keys[:, :-NUM_LABELS]) ** 2
-              + config.label_penalty * torch.cdist(flat_queries[:, -NUM_LABELS:], flat_keys[:, -NUM_LABELS:], p=1))
+    score = _pair_scores(flat_queries, flat_keys, config.label_penalty)
     attention = torch.softmax(config.gamma * score, dim=1)
     warped = (attention @ image.reshape(3, -1).T).T.reshape(3, y1 - y0, x1 - x0)
     out = image.clone()

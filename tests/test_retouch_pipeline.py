@@ -190,3 +190,18 @@ def test_retouching_the_swapped_frames_keeps_the_swap_and_adds_its_own_matte(ret
     assert np.array_equal(done.matte, np.maximum(swapped.matte, retouch))
     assert np.array_equal(done.rgb[retouch == 0], swapped.rgb[retouch == 0])  # the swap, untouched
     assert done.info.persona == "hopper" and done.info.extra["retouch"] == "smile,brow"
+
+
+def test_retouched_frames_also_go_out_in_the_plate_format(retouch_setup, tmp_path):
+    from vfx.shot.frames import FrameRange
+
+    shot = load_shot(retouch_setup)
+    shot = shot.model_copy(update={
+        "retouch_options": shot.retouch_options.model_copy(update={"refiner": False}),
+        "outputs": shot.outputs.model_copy(update={"retouch": tmp_path / "rt.####.exr",
+                                                   "frames": tmp_path / "fmt" / "sw.####.exr",
+                                                   "comp_package": None})})
+    retouch_shot(shot, frames=FrameRange.parse("1005"), show_progress=False, workers=1)
+    copy = read_image(tmp_path / "fmt" / "sw_retouch.1005.exr")
+    done = _frame(shot, 1005)
+    assert copy.channels[:3] == ("R", "G", "B") and np.array_equal(copy.rgb(), done.rgb)

@@ -17,7 +17,7 @@ from vfx.align.similarity import warp_to_plate
 from vfx.blend.enhanced import inward_face_mask
 from vfx.errors import VfxError
 
-__all__ = ["DEFAULT_MATTE_SIGMA_PX", "Pasted", "crop_matte", "empty_paste", "paste_back"]
+__all__ = ["DEFAULT_MATTE_SIGMA_PX", "Pasted", "crop_matte", "empty_paste", "paste_back", "paste_change"]
 
 DEFAULT_MATTE_SIGMA_PX = 1.5
 """Inward feather of the paste matte, in crop pixels: hides the resampling of the crop (the blended crop
@@ -51,6 +51,21 @@ def empty_paste(plate: np.ndarray) -> Pasted:
     return Pasted(frame=plate, matte=np.zeros(plate.shape[:2], np.float32), box=None)
 
 
+def _plate_matte(matte: np.ndarray, matrix: np.ndarray, size: tuple[int, int]
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
+    """The crop matte warped into the plate, cut to its box: (matte, matte > 0, box), or None where it is empty."""
+    alpha = warp_to_plate(matte, matrix, size, interpolation="linear", border="constant")
+    m = np.clip(alpha.pixels, 0.0, 1.0)
+    inside = m > 0
+    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if len(rows) == 0:
+        return None
+    y0, x0 = alpha.offset[0] + int(rows[0]), alpha.offset[1] + int(cols[0])
+    y1, x1 = alpha.offset[0] + int(rows[-1]) + 1, alpha.offset[1] + int(cols[-1]) + 1
+    local = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
+    return m[local], inside[local], (y0, x0, y1, x1)
+
+
 def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *,
                to_plate: Callable[[np.ndarray], np.ndarray] | None = None, in_place: bool = False) -> Pasted:
     """Warp a blended crop into the plate with the inverse of its matrix and composite it through a matte.
@@ -76,18 +91,12 @@ def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: n
         raise VfxError("Plate of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
                        found=f"{plate.shape} {plate.dtype}")
     size = plate.shape[:2]
-    alpha = warp_to_plate(matte, matrix, size, interpolation="linear", border="constant")
     out = plate if in_place else plate.copy()
     full_matte = np.zeros(size, np.float32)
-    m = np.clip(alpha.pixels, 0.0, 1.0)
-    inside = m > 0
-    rows, cols = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
-    if len(rows) == 0:
+    found = _plate_matte(matte, matrix, size)
+    if found is None:
         return Pasted(frame=out, matte=full_matte, box=None)
-    y0, x0 = alpha.offset[0] + int(rows[0]), alpha.offset[1] + int(cols[0])
-    y1, x1 = alpha.offset[0] + int(rows[-1]) + 1, alpha.offset[1] + int(cols[-1]) + 1
-    local = (slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1))
-    m, inside = m[local], inside[local]
+    m, inside, (y0, x0, y1, x1) = found
     # the colour only where the matte reaches: its box is smaller than the rotated crop's footprint
     pixels = warp_to_plate(crop, matrix, size, interpolation="cubic", border="constant", box=(y0, x0, y1, x1)).pixels
     if to_plate is not None:
@@ -97,6 +106,54 @@ def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: n
     # where the matte is above 0 are written, so elsewhere the plate keeps its bits (even a -0.0).
     mixed = cv2.blendLinear(np.ascontiguousarray(pixels, dtype=np.float32), np.ascontiguousarray(region), m,
                             1.0 - m)
+    cv2.copyTo(mixed, inside.view(np.uint8), region)
+    full_matte[y0:y1, x0:x1] = m
+    return Pasted(frame=out, matte=full_matte, box=(y0, x0, y1, x1))
+
+
+def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *,
+                 to_working: Callable[[np.ndarray], np.ndarray] | None = None,
+                 to_plate: Callable[[np.ndarray], np.ndarray] | None = None,
+                 limit: np.ndarray | None = None) -> Pasted:
+    """Add a crop-space change to a finished frame through a matte: ``to_plate(to_working(frame) + change)``
+    where the warped matte is 1, blended by it, and the frame's own bits wherever it is 0.
+
+    For a change to a face already pasted (a latent edit: the edited decode minus the unedited one): only
+    the change is resampled, never the frame's face itself, so the swap's detail inside the matte survives
+    instead of going through the crop and back.
+
+    Args:
+        frame: (H, W, C) float32 finished frame in the plate's colour space.
+        change: (r, r, 3) float32 difference in the working space.
+        matte: (r, r) float32 crop matte, 0 where nothing changes.
+        matrix: the (2, 3) plate -> crop matrix.
+        to_working, to_plate: colour conversions between the frame's space and the working space (``None``:
+            the frame is in the working space).
+        limit: (H, W) plate-space matte the result's matte may not exceed (the swap's: an edit never reaches
+            past the swapped face).
+    """
+    if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.float32:
+        raise VfxError("Frame of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
+                       found=f"{frame.shape} {frame.dtype}")
+    size = frame.shape[:2]
+    out = frame.copy()
+    full_matte = np.zeros(size, np.float32)
+    found = _plate_matte(matte, matrix, size)
+    if found is None:
+        return Pasted(frame=out, matte=full_matte, box=None)
+    m, inside, (y0, x0, y1, x1) = found
+    if limit is not None:
+        m = np.minimum(m, limit[y0:y1, x0:x1])
+        inside = m > 0
+    delta = warp_to_plate(change, matrix, size, interpolation="cubic", border="constant", box=(y0, x0, y1, x1)).pixels
+    region = out[y0:y1, x0:x1, :3]
+    working = region if to_working is None else to_working(region)
+    edited = working + delta
+    if to_working is None:
+        edited = np.clip(edited, 0.0, 1.0)  # a display-referred frame holds [0, 1]; the cubic's ringing must not leave it
+    else:
+        edited = to_plate(edited) if to_plate is not None else edited
+    mixed = cv2.blendLinear(np.ascontiguousarray(edited, dtype=np.float32), np.ascontiguousarray(region), m, 1.0 - m)
     cv2.copyTo(mixed, inside.view(np.uint8), region)
     full_matte[y0:y1, x0:x1] = m
     return Pasted(frame=out, matte=full_matte, box=(y0, x0, y1, x1))

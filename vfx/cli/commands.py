@@ -22,6 +22,9 @@ shot_app = typer.Typer(help="Check and print shot files (schema vfx.Shot/1).", n
 app.add_typer(shot_app, name="shot")
 model_app = typer.Typer(help="Inspect trained comb models (schema vfx.CombModel/1).", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+edit_app = typer.Typer(help="Segmentation-driven latent edits: learn an edit vector on a keyframe, apply it to a "
+                       "shot (schema vfx.EditVector/1).", no_args_is_help=True)
+app.add_typer(edit_app, name="edit")
 
 
 @app.callback()
@@ -287,6 +290,82 @@ def retouch(
         typer.echo(f"preview: {preview_path}")
     for line in write_handoff(loaded):
         typer.echo(line)
+
+
+@edit_app.command("labels")
+def edit_labels(
+    shot: Annotated[Path, typer.Argument(help="Shot file: plate, model and persona.")],
+    keyframe: Annotated[int, typer.Option("--keyframe", help="Frame whose segmentation to write.")],
+    out: Annotated[Path, typer.Option("--out", help="PNG to write (layout colours); the decoded face goes beside it.")],
+    persona: Annotated[Optional[str], typer.Option("--persona", help="Decoder to use (default: the shot's swap persona).")] = None,
+    scale: Annotated[int, typer.Option("--scale", min=1, help="Enlarge the map this many times for painting.")] = 4,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Processes for tracking the plate's faces (0: one per CPU core).")] = 0,
+) -> None:
+    """Write a keyframe's decoded segmentation for the artist to paint the edit on (trains the persona's
+    segmentation head first when the model has none)."""
+    from vfx.retouch.latent_pipeline import write_keyframe_labels
+    from vfx.shot import load_shot
+
+    labels, face = write_keyframe_labels(load_shot(shot), keyframe=keyframe, out=out, persona=persona, scale=scale,
+                                         device=resolve_device(device), workers=workers)
+    typer.echo(f"segmentation: {labels}\ndecoded face: {face}")
+
+
+@edit_app.command("learn")
+def edit_learn(
+    shot: Annotated[Path, typer.Argument(help="Shot file: plate, model and persona.")],
+    keyframe: Annotated[int, typer.Option("--keyframe", help="The frame the edited labels were painted on.")],
+    labels: Annotated[Path, typer.Option("--labels", help="The edited label map (PNG of label values or layout colours).")],
+    persona: Annotated[Optional[str], typer.Option("--persona", help="Decoder to learn through (default: the shot's swap persona).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Vector folder to write (default: edits/<shot>_<keyframe>.vfxedit beside the outputs).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Processes for tracking the plate's faces (0: one per CPU core).")] = 0,
+) -> None:
+    """Turn an edited segmentation of one keyframe into an edit vector: optimise a latent offset so the
+    decoded segmentation shows the edit while the face outside the edited region stays put."""
+    from vfx.retouch.latent_pipeline import learn_shot_edit
+    from vfx.shot import load_shot
+
+    summary = learn_shot_edit(load_shot(shot), keyframe=keyframe, labels=labels, persona=persona, out=out,
+                              device=resolve_device(device), workers=workers)
+    typer.echo(summary.describe())
+
+
+@edit_app.command("apply")
+def edit_apply(
+    shot: Annotated[Path, typer.Argument(help="Shot file whose swapped frames (outputs.exr) to edit.")],
+    vector: Annotated[Optional[list[Path]], typer.Option("--vector", help="Edit vector folder (repeat to add several; default: the shot's edit_vectors).")] = None,
+    strength: Annotated[Optional[list[str]], typer.Option("--strength", help="Strength per --vector: 0.5, or keys 1001:0,1010:1 (default 1).")] = None,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to edit, e.g. 1001-1020 (default: the shot's).")] = None,
+    refine_steps: Annotated[Optional[int], typer.Option("--refine-steps", min=0, help="Self-supervised refinement steps per frame (default: the shot's edit_options; 0: the vector alone).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    workers: Annotated[int, typer.Option("--workers", help="Processes for tracking the plate's faces (0: one per CPU core).")] = 0,
+) -> None:
+    """Apply edit vectors to every frame of the swap (z_t + s(t)·δ, refined per frame) and write the edited
+    frames (only those not on disk yet); outside each frame's edit region they keep the swap's bits."""
+    from vfx.errors import ConfigError
+    from vfx.export.handoff import write_handoff
+    from vfx.retouch.latent_pipeline import parse_strength, plan_edit_apply, run_edit_apply
+    from vfx.shot import FrameRange, load_shot
+
+    loaded = load_shot(shot)
+    pairs = None
+    if vector:
+        curves = [parse_strength(s) for s in strength or []]
+        if len(curves) > 1 and len(curves) != len(vector):
+            raise ConfigError("--strength does not pair with --vector", expected=f"one --strength, or one per "
+                              f"--vector ({len(vector)})", found=f"{len(curves)} strengths")
+        pairs = [(v, curves[i] if len(curves) > 1 else (curves[0] if curves else 1.0)) for i, v in enumerate(vector)]
+    elif strength:
+        raise ConfigError("--strength needs --vector", expected="--vector V --strength CURVE",
+                          fix="or set the strength in the shot file's edit_vectors")
+    plan = plan_edit_apply(loaded, frames=FrameRange.parse(frames) if frames else None, vectors=pairs,
+                           refine_steps=refine_steps, device=resolve_device(device))
+    typer.echo(run_edit_apply(plan, workers=workers).describe())
+    if loaded.edit_vectors and not vector:
+        for line in write_handoff(loaded):
+            typer.echo(line)
 
 
 @app.command("export")

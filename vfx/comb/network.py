@@ -24,6 +24,7 @@ Convention:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import asdict, dataclass
 
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 
 from vfx.errors import ConfigError
 
-__all__ = ["CombConfig", "Encoder", "Decoder", "CombNetwork", "TIED_LEVELS", "level_channels", "level_size"]
+__all__ = ["TIED_LEVELS", "CombConfig", "CombNetwork", "Decoder", "Encoder", "level_channels", "level_size"]
 
 #: Decoder levels whose weights every decoder shares ([0035]).
 TIED_LEVELS = 2
@@ -198,14 +199,23 @@ class Decoder(nn.Module):
         return self._tied[0]["to_rgb"][level] if level < TIED_LEVELS else self.to_rgb[level - TIED_LEVELS]
 
     def forward(self, z: Tensor, level: int, alpha: float = 1.0) -> Tensor:
+        return self.forward_features(z, level, alpha)[0]
+
+    def forward_features(self, z: Tensor, level: int, alpha: float = 1.0) -> tuple[Tensor, list[Tensor]]:
+        """The image and every level's output feature map, coarse to fine ((B, C_l, 4·2^l, 4·2^l), l = 0..level):
+        what a segmentation head reads (004 [0024]). The image is exactly :meth:`forward`'s."""
         h = z
+        features = []
         for lower in range(level):
             h = self._level(lower)(h)
-        out = self._head(level)(self._level(level)(h))
+            features.append(h)
+        top = self._level(level)(h)
+        features.append(top)
+        out = self._head(level)(top)
         if level > 0 and alpha < 1.0:
             old = F.interpolate(self._head(level - 1)(h), scale_factor=2.0, mode="nearest")
             out = alpha * out + (1.0 - alpha) * old
-        return out
+        return out, features
 
 
 class CombNetwork(nn.Module):
@@ -262,15 +272,38 @@ class CombNetwork(nn.Module):
                               found=str(tuple(x.shape)), fix="resize the crops to the current level's size")
         return self.encoder(x, self.level, self.alpha)
 
-    def decode(self, z: Tensor, persona: str) -> Tensor:
-        """Latents -> persona ``persona``'s images at the current level's size."""
+    def _decoder(self, persona: str) -> Decoder:
         if persona not in self.decoders:
             raise ConfigError(f"Unknown persona {persona!r}", expected=f"one of {', '.join(self.personas)}",
                               found=repr(persona))
-        return self.decoders[persona](z, self.level, self.alpha)
+        return self.decoders[persona]  # type: ignore[return-value]
+
+    def decode(self, z: Tensor, persona: str) -> Tensor:
+        """Latents -> persona ``persona``'s images at the current level's size."""
+        return self._decoder(persona)(z, self.level, self.alpha)
+
+    def decode_features(self, z: Tensor, persona: str) -> tuple[Tensor, list[Tensor]]:
+        """Latents -> (persona's images, the decoder's per-level feature maps), see :meth:`Decoder.forward_features`."""
+        return self._decoder(persona).forward_features(z, self.level, self.alpha)
+
+    def feature_channels(self) -> tuple[int, ...]:
+        """Channels of each decoder feature map :meth:`decode_features` returns at the current level."""
+        return tuple(level_channels(level, self.config.width) for level in range(self.level + 1))
 
     def forward(self, x: Tensor, persona: str) -> Tensor:
         return self.decode(self.encode(x), persona)
+
+    def fingerprint(self, persona: str) -> str:
+        """SHA-256 (first 16 hex) of the weights that turn an image into ``persona``'s image: the encoder, the
+        tied levels and the persona's own decoder, names and bytes. Anything learned in this latent space (a
+        segmentation head, an edit vector) is valid for exactly this fingerprint; retraining changes it."""
+        digest = hashlib.sha256()
+        modules = (("encoder", self.encoder), ("tied", self.tied), ("decoder", self._decoder(persona)))
+        for prefix, module in modules:
+            for name, tensor in module.state_dict().items():
+                digest.update(f"{prefix}.{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+                digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def own_parameters(self, persona: str) -> list[nn.Parameter]:
         """The parameters of ``persona``'s decoder that no other decoder shares."""

@@ -26,11 +26,13 @@ from vfx.shot.frames import SequencePattern, format_frames
 from vfx.shot.schema import Shot
 
 __all__ = [
+    "EDIT_MATTE_CHANNEL",
     "RETOUCH_MATTE_CHANNEL",
     "SYNTHETIC_NOTICE",
     "RenderInfo",
     "RenderedFrame",
     "check_rendered_frames",
+    "edit_sequence",
     "frame_timecode",
     "plate_start_timecode",
     "read_rendered_frame",
@@ -43,6 +45,9 @@ __all__ = [
 
 RETOUCH_MATTE_CHANNEL = "retouch.A"
 """A retouched frame's channel holding the retouch's own matte (``A`` is the union of the swap's and the retouch's)."""
+
+EDIT_MATTE_CHANNEL = "edit.A"
+"""An edited frame's channel holding the latent edit's own matte (``A`` is the union of the swap's and the edit's)."""
 
 SYNTHETIC_NOTICE = (
     "This frame contains a synthetic face made by vfx (comb autoencoder face swap); "
@@ -217,14 +222,28 @@ def retouch_sequence(shot: Shot) -> SequencePattern:
     return SequencePattern(str(Path(shot.outputs.exr).with_name(f"{shot.name}_retouch.####.exr")))
 
 
+def edit_sequence(shot: Shot) -> SequencePattern:
+    """The shot's latent-edited EXR sequence: ``outputs.edit``, else ``<shot>_edit.####.exr`` beside ``outputs.exr``.
+
+    Raises:
+        ConfigError: neither is set.
+    """
+    if shot.outputs.edit is not None:
+        return SequencePattern(str(shot.outputs.edit))
+    return SequencePattern(str(swap_sequence(shot).directory / f"{shot.name}_edit.####.exr"))
+
+
 def rendered_sequence(shot: Shot) -> SequencePattern:
     """The shot's finished frames, which the review and the compositor package are made from: the retouched
-    frames when the shot has retouch edits, else the swapped ones.
+    frames when the shot has retouch edits, else the latent-edited ones when it lists edit vectors, else the
+    swapped ones.
 
     Raises:
         ConfigError: the shot names no rendered frames.
     """
-    return retouch_sequence(shot) if shot.retouch else swap_sequence(shot)
+    if shot.retouch:
+        return retouch_sequence(shot)
+    return edit_sequence(shot) if shot.edit_vectors else swap_sequence(shot)
 
 
 def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> None:

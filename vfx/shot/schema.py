@@ -35,6 +35,9 @@ __all__ = [
     "ModelConfig",
     "SwapConfig",
     "RetouchOptions",
+    "EditVectorConfig",
+    "EditOptions",
+    "StrengthKey",
     "BlendConfig",
     "OutputsConfig",
     "FarmConfig",
@@ -194,7 +197,13 @@ class OutputsConfig(_Frozen):
         "`exr`); when the shot has retouch edits, the review and the compositor package are made from them.",
     )
 
-    @field_validator("exr", "retouch")
+    edit: ShotPath | None = Field(
+        default=None, description="Frames with the latent edit vectors applied (`vfx edit apply`), an EXR sequence "
+        "(default: `<shot>_edit.####.exr` beside `exr`); when the shot lists `edit_vectors`, the review and the "
+        "compositor package are made from them.",
+    )
+
+    @field_validator("exr", "retouch", "edit")
     @classmethod
     def _exr_is_sequence(cls, value: Path | None) -> Path | None:
         if value is not None and (not is_sequence_pattern(value) or value.suffix.lower() != ".exr"):
@@ -231,6 +240,43 @@ class RetouchOptions(_Frozen):
         return value
 
 
+class StrengthKey(_Frozen):
+    """One key of an edit vector's strength curve."""
+
+    frame: int = Field(description="Frame number of the key.")
+    value: float = Field(description="Strength s at that frame (0: no edit, 1: the keyframe's edit, < 0: the reverse).")
+
+
+class EditVectorConfig(_Frozen):
+    """An edit vector (`vfx edit learn`) applied to the shot: z_t + s(t)·δ on every frame."""
+
+    vector: ShotPath = Field(description="The vector folder written by `vfx edit learn` (`edits/lips.vfxedit`).")
+    strength: float | list[StrengthKey] = Field(
+        default=1.0, description="A constant strength, or keys `[{frame: 1001, value: 0}, {frame: 1010, value: 1}]`: "
+        "linear between keys, held before the first and after the last.",
+    )
+
+    @field_validator("strength")
+    @classmethod
+    def _keys_in_order(cls, value: float | list[StrengthKey]) -> float | list[StrengthKey]:
+        if isinstance(value, list):
+            frames = [k.frame for k in value]
+            if not frames or frames != sorted(set(frames)):
+                raise ValueError(f"expected strength keys on increasing, distinct frames, found frames {frames}")
+        return value
+
+
+class EditOptions(_Frozen):
+    """How the latent edits (`vfx edit learn` / `vfx edit apply`) run."""
+
+    refine_steps: int = Field(default=10, ge=0, description="Self-supervised refinement steps per frame when a "
+                              "vector is applied (0: the vector alone).")
+    keyframe_steps: int = Field(default=100, ge=1, description="Optimisation steps of the keyframe edit.")
+    buffer: float = Field(default=0.03, ge=0, lt=0.5, description="Region buffer around the edited labels, as a "
+                          "fraction of the crop side.")
+    seg_head_steps: int = Field(default=600, ge=1, description="Training steps of a persona's segmentation head.")
+
+
 class FarmConfig(_Frozen):
     """How the shot is cut into farm tasks."""
 
@@ -251,6 +297,9 @@ class Shot(_Frozen):
         default_factory=list, description="Retouch edits, applied in order (validated by the retouch stage)."
     )
     retouch_options: RetouchOptions = Field(default_factory=RetouchOptions)
+    edit_vectors: list[EditVectorConfig] = Field(
+        default_factory=list, description="Latent edit vectors applied by `vfx edit apply`; several add.")
+    edit_options: EditOptions = Field(default_factory=EditOptions)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     farm: FarmConfig = Field(default_factory=FarmConfig)
 

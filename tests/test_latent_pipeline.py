@@ -1,0 +1,164 @@
+"""`vfx edit labels / learn / apply` end to end on the generated demo shot: vector, frames, mattes, bad input."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vfx.cli import entrypoint
+from vfx.export.frames import EDIT_MATTE_CHANNEL, edit_sequence, read_rendered_frame, rendered_sequence
+from vfx.face.mask import LABEL_COLOURS, FaceLabel
+from vfx.io.image import read_image, write_image
+from vfx.retouch.latent import load_edit_vector, save_edit_vector
+from vfx.shot import load_shot, save_shot
+from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
+from vfx.swap import swap_shot
+
+SCALE = 4
+
+
+@pytest.fixture(scope="module")
+def edit_setup(tmp_path_factory) -> Path:
+    """The 8-frame 128² demo shot swapped with a tiny model; frame 1008 has no face. The segmentation head of
+    hopper learns from the plate's own faces decoded as hopper (the swap keeps the plate's expression)."""
+    from tests.test_swap import RES, save_tiny_model
+    from vfx.demo import build_demo
+
+    folder = tmp_path_factory.mktemp("edit")
+    result = build_demo(folder, num_frames=8, size=128)
+    blank = read_image(result.sequences["astronaut"].replace("####", "1008"))
+    write_image(result.sequences["astronaut"].replace("####", "1008"), np.full_like(blank.pixels, 0.18),
+                channels=blank.channels, dtype="half")
+    save_tiny_model(folder / "models" / "tiny")
+    shot = load_shot(result.shot_file)
+    shot = shot.model_copy(update={
+        "model": ModelConfig(checkpoint=folder / "models" / "tiny", resolution=RES, width=0.05),
+        "edit_options": EditOptions(refine_steps=2, keyframe_steps=10, seg_head_steps=20),
+        "outputs": shot.outputs.model_copy(update={"review": None, "comp_package": None}),
+    })
+    swap_shot(shot, show_progress=False, workers=1)
+    personas = dict(shot.personas)
+    personas["hopper"] = personas["hopper"].model_copy(update={"footage": None,
+                                                                      "faceset": folder / "out" / "demo_plate_faces"})
+    save_shot(shot.model_copy(update={"personas": personas}), folder / "edit.yaml")
+    return folder / "edit.yaml"
+
+
+@pytest.fixture(scope="module")
+def painted(edit_setup) -> Path:
+    """The keyframe's segmentation from `vfx edit labels`, with a block painted as upper lip."""
+    out = edit_setup.parent / "paint" / "k1004.png"
+    assert entrypoint(["edit", "labels", str(edit_setup), "--keyframe", "1004", "--out", str(out),
+                       "--scale", str(SCALE), "--workers", "1"]) == 0
+    assert out.with_name("k1004_face.png").is_file()
+    bgr = cv2.imread(str(out))
+    assert bgr.shape[:2] == (32 * SCALE, 32 * SCALE)
+    bgr[18 * SCALE:22 * SCALE, 12 * SCALE:20 * SCALE] = LABEL_COLOURS[FaceLabel.UPPER_LIP][::-1]
+    cv2.imwrite(str(out.with_name("edited.png")), bgr)
+    return out.with_name("edited.png")
+
+
+@pytest.fixture(scope="module")
+def learned(edit_setup, painted) -> Path:
+    vector = edit_setup.parent / "edits" / "learned.vfxedit"
+    assert entrypoint(["edit", "learn", str(edit_setup), "--keyframe", "1004", "--labels", str(painted),
+                       "--out", str(vector), "--workers", "1"]) == 0
+    return vector
+
+
+def _frame(pattern: str, number: int):
+    return read_rendered_frame(pattern.replace("####", str(number)))
+
+
+def test_learn_writes_a_vector_bound_to_the_model_with_a_preview(learned, edit_setup, capsys):
+    vector = load_edit_vector(learned)
+    info = json.loads((learned / "edit.json").read_text())
+    assert info["schema"] == "vfx.EditVector/1" and vector.persona == "hopper" and len(vector.fingerprint) == 16
+    assert int(FaceLabel.UPPER_LIP) in vector.classes and vector.source["keyframe"] == 1004
+    assert {"iou", "outside_psnr", "delta_norm"} <= set(vector.metrics)
+    assert (learned / "preview.png").is_file()
+    heads = list((edit_setup.parent / "models" / "tiny" / "segmentation").glob("hopper-*.json"))
+    assert len(heads) == 1 and json.loads(heads[0].read_text())["fingerprint"] == vector.fingerprint
+
+
+@pytest.fixture(scope="module")
+def strong(learned) -> Path:
+    """A vector of the learned one's model that surely changes this untrained model's segmentation: a large
+    offset, every label in Q (the learned δ of a 10-step edit on random weights may move nothing)."""
+    vector = load_edit_vector(learned)
+    torch.manual_seed(0)
+    delta = 300.0 * torch.nn.functional.normalize(torch.randn_like(vector.delta), dim=0)  # random weights barely respond
+    return save_edit_vector(learned.with_name("lip.vfxedit"), replace(vector, delta=delta, classes=tuple(range(8))))
+
+
+@pytest.fixture(scope="module")
+def applied(edit_setup, strong):
+    assert entrypoint(["edit", "apply", str(edit_setup), "--vector", str(strong), "--strength", "1001:0,1007:1",
+                       "--workers", "1"]) == 0
+    return load_shot(edit_setup)
+
+
+def test_apply_edits_inside_the_region_only_and_keeps_the_swap_elsewhere(applied):
+    shot = applied
+    swapped, edited = str(shot.outputs.exr), edit_sequence(shot).pattern
+    first = _frame(edited, 1001)  # s = 0: the swap itself
+    assert np.array_equal(first.rgb, _frame(swapped, 1001).rgb) and not first.layers[EDIT_MATTE_CHANNEL].any()
+    changed = 0
+    for number in (1004, 1007):
+        swap, frame = _frame(swapped, number), _frame(edited, number)
+        matte = frame.layers[EDIT_MATTE_CHANNEL]
+        outside = matte == 0
+        assert np.array_equal(frame.rgb[outside], swap.rgb[outside])
+        assert np.array_equal(frame.matte, np.maximum(swap.matte, matte))
+        assert not matte[swap.matte == 0].any()  # never past the swapped face
+        changed += int((frame.rgb[~outside] != swap.rgb[~outside]).any())
+        assert frame.info.extra["edit"] == "lip" and frame.info.persona == "hopper"
+    assert changed >= 1
+    assert float(_frame(edited, 1007).info.extra["edit_strength"]) == 1.0
+    assert float(_frame(edited, 1004).info.extra["edit_strength"]) == pytest.approx(0.5)
+    no_face = _frame(edited, 1008)
+    assert np.array_equal(no_face.rgb, _frame(swapped, 1008).rgb)
+
+
+def test_apply_resumes_and_the_shot_file_names_the_finished_frames(applied, edit_setup, strong, capsys):
+    capsys.readouterr()
+    assert entrypoint(["edit", "apply", str(edit_setup), "--vector", str(strong), "--workers", "1"]) == 0
+    assert "edited 0, already on disk 8" in capsys.readouterr().out
+    shot = load_shot(edit_setup).model_copy(update={"edit_vectors": [EditVectorConfig(
+        vector=strong, strength=[StrengthKey(frame=1001, value=0.0), StrengthKey(frame=1007, value=1.0)])]})
+    assert rendered_sequence(shot).pattern == edit_sequence(shot).pattern
+
+
+def test_bad_labels_a_faceless_keyframe_and_another_models_vector_exit_2_writing_nothing(
+        edit_setup, painted, learned, tmp_path, capsys):
+    from tests.test_swap import save_tiny_model
+
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((20, 20), np.uint8))
+    unknown = tmp_path / "unknown.png"
+    bgr = cv2.imread(str(painted))
+    bgr[0, 0] = (1, 2, 3)
+    cv2.imwrite(str(unknown), bgr)
+    for labels, keyframe in ((small, "1004"), (unknown, "1004"), (painted, "1008")):
+        out = tmp_path / f"v_{labels.stem}_{keyframe}.vfxedit"
+        assert entrypoint(["edit", "learn", str(edit_setup), "--keyframe", keyframe, "--labels", str(labels),
+                           "--out", str(out), "--workers", "1"]) == 2
+        assert not out.exists()
+    err = capsys.readouterr().err
+    assert "wrong size" in err and "No face on keyframe 1008" in err
+    other = load_shot(edit_setup)
+    save_tiny_model(tmp_path / "retrained", seed=1)
+    other = other.model_copy(update={
+        "model": other.model.model_copy(update={"checkpoint": tmp_path / "retrained"}),
+        "outputs": other.outputs.model_copy(update={"edit": tmp_path / "out" / "e.####.exr"})})
+    save_shot(other, tmp_path / "other.yaml")
+    assert entrypoint(["edit", "apply", str(tmp_path / "other.yaml"), "--vector", str(learned), "--workers", "1"]) == 2
+    assert "learned on another model" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("e.*.exr"))
+    assert entrypoint(["edit", "apply", str(edit_setup), "--strength", "1"]) == 2

@@ -1,0 +1,551 @@
+"""Latent edits on a shot: learn an edit vector on a keyframe, apply it to every frame of the swap.
+
+``vfx edit labels`` writes a keyframe's decoded segmentation for the artist to paint on; ``vfx edit learn``
+turns the painted map into an edit vector (:func:`vfx.retouch.latent.learn_edit`) stored with the persona's
+model fingerprint; ``vfx edit apply`` renders every frame of the swap with ``z_t + Σ s_i(t) δ_i`` decoded by the
+persona, refined per frame (004 [0037]), and composited into the swapped frame inside the frame's own region
+of interest only: outside it every pixel keeps the swapped frame's bits.
+
+The persona's segmentation head is trained on first use from its faceset's landmark layouts and kept under
+the model's run folder (:func:`vfx.retouch.segment.seg_head_path`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vfx.align.similarity import warp_to_crop
+from vfx.blend.paste import crop_matte, paste_change
+from vfx.comb.checkpoint import checkpoint_folder, load_checkpoint, read_manifest
+from vfx.errors import ConfigError, MediaError
+from vfx.export.frames import (
+    EDIT_MATTE_CHANNEL,
+    RenderInfo,
+    check_rendered_frames,
+    edit_sequence,
+    read_rendered_frame,
+    swap_sequence,
+    write_rendered_frame,
+)
+from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.faceset.plate_faces import track_plate_faces
+from vfx.faceset.store import FaceRecord
+from vfx.io.atomic import check_writable
+from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.io.image import write_image
+from vfx.io.plate import check_frame_size, check_plate_size, open_plate
+from vfx.retouch.edits import read_painted_map
+from vfx.retouch.latent import (
+    EditSettings,
+    EditVector,
+    buffer_pixels,
+    check_edit_vector,
+    combine_edits,
+    edit_region,
+    latent_psnr,
+    learn_edit,
+    load_edit_vector,
+    refine_edit,
+    region_iou,
+    save_edit_vector,
+)
+from vfx.retouch.segment import (
+    JointDecoder,
+    SegHeadInfo,
+    faceset_layouts,
+    load_seg_head,
+    save_seg_head,
+    seg_head_path,
+    train_seg_head,
+)
+from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.schema import Shot, StrengthKey
+from vfx.utils.progress import progress as progress_bar
+
+__all__ = [
+    "EditApplyPlan",
+    "EditModel",
+    "EditSummary",
+    "LearnSummary",
+    "apply_shot_edits",
+    "learn_shot_edit",
+    "open_edit_model",
+    "parse_strength",
+    "plan_edit_apply",
+    "run_edit_apply",
+    "strength_at",
+    "write_keyframe_labels",
+]
+
+log = logging.getLogger(__name__)
+
+SEG_HOLDOUT = 0.1
+"""Fraction of a persona's faceset (its last frames) kept out of the segmentation head's training and scored."""
+EDIT_MATTE_SIGMA_PX = 1.0
+"""Inward feather of the edit matte in crop pixels: zero outside the region, so the frame keeps its bits there."""
+
+
+# ---------------------------------------------------------------------------------------------- strength
+
+def strength_at(strength: float | list[StrengthKey], frame: int) -> float:
+    """s(t): a constant, or keys interpolated linearly and held before the first and after the last."""
+    if isinstance(strength, int | float):
+        return float(strength)
+    frames = [k.frame for k in strength]
+    return float(np.interp(frame, frames, [k.value for k in strength]))
+
+
+def parse_strength(text: str) -> float | list[StrengthKey]:
+    """``--strength``: ``0.5`` or ``1001:0,1010:1`` (frame:value keys).
+
+    Raises:
+        ConfigError: anything else.
+    """
+    try:
+        if ":" not in text:
+            return float(text)
+        keys = [StrengthKey(frame=int(f), value=float(v)) for f, v in (part.split(":") for part in text.split(","))]
+    except (ValueError, TypeError):
+        raise ConfigError("Invalid strength curve", expected="a number (0.5) or frame:value keys (1001:0,1010:1)",
+                          found=repr(text)) from None
+    frames = [k.frame for k in keys]
+    if frames != sorted(set(frames)):
+        raise ConfigError("Invalid strength curve", expected="keys on increasing, distinct frames", found=repr(text))
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+@dataclass(frozen=True)
+class EditModel:
+    """The persona's frozen image + segmentation decoder, and what identifies it."""
+
+    joint: JointDecoder
+    fingerprint: str
+    label: str
+    head: SegHeadInfo
+
+    @property
+    def resolution(self) -> int:
+        return self.joint.size
+
+    @property
+    def latent_channels(self) -> int:
+        return self.joint.net.config.latent_channels
+
+
+def _persona_facesets(shot: Shot, persona: str, recorded: tuple[str, ...]) -> list[Path]:
+    config = shot.personas.get(persona)
+    if config is not None and config.faceset is not None:
+        return [Path(config.faceset)]
+    return [Path(p) for p in recorded if Path(p).is_dir()]
+
+
+def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps: int | None = None,
+                    show_progress: bool = False) -> EditModel:
+    """The shot's model as persona ``persona``'s image + segmentation decoder, training the segmentation head
+    (encoder and decoder frozen) when this model has none yet.
+
+    Raises:
+        ConfigError: no model, a persona the model lacks, no faceset to learn the segmentation from.
+        MediaError: an unreadable checkpoint or faceset.
+    """
+    if shot.model is None:
+        raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained checkpoint",
+                          fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
+    folder = checkpoint_folder(shot.model.checkpoint)
+    manifest = read_manifest(folder)
+    if persona not in manifest.config.personas:
+        raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
+                          f"{', '.join(manifest.config.personas)}", found=repr(persona))
+    net, manifest, _ = load_checkpoint(folder, device=device, with_optimizer=False)
+    net.eval().requires_grad_(False)
+    fingerprint = net.fingerprint(persona)
+    path = seg_head_path(folder.parent, persona, fingerprint)
+    if path.with_name(path.name + ".json").is_file():
+        head, info = load_seg_head(path, fingerprint=fingerprint, device=device)
+    else:
+        record = next(p for p in manifest.personas if p.name == persona)
+        facesets = _persona_facesets(shot, persona, record.facesets)
+        if not facesets:
+            raise ConfigError(f"No faceset of persona {persona!r} to learn its segmentation from",
+                              expected=f"personas.{persona}.faceset in the shot file, or the model's training faceset",
+                              found=", ".join(record.facesets) or "none recorded",
+                              fix=f"extract the persona's footage (`vfx extract`) and set personas.{persona}.faceset")
+        images, labels = zip(*(faceset_layouts(f, net.size)[:2] for f in facesets))
+        x, y = torch.cat(images), torch.cat(labels)
+        held = max(1, round(SEG_HOLDOUT * len(x))) if len(x) > 4 else 0
+        log.info("training the segmentation head of persona %s on %d frames (%d held out)", persona,
+                 len(x) - held, held)
+        steps = seg_steps if seg_steps is not None else shot.edit_options.seg_head_steps
+        head, info = train_seg_head(net, persona, x[:len(x) - held], y[:len(x) - held], held_images=x[len(x) - held:],
+                                    held_labels=y[len(x) - held:], steps=steps, show_progress=show_progress)
+        save_seg_head(path, head, info)
+        log.info("segmentation head %s: held-out mIoU %.3f (%s)", persona, info.held_miou,
+                 ", ".join(f"{k} {v:.2f}" for k, v in info.held_iou.items()))
+    return EditModel(joint=JointDecoder(net, persona, head), fingerprint=fingerprint,
+                     label=f"{folder}@{manifest.step}", head=info)
+
+
+def _crop_tensor(crop: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(device).clamp(0.0, 1.0)
+
+
+def _shot_faces(shot: Shot, size: int, *, workers: int) -> tuple[dict[int, FaceRecord], FrameRange]:
+    """The tracked face of every frame of the shot (cached beside its outputs), at crop size ``size``."""
+    plate, wanted = open_plate(shot.plate, None)
+    try:
+        track = shot.swap.track if shot.swap else 0
+        return track_plate_faces(shot, plate, wanted, crop_size=size, track=track, workers=workers), wanted
+    finally:
+        plate.close()
+
+
+def _keyframe(shot: Shot, model: EditModel, keyframe: int, *, workers: int) -> tuple[torch.Tensor, FaceRecord]:
+    """The keyframe's aligned plate crop (1, 3, r, r) in the working space, and its face record.
+
+    Raises:
+        ConfigError: the keyframe is outside the plate, or has no face.
+    """
+    records, frames = _shot_faces(shot, model.resolution, workers=workers)
+    if keyframe not in frames:
+        raise ConfigError(f"Keyframe {keyframe} is outside the plate", expected=f"a frame of {frames}",
+                          found=str(keyframe))
+    record = records.get(keyframe)
+    if record is None or record.matrix is None:
+        raise ConfigError(f"No face on keyframe {keyframe}", expected="a keyframe where the face is tracked",
+                          fix="pick a frame with the face (vfx extract's QC sheet shows which have one)")
+    plate, _ = open_plate(shot.plate, FrameRange.from_bounds(keyframe, keyframe))
+    try:
+        image = plate.read(keyframe)
+        to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
+    finally:
+        plate.close()
+    crop = to_working.apply(warp_to_crop(image.rgb(), record.matrix, model.resolution, interpolation="area"))
+    return _crop_tensor(crop, next(model.joint.parameters()).device), record
+
+
+def read_edited_labels(path: str | Path, size: int) -> torch.Tensor:
+    """The artist's edited label map: ``size``² (the model's crop), or an integer multiple of it (painted on an
+    enlarged map; each block's centre pixel is taken).
+
+    Raises:
+        MediaError: unreadable, not square, not a multiple of the crop, or values that are no label.
+    """
+    import cv2
+
+    path = Path(path)
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if pixels is None:
+        raise MediaError(f"Cannot read the edited label map {path}", expected="a PNG label map",
+                         fix="paint on the map `vfx edit labels SHOT --keyframe F` writes")
+    h, w = pixels.shape[:2]
+    if h != w or h % size:
+        raise MediaError(f"Edited label map {path} is the wrong size", expected=f"{size}x{size} (the model's crop) "
+                         f"or a multiple of it", found=f"{w}x{h}",
+                         fix="paint on the map `vfx edit labels SHOT --keyframe F` writes")
+    labels = read_painted_map(path, (h, w))
+    step = h // size
+    return torch.from_numpy(labels[step // 2::step, step // 2::step].astype(np.int64).copy())
+
+
+def write_keyframe_labels(shot: Shot, *, keyframe: int, out: Path, persona: str | None = None, scale: int = 4,
+                          device: str = "cpu", workers: int = 0) -> tuple[Path, Path]:
+    """Write the keyframe's decoded segmentation (layout colours, ``scale`` x the model's crop) for the artist to
+    paint on, and the decoded face beside it (``<out>_face.png``). Returns both paths."""
+    persona = _shot_persona(shot, persona)
+    model = open_edit_model(shot, persona, device=device)
+    crop, _ = _keyframe(shot, model, keyframe, workers=workers)
+    with torch.no_grad():
+        z = model.joint.encode(crop)
+        image, logits = model.joint(z)
+    labels = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
+    big = np.repeat(np.repeat(colourise_layout(labels), scale, axis=0), scale, axis=1)
+    face = np.repeat(np.repeat(image[0].permute(1, 2, 0).cpu().numpy(), scale, axis=0), scale, axis=1)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    face_path = out.with_name(out.stem + "_face.png")
+    write_image(out, big.astype(np.float32) / 255.0, channels=("R", "G", "B"), dtype="uint8")
+    write_image(face_path, np.clip(face, 0.0, 1.0).astype(np.float32), channels=("R", "G", "B"), dtype="uint8")
+    return out, face_path
+
+
+def _shot_persona(shot: Shot, persona: str | None) -> str:
+    persona = persona or (shot.swap.persona if shot.swap else None)
+    if persona is None:
+        raise ConfigError(f"Shot {shot.name!r} does not say which persona to edit", expected="--persona NAME or "
+                          "`swap: {persona: NAME}` in the shot file")
+    return persona
+
+
+# ---------------------------------------------------------------------------------------------- learn
+
+@dataclass(frozen=True)
+class LearnSummary:
+    """What ``vfx edit learn`` did."""
+
+    vector: Path
+    preview: Path
+    classes: tuple[str, ...]
+    iou: float
+    outside_psnr: float
+    seconds: float
+    head_miou: float
+
+    def describe(self) -> str:
+        return "\n".join([
+            f"edit vector: {self.vector}",
+            f"labels edited: {', '.join(self.classes)}",
+            (f"keyframe: IoU with the edited labels inside the region {self.iou:.3f}, image outside it "
+             f"{self.outside_psnr:.1f} dB from the unedited decode"),
+            f"segmentation head held-out mIoU {self.head_miou:.3f}",
+            f"{self.seconds:.1f} s", f"preview: {self.preview}"])
+
+
+def learn_shot_edit(shot: Shot, *, keyframe: int, labels: str | Path, persona: str | None = None,
+                    out: str | Path | None = None, device: str = "cpu", workers: int = 0,
+                    settings: EditSettings | None = None) -> LearnSummary:
+    """Learn an edit vector from an edited label map on one keyframe and save it (with a preview PNG inside).
+
+    Args:
+        shot: the shot (its model, plate and persona).
+        keyframe: the frame the labels were painted on.
+        labels: the edited label map (:func:`read_edited_labels`).
+        persona: the decoder (default: the shot's swap persona).
+        out: the vector folder (default ``edits/<shot>_<keyframe>.vfxedit`` beside the shot's outputs).
+        settings: default from the shot's ``edit_options``.
+
+    Raises:
+        ConfigError / MediaError: no model or persona, a keyframe with no face, a label map of the wrong size
+            or with unknown labels, a map that changes nothing.
+    """
+    started = time.perf_counter()
+    persona = _shot_persona(shot, persona)
+    options = shot.edit_options
+    settings = settings or EditSettings(steps=options.keyframe_steps, buffer=options.buffer)
+    if shot.model is None:
+        open_edit_model(shot, persona)  # raises the no-model error
+    edited = read_edited_labels(labels, shot.model.resolution)  # type: ignore[union-attr]  # before any heavy work
+    out = Path(out) if out is not None else swap_sequence(shot).directory / "edits" / f"{shot.name}_{keyframe}.vfxedit"
+    check_writable(out.parent)
+    model = open_edit_model(shot, persona, device=device)
+    crop, _ = _keyframe(shot, model, keyframe, workers=workers)
+    with torch.no_grad():
+        z = model.joint.encode(crop)
+        reference, _ = model.joint(z)
+    result = learn_edit(model.joint, crop, edited.to(crop.device), settings)
+    iou = region_iou(result.labels, edited.to(result.labels.device), result.region, result.classes)
+    psnr = latent_psnr(result.image, reference, ~result.region)
+    vector = EditVector(delta=result.delta.cpu(), persona=persona, fingerprint=model.fingerprint,
+                        classes=result.classes, resolution=model.resolution, buffer=settings.buffer,
+                        settings=settings.__dict__.copy(),
+                        source={"shot": shot.name, "keyframe": keyframe, "labels": str(labels), "model": model.label},
+                        metrics={"iou": round(iou, 4), "outside_psnr": round(psnr, 2),
+                                 "delta_norm": round(float(result.delta.norm()), 4), **{
+                                     k: round(v, 5) for k, v in result.losses.items()}})
+    save_edit_vector(out, vector)
+    preview = _write_learn_preview(out / "preview.png", crop, reference, result.image, edited, result.labels,
+                                   result.region)
+    return LearnSummary(vector=out, preview=preview, classes=tuple(LABEL_NAMES[c] for c in result.classes), iou=iou,
+                        outside_psnr=psnr, seconds=time.perf_counter() - started, head_miou=model.head.held_miou)
+
+
+def _write_learn_preview(path: Path, crop: torch.Tensor, before: torch.Tensor, after: torch.Tensor,
+                         edited: torch.Tensor, labels: torch.Tensor, region: torch.Tensor) -> Path:
+    """crop | decoded | edited decode | edited labels | labels of the edited decode | region."""
+    def rgb(t: torch.Tensor) -> np.ndarray:
+        return np.clip(t[0].permute(1, 2, 0).detach().cpu().numpy(), 0.0, 1.0)
+
+    def lab(t: torch.Tensor) -> np.ndarray:
+        return colourise_layout(t.cpu().numpy().astype(np.uint8)).astype(np.float32) / 255.0
+
+    mask = np.repeat(region.cpu().numpy()[:, :, None].astype(np.float32), 3, axis=2)
+    sheet = np.concatenate([rgb(crop), rgb(before), rgb(after), lab(edited), lab(labels), mask], axis=1)
+    sheet = np.repeat(np.repeat(sheet, max(1, 256 // sheet.shape[0]), axis=0), max(1, 256 // sheet.shape[0]), axis=1)
+    write_image(path, sheet.astype(np.float32), channels=("R", "G", "B"), dtype="uint8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- apply
+
+@dataclass(frozen=True)
+class AppliedVector:
+    """One vector of an apply run: the vector, its strength curve, its name in logs and metadata."""
+
+    vector: EditVector
+    strength: float | list[StrengthKey]
+    name: str
+
+
+@dataclass
+class EditApplyPlan:
+    """Everything checked and resolved for ``vfx edit apply``, before anything is written."""
+
+    shot: Shot
+    frames: FrameRange
+    persona: str
+    vectors: list[AppliedVector]
+    refine_steps: int
+    swap_frames: SequencePattern
+    exr: SequencePattern
+    model: EditModel
+
+
+@dataclass(frozen=True)
+class EditSummary:
+    """What an apply run did (``vfx edit apply`` prints it)."""
+
+    frames: int
+    rendered: int
+    skipped: int
+    no_face: tuple[int, ...]
+    seconds: float
+    outside_psnr: float = float("nan")
+    grown: float = float("nan")
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        lines = [f"frames {self.frames}: edited {self.rendered}, already on disk {self.skipped}",
+                 f"frames without a face (passed through): {format_frames(self.no_face) if self.no_face else 'none'}",
+                 f"decoded face outside the edit region: mean {self.outside_psnr:.1f} dB from the unedited decode",
+                 f"edited labels' area: {self.grown:.2f}x the unedited (mean over frames)",
+                 f"{self.seconds:.1f} s"]
+        return "\n".join(lines + [f"{name}: {path}" for name, path in self.outputs.items()])
+
+
+def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
+                    vectors: list[tuple[Path, float | list[StrengthKey]]] | None = None,
+                    refine_steps: int | None = None, device: str = "cpu") -> EditApplyPlan:
+    """Check an apply run can go and resolve it; writes nothing (may train the persona's segmentation head).
+
+    Args:
+        vectors: (vector folder, strength) pairs; default the shot's ``edit_vectors``.
+        refine_steps: per-frame refinement steps; default the shot's ``edit_options.refine_steps``.
+
+    Raises:
+        ConfigError: no vectors, vectors of other personas or another model (fingerprint), no swap.
+        MediaError: unreadable vectors, missing swapped frames.
+        FrameRangeError / MissingFramesError: frames outside the plate.
+    """
+    pairs = vectors if vectors is not None else [(Path(v.vector), v.strength) for v in shot.edit_vectors]
+    if not pairs:
+        raise ConfigError(f"Shot {shot.name!r} has no edit vectors to apply", expected="--vector V or an "
+                          "`edit_vectors:` list in the shot file", fix="learn one with `vfx edit learn`")
+    loaded = [AppliedVector(load_edit_vector(path), strength, Path(path).name.removesuffix(".vfxedit"))
+              for path, strength in pairs]
+    persona = shot.swap.persona if shot.swap else loaded[0].vector.persona
+    swap_frames = swap_sequence(shot)
+    plate, wanted = open_plate(shot.plate, frames)
+    try:
+        check_plate_size(plate, wanted)
+    finally:
+        plate.close()
+    check_rendered_frames(swap_frames, wanted)
+    exr = edit_sequence(shot)
+    check_writable(exr.directory)
+    model = open_edit_model(shot, persona, device=device)
+    for applied in loaded:
+        check_edit_vector(applied.vector, persona=persona, fingerprint=model.fingerprint,
+                          latent_channels=model.latent_channels, name=f"edit vector {applied.name!r}")
+    steps = shot.edit_options.refine_steps if refine_steps is None else refine_steps
+    return EditApplyPlan(shot=shot, frames=wanted, persona=persona, vectors=loaded, refine_steps=steps,
+                         swap_frames=swap_frames, exr=exr, model=model)
+
+
+def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: int = 0) -> EditSummary:
+    """Render the planned frames not on disk yet, in frame order (each frame's refinement starts from the
+    previous frame's correction)."""
+    started = time.perf_counter()
+    shot, joint = plan.shot, plan.model.joint
+    r = plan.model.resolution
+    device = next(joint.parameters()).device
+    records, _ = _shot_faces(shot, r, workers=workers)
+    classes = tuple(sorted({c for a in plan.vectors for c in a.vector.classes}))
+    buffer = buffer_pixels(max(a.vector.buffer for a in plan.vectors), r)
+    settings = EditSettings(buffer=max(a.vector.buffer for a in plan.vectors)).for_refinement(plan.refine_steps)
+    todo = [f for f in plan.frames if not plan.exr.path(f).is_file()]
+    shot_hash = shot.content_hash()
+    names = ",".join(a.name for a in plan.vectors)
+    no_face: list[int] = []
+    psnrs, growth = [], []
+    correction: torch.Tensor | None = None
+    plate, _ = open_plate(shot.plate, plan.frames)
+    try:
+        to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
+        to_plate = to_working.inverse()
+        frames = progress_bar(todo, total=len(todo), desc="edit") if show_progress else todo
+        previous = None
+        for frame in frames:
+            swapped = read_rendered_frame(plan.swap_frames.path(frame))
+            record = records.get(frame)
+            strengths = [strength_at(a.strength, frame) for a in plan.vectors]
+            offset = combine_edits([(a.vector.delta, s) for a, s in zip(plan.vectors, strengths)])
+            if previous is not None and frame != previous + 1:
+                correction = None  # a gap (a resumed run): nothing to warm-start from
+            previous = frame
+            change = matte = None
+            if record is None or record.matrix is None:
+                no_face.append(frame)
+            elif offset is not None:
+                image = plate.read(frame)
+                check_frame_size(plate, frame, image.size)
+                crop = to_working.apply(warp_to_crop(image.rgb(), record.matrix, r, interpolation="area"))
+                with torch.no_grad():
+                    z = joint.encode(_crop_tensor(crop, device))
+                    before, logits = joint(z)
+                labels = logits.argmax(1)[0]
+                offset = offset.to(device)
+                if plan.refine_steps > 0:
+                    result = refine_edit(joint, z, offset, classes, settings, init=correction)
+                    correction = result.delta - offset
+                    after, after_labels, region = result.image, result.labels, result.region
+                else:
+                    with torch.no_grad():
+                        after, after_logits = joint(z + offset.view(1, -1, 1, 1))
+                    after_labels = after_logits.argmax(1)[0]
+                    region = edit_region(labels, after_labels, classes, buffer)
+                psnrs.append(latent_psnr(after, before, ~region))
+                wanted = torch.tensor(classes, device=labels.device)
+                area = int(torch.isin(labels, wanted).sum())
+                growth.append(int(torch.isin(after_labels, wanted).sum()) / max(area, 1))
+                change = (after - before)[0].permute(1, 2, 0).cpu().numpy()
+                matte = crop_matte(region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
+            if change is None or matte is None:
+                rgb, edit_matte, box = swapped.rgb, np.zeros_like(swapped.matte), None
+            else:
+                pasted = paste_change(swapped.rgb, change, matte, record.matrix,  # type: ignore[union-attr]
+                                      to_working=None if to_plate.is_identity else to_working.apply,
+                                      to_plate=None if to_plate.is_identity else to_plate.apply,
+                                      limit=swapped.matte)  # never past the swapped face
+                rgb, edit_matte, box = pasted.frame, pasted.matte, pasted.box
+            info = swapped.info
+            extra = {**info.extra, "edit": names, "edit_strength": ",".join(f"{s:g}" for s in strengths),
+                     "edit_refine_steps": int(plan.refine_steps)}
+            info = RenderInfo(frame=frame, persona=info.persona, model=info.model, blend=info.blend, matrix=info.matrix,
+                              crop_size=info.crop_size, face_box=info.face_box or box, extra=extra)
+            write_rendered_frame(plan.exr.path(frame), rgb, np.maximum(swapped.matte, edit_matte), info,
+                                 timecode=swapped.metadata.timecode, fps=swapped.metadata.fps or plate.fps,
+                                 colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
+                                 compression=shot.outputs.exr_compression,
+                                 layers={**swapped.layers, EDIT_MATTE_CHANNEL: edit_matte})
+    finally:
+        plate.close()
+    return EditSummary(frames=len(plan.frames), rendered=len(todo), skipped=len(plan.frames) - len(todo),
+                       no_face=tuple(no_face), seconds=time.perf_counter() - started,
+                       outside_psnr=float(np.mean(psnrs)) if psnrs else float("nan"),
+                       grown=float(np.mean(growth)) if growth else float("nan"), outputs={"edit exr": plan.exr.pattern})
+
+
+def apply_shot_edits(shot: Shot, *, frames: FrameRange | None = None,
+                     vectors: list[tuple[Path, float | list[StrengthKey]]] | None = None,
+                     refine_steps: int | None = None, device: str = "cpu", show_progress: bool = True,
+                     workers: int = 0) -> EditSummary:
+    """Apply edit vectors to a shot's swapped frames: :func:`plan_edit_apply` then :func:`run_edit_apply`."""
+    plan = plan_edit_apply(shot, frames=frames, vectors=vectors, refine_steps=refine_steps, device=device)
+    return run_edit_apply(plan, show_progress=show_progress, workers=workers)

@@ -41,6 +41,7 @@ from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import write_image
 from vfx.io.plate import check_frame_size, check_plate_size, open_plate
 from vfx.retouch.edits import read_painted_map
+from vfx.retouch.evaluate import image_psnr
 from vfx.retouch.latent import (
     EditSettings,
     EditVector,
@@ -48,7 +49,6 @@ from vfx.retouch.latent import (
     check_edit_vector,
     combine_edits,
     edit_region,
-    latent_psnr,
     learn_edit,
     load_edit_vector,
     refine_edit,
@@ -341,7 +341,7 @@ def learn_shot_edit(shot: Shot, *, keyframe: int, labels: str | Path, persona: s
         reference, _ = model.joint(z)
     result = learn_edit(model.joint, crop, edited.to(crop.device), settings)
     iou = region_iou(result.labels, edited.to(result.labels.device), result.region, result.classes)
-    psnr = latent_psnr(result.image, reference, ~result.region)
+    psnr = image_psnr(result.image, reference, ~result.region)
     vector = EditVector(delta=result.delta.cpu(), persona=persona, fingerprint=model.fingerprint,
                         classes=result.classes, resolution=model.resolution, buffer=settings.buffer,
                         settings=settings.__dict__.copy(),
@@ -510,7 +510,7 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
                         after, after_logits = joint(z + offset.view(1, -1, 1, 1))
                     after_labels = after_logits.argmax(1)[0]
                     region = edit_region(labels, after_labels, classes, buffer)
-                psnrs.append(latent_psnr(after, before, ~region))
+                psnrs.append(image_psnr(after, before, ~region))
                 wanted = torch.tensor(classes, device=labels.device)
                 area = int(torch.isin(labels, wanted).sum())
                 growth.append(int(torch.isin(after_labels, wanted).sum()) / max(area, 1))

@@ -40,7 +40,7 @@ import vfx
 from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, face_layout
-from vfx.faceset.store import FaceRecord, Faceset
+from vfx.faceset.store import Faceset
 from vfx.io.atomic import atomic_write_text, fsync_path
 
 __all__ = [
@@ -202,11 +202,12 @@ class SegHeadInfo:
 
 
 def faceset_layouts(faceset: Faceset | str | os.PathLike[str], size: int, *,
-                    limit: int | None = None) -> tuple[Tensor, Tensor, list[FaceRecord]]:
+                    limit: int | None = None) -> tuple[Tensor, Tensor, np.ndarray]:
     """A faceset's crops at ``size`` and the layouts their landmarks draw: the head's free labels.
 
     Returns:
-        (images (N, 3, size, size) float32 in [0, 1], labels (N, size, size) int64, the records), in frame order.
+        (images (N, 3, size, size) float32 in [0, 1], labels (N, size, size) int64, landmarks (N, 68, 2) in
+        the ``size`` crop's pixels), in frame order.
 
     Raises:
         MediaError: the faceset has no usable faces.
@@ -221,7 +222,7 @@ def faceset_layouts(faceset: Faceset | str | os.PathLike[str], size: int, *,
         raise MediaError(f"Faceset {faceset.folder} has no faces to learn a segmentation from",
                          expected="crops with landmarks", fix="extract the persona's footage with `vfx extract`")
     crop_size = faceset.info.crop_size
-    images, labels = [], []
+    images, labels, points = [], [], []
     for record in records:
         bgr = cv2.imread(str(faceset.folder / record.crop), cv2.IMREAD_COLOR)
         if bgr is None:
@@ -235,8 +236,9 @@ def faceset_layouts(faceset: Faceset | str | os.PathLike[str], size: int, *,
         scale = size / crop_size
         landmarks = (np.asarray(record.crop_landmarks) + 0.5) * scale - 0.5
         labels.append(face_layout(landmarks, (size, size)))
+        points.append(landmarks)
     x = torch.from_numpy(np.ascontiguousarray(np.stack(images).transpose(0, 3, 1, 2)))
-    return x, torch.from_numpy(np.stack(labels).astype(np.int64)), records
+    return x, torch.from_numpy(np.stack(labels).astype(np.int64)), np.stack(points)
 
 
 def _class_weights(labels: Tensor) -> Tensor:
@@ -247,9 +249,22 @@ def _class_weights(labels: Tensor) -> Tensor:
     return weights / weights[counts > 0].mean()
 
 
+FEATURE_CACHE_BYTES = 1 << 30
+"""The frozen decoder's features of the whole training set are computed once when they fit in this much memory."""
+
+
+def _cached_features(net: CombNetwork, persona: str, images: Tensor, device: torch.device) -> list[Tensor] | None:
+    per_image = sum(c * (4 << level) ** 2 for level, c in enumerate(net.feature_channels())) * 4
+    if per_image * images.shape[0] > FEATURE_CACHE_BYTES:
+        return None
+    with torch.no_grad():
+        chunks = [net.decode_features(net.encode(chunk.to(device)), persona)[1] for chunk in images.split(16)]
+    return [torch.cat([chunk[level] for chunk in chunks]) for level in range(len(chunks[0]))]
+
+
 def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tensor, *,
-                   held_images: Tensor | None = None, held_labels: Tensor | None = None, steps: int = 600,
-                   batch_size: int = 8, lr: float = 1e-3, hidden: tuple[int, int] = (128, 32), seed: int = 0,
+                   held_images: Tensor | None = None, held_labels: Tensor | None = None, steps: int = 1500,
+                   batch_size: int = 8, lr: float = 3e-3, hidden: tuple[int, int] = (128, 32), seed: int = 0,
                    show_progress: bool = False) -> tuple[SegHead, SegHeadInfo]:
     """Train a segmentation head on ``persona``'s decoder with the encoder and decoder frozen (004 [0026]).
 
@@ -263,7 +278,8 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
             expression, so the target's landmarks still draw its layout).
         labels: (N, r, r) int64 layouts (:func:`faceset_layouts`).
         held_images, held_labels: a held-out set to score (mIoU) at the end.
-        steps, batch_size, lr: Adam on the head (004's code: lr 1e-3, cross-entropy).
+        steps, batch_size, lr: Adam on the head, cosine-annealed, class-weighted cross-entropy (004's code
+            uses lr 1e-3 for 100 epochs; 3e-3 annealed over 1500 steps reached a higher held-out mIoU here).
         seed: batch order and initialisation.
 
     Returns:
@@ -281,17 +297,23 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
     fingerprint = net.fingerprint(persona)
     net.eval()
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(steps, 1))
     weights = _class_weights(labels).to(device)
+    cached = _cached_features(net, persona, images, device)
     started = time.perf_counter()
     for step in range(steps):
         pick = torch.randint(0, images.shape[0], (min(batch_size, images.shape[0]),), generator=generator)
-        x, y = images[pick].to(device), labels[pick].to(device)
-        with torch.no_grad():
-            _, features = net.decode_features(net.encode(x), persona)
+        y = labels[pick].to(device)
+        if cached is not None:
+            features = [f[pick.to(f.device)] for f in cached]
+        else:
+            with torch.no_grad():
+                _, features = net.decode_features(net.encode(images[pick].to(device)), persona)
         loss = F.cross_entropy(head(features, (r, r)), y, weight=weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        schedule.step()
         if show_progress and (step + 1) % 100 == 0:
             log.info("segmentation head %s: step %d/%d loss %.4f", persona, step + 1, steps, float(loss))
     head.eval().requires_grad_(False)

@@ -274,7 +274,7 @@ class EditOptions(_Frozen):
     keyframe_steps: int = Field(default=100, ge=1, description="Optimisation steps of the keyframe edit.")
     buffer: float = Field(default=0.03, ge=0, lt=0.5, description="Region buffer around the edited labels, as a "
                           "fraction of the crop side.")
-    seg_head_steps: int = Field(default=600, ge=1, description="Training steps of a persona's segmentation head.")
+    seg_head_steps: int = Field(default=1500, ge=1, description="Training steps of a persona's segmentation head.")
 
 
 class FarmConfig(_Frozen):

@@ -273,3 +273,41 @@ def test_paste_change_keeps_every_bit_outside_the_matte():
     assert np.array_equal(pasted.frame[outside], frame[outside]) and (~outside).any()
     inside = pasted.matte == 1
     assert np.allclose(pasted.frame[inside], np.clip(frame[inside] + 0.2, 0, 1), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- real footage
+
+@pytest.mark.slow
+def test_real_footage_edit_is_learned_locally_and_carried_through_the_clip(shared_clips, tmp_path, capsys):
+    """A short version of the closing note's run (tools/eval_edit.py on the 64² comb model): one persona of a
+    real clip at 32², its segmentation head, the lips enlarged on a keyframe and carried to 20 other frames."""
+    from vfx.cli import entrypoint
+    from vfx.comb.checkpoint import load_checkpoint
+    from vfx.retouch.evaluate import latent_edit_case
+    from vfx.retouch.segment import faceset_layouts
+
+    faces = tmp_path / "x"
+    assert entrypoint(["extract", str(shared_clips / "pair_x_aoc.mp4"), "--out", str(faces), "--frames", "1001-1080",
+                       "--size", "64"]) == 0
+    assert entrypoint(["train", "--persona", f"x={faces}", "--no-consent-record", "--out", str(tmp_path / "run"),
+                       "--res", "32", "--width", "0.25", "--iters-per-level", "150", "--batch", "8"]) == 0
+    capsys.readouterr()
+    net, _, _ = load_checkpoint(tmp_path / "run", with_optimizer=False)
+    net.eval().requires_grad_(False)
+    crops, labels, landmarks = faceset_layouts(faces, net.size)
+    before = _weights(net)
+    head, info = train_seg_head(net, "x", crops[:72], labels[:72], held_images=crops[72:], held_labels=labels[72:],
+                                steps=400)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    assert info.held_miou >= 0.6, info.held_iou  # 8 frames never seen by the model or the head
+    joint = JointDecoder(net, "x", head)
+    order = [40, *range(0, 80, 4)]
+    report = latent_edit_case(joint, crops[order], [landmarks[i] for i in order], 0, refine_steps=5,
+                              strengths=(0.0, 0.5, 1.0, 1.5), strength_frames=3)
+    before_area, after_area, target_area = report.keyframe_areas
+    assert before_area < after_area <= target_area * 1.5, report  # the keyframe's lips grow towards the target
+    assert report.locality_db >= 3.0, report  # the outside-r loss is what keeps the rest of the face
+    growth = np.array(report.apply_growth)
+    assert (growth > 1).mean() >= 0.8 and growth.mean() > 1.02, report
+    assert np.mean(report.refined_psnr) >= np.mean(report.apply_psnr) - 0.5, report
+    assert all(b >= a for row in report.strength_areas for a, b in itertools.pairwise(row)), report

@@ -251,7 +251,10 @@ def optimise_edit(joint: JointDecoder, z: Tensor, target: Tensor, region: Tensor
     delta = start.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([delta], lr=settings.lr)
     target, region, reference = target.to(z.device), region.to(z.device), reference.detach().to(z.device)
-    best: tuple[float, Tensor, dict[str, float]] | None = None
+    names = ("total", "rgb", "ce", "reg", "step")
+    # The best step is tracked on the device (no host round trip per step on CUDA).
+    best_value = torch.full((), float("inf"), device=z.device)
+    best_delta, best_terms = start.clone(), torch.zeros(len(names), device=z.device)
 
     def evaluate(offset: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         shifted = z + offset.view(1, -1, 1, 1)
@@ -266,17 +269,20 @@ def optimise_edit(joint: JointDecoder, z: Tensor, target: Tensor, region: Tensor
 
     for step in range(settings.steps + 1):
         total, terms = evaluate(delta)
-        value = float(total.detach())
-        if best is None or value < best[0]:
-            best = (value, delta.detach().clone(), {"total": value, **{k: float(v) for k, v in terms.items()},
-                                                    "step": float(step)})
+        with torch.no_grad():
+            values = torch.stack([total, terms["rgb"], terms["ce"], terms["reg"],
+                                  torch.tensor(float(step), device=z.device)]).float()
+            better = total.detach() < best_value
+            best_value = torch.where(better, total.detach(), best_value)
+            best_delta = torch.where(better, delta.detach(), best_delta)
+            best_terms = torch.where(better, values, best_terms)
         if step == settings.steps:
             break
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-    assert best is not None
-    _, kept, losses = best
+    kept = best_delta
+    losses = dict(zip(names, best_terms.tolist()))
     with torch.no_grad():
         image, logits = joint(z + kept.view(1, -1, 1, 1))
     return EditResult(delta=kept, region=region, classes=tuple(classes), image=image, labels=logits.argmax(1)[0],

@@ -132,8 +132,11 @@ class JointDecoder(nn.Module):
         return self.net.encode(x)
 
     def forward(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        image, features = self.net.decode_features(z, self.persona)
-        return image, self.head(features, image.shape[-2:])
+        """(image, logits), float32; on CUDA computed under bf16 autocast."""
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=z.is_cuda):
+            image, features = self.net.decode_features(z, self.persona)
+            logits = self.head(features, image.shape[-2:])
+        return image.float(), logits.float()
 
     def labels(self, z: Tensor) -> Tensor:
         """The predicted label map, (B, r, r) int64."""

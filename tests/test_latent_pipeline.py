@@ -12,7 +12,12 @@ import pytest
 import torch
 
 from vfx.cli import entrypoint
-from vfx.export.frames import EDIT_MATTE_CHANNEL, edit_sequence, read_rendered_frame, rendered_sequence
+from vfx.export.frames import (
+    EDIT_MATTE_CHANNEL,
+    edit_sequence,
+    read_rendered_frame,
+    rendered_sequence,
+)
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image, write_image
 from vfx.retouch.latent import load_edit_vector, save_edit_vector

@@ -19,7 +19,6 @@ from vfx.export.frames import (
     rendered_sequence,
 )
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
-from vfx.io.image import read_image, write_image
 from vfx.retouch.latent import load_edit_vector, save_edit_vector
 from vfx.shot import load_shot, save_shot
 from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
@@ -32,14 +31,9 @@ SCALE = 4
 def edit_setup(tmp_path_factory) -> Path:
     """The 8-frame 128² demo shot swapped with a tiny model; frame 1008 has no face. The segmentation head of
     hopper learns from the plate's own faces decoded as hopper (the swap keeps the plate's expression)."""
-    from tests.test_swap import RES, save_tiny_model
-    from vfx.demo import build_demo
-
+    from tests.test_swap import RES, demo_without_face_on_1008, save_tiny_model
     folder = tmp_path_factory.mktemp("edit")
-    result = build_demo(folder, num_frames=8, size=128)
-    blank = read_image(result.sequences["astronaut"].replace("####", "1008"))
-    write_image(result.sequences["astronaut"].replace("####", "1008"), np.full_like(blank.pixels, 0.18),
-                channels=blank.channels, dtype="half")
+    result = demo_without_face_on_1008(folder)
     save_tiny_model(folder / "models" / "tiny")
     shot = load_shot(result.shot_file)
     shot = shot.model_copy(update={

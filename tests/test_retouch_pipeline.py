@@ -12,7 +12,7 @@ import pytest
 from vfx.cli import entrypoint
 from vfx.errors import ConfigError, MediaError
 from vfx.export.frames import RETOUCH_MATTE_CHANNEL, read_rendered_frame
-from vfx.io.image import read_image, write_image
+from vfx.io.image import read_image
 from vfx.retouch import plan_retouch, retouch_shot
 from vfx.retouch.pipeline import refiner_folder
 from vfx.shot import load_shot, save_shot
@@ -26,13 +26,10 @@ EDITS = [{"name": "smile", "group": "mouth", "keys": [{"frame": 1001}, {"frame":
 @pytest.fixture(scope="module")
 def retouch_setup(tmp_path_factory) -> Path:
     """The 8-frame 128² demo shot (astronaut EXR plate) with two edits; frame 1008 has no face."""
-    from vfx.demo import build_demo
+    from tests.test_swap import demo_without_face_on_1008
 
     folder = tmp_path_factory.mktemp("retouch")
-    result = build_demo(folder, num_frames=8, size=128)
-    blank = read_image(result.sequences["astronaut"].replace("####", "1008"))
-    write_image(result.sequences["astronaut"].replace("####", "1008"), np.full_like(blank.pixels, 0.18),
-                channels=blank.channels, dtype="half")
+    result = demo_without_face_on_1008(folder)
     shot = load_shot(result.shot_file)
     shot = shot.model_copy(update={
         "swap": None, "model": None, "retouch": EDITS,

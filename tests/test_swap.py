@@ -34,16 +34,22 @@ def save_tiny_model(run: Path, *, resolution: int = RES, personas: tuple[str, ..
     return save_checkpoint(run, net, torch.optim.Adam(net.parameters()), {}, manifest)
 
 
-@pytest.fixture(scope="module")
-def swap_setup(tmp_path_factory) -> Path:
-    """An 8-frame 128² demo shot (astronaut EXR plate, ACEScg) with a tiny model; frame 1008 has no face."""
+def demo_without_face_on_1008(folder: Path):
+    """The 8-frame 128² demo shot (astronaut EXR plate, ACEScg) with frame 1008 blanked: a frame with no face."""
     from vfx.demo import build_demo
 
-    folder = tmp_path_factory.mktemp("swap")
     result = build_demo(folder, num_frames=8, size=128)
     blank = read_image(result.sequences["astronaut"].replace("####", "1008"))
     write_image(result.sequences["astronaut"].replace("####", "1008"), np.full_like(blank.pixels, 0.18),
                 channels=blank.channels, dtype="half")
+    return result
+
+
+@pytest.fixture(scope="module")
+def swap_setup(tmp_path_factory) -> Path:
+    """An 8-frame 128² demo shot (astronaut EXR plate, ACEScg) with a tiny model; frame 1008 has no face."""
+    folder = tmp_path_factory.mktemp("swap")
+    result = demo_without_face_on_1008(folder)
     save_tiny_model(folder / "models" / "tiny")
     save_shot(_with_model(load_shot(result.shot_file), folder / "models" / "tiny"), folder / "swap.yaml")
     return folder / "swap.yaml"

@@ -19,6 +19,7 @@ from vfx.export.frames import (
     rendered_sequence,
 )
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
+from vfx.io.image import read_image
 from vfx.retouch.latent import load_edit_vector, save_edit_vector
 from vfx.shot import load_shot, save_shot
 from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
@@ -161,3 +162,14 @@ def test_bad_labels_a_faceless_keyframe_and_another_models_vector_exit_2_writing
     assert "learned on another model" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("e.*.exr"))
     assert entrypoint(["edit", "apply", str(edit_setup), "--strength", "1"]) == 2
+
+
+def test_the_compositor_package_carries_the_edit_matte(applied, strong, tmp_path):
+    from vfx.export.comp import write_comp_package
+
+    shot = applied.model_copy(update={"edit_vectors": [EditVectorConfig(vector=strong)]})
+    write_comp_package(shot, tmp_path / "comp", progress=False)
+    manifest = json.loads((tmp_path / "comp" / "package.json").read_text())
+    assert manifest["files"]["edit_matte"] == f"edit_matte/{shot.name}_edit_matte.####.exr"
+    matte = read_image(tmp_path / "comp" / "edit_matte" / f"{shot.name}_edit_matte.1007.exr")
+    assert matte.pixels.max() > 0

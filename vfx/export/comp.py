@@ -10,8 +10,9 @@ Built from the rendered frames (``outputs.exr``, the one source of truth) and th
       patch/<shot>_patch.####.exr       premultiplied RGBA face patch, float, data window = matte box
       matte/<shot>_matte.####.exr       the matte of everything changed (swap and retouch), one channel ``A``,
                                         same data window
-      retouch_matte/<shot>_retouch_matte.####.exr
-                                        the retouch's own matte, when the frames are retouched (same window)
+      retouch_matte/<shot>_retouch_matte.####.exr   (retouched shots)
+      edit_matte/<shot>_edit_matte.####.exr         (shots with latent edit vectors)
+                                        each stage's own matte (same channel and window)
       render/                           where the Nuke script writes <shot>_comp.####.exr
 
 The patch is what the swap added to the plate, premultiplied: ``rgb = beauty - plate * (1 - A)`` and
@@ -46,6 +47,7 @@ import vfx
 from vfx.align.similarity import invert_affine
 from vfx.errors import ConfigError, MediaError
 from vfx.export.frames import (
+    EDIT_MATTE_CHANNEL,
     RETOUCH_MATTE_CHANNEL,
     RenderInfo,
     check_rendered_frames,
@@ -58,6 +60,10 @@ from vfx.io.plate import Plate, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.schema import Shot
 from vfx.utils.progress import progress as progress_bar
+
+LAYER_MATTES = {RETOUCH_MATTE_CHANNEL: ("retouch_matte", "retouch matte"),
+                EDIT_MATTE_CHANNEL: ("edit_matte", "latent edit matte")}
+"""Layers of a rendered frame handed on as their own matte sequences: channel -> (package folder, element)."""
 
 __all__ = [
     "MATTE_CHANNEL",
@@ -124,13 +130,12 @@ class CompPackageLayout:
     def matte_rel(self) -> str:
         return f"matte/{self.name}_matte.####.exr"
 
-    @property
-    def retouch_matte_rel(self) -> str:
-        return f"retouch_matte/{self.name}_retouch_matte.####.exr"
+    def layer_matte_rel(self, element: str) -> str:
+        """A stage's own matte sequence (``retouch_matte``, ``edit_matte``), relative to the package."""
+        return f"{element}/{self.name}_{element}.####.exr"
 
-    @property
-    def retouch_matte(self) -> SequencePattern:
-        return SequencePattern(str(self.folder / self.retouch_matte_rel))
+    def layer_matte(self, element: str) -> SequencePattern:
+        return SequencePattern(str(self.folder / self.layer_matte_rel(element)))
 
     @property
     def render_rel(self) -> str:
@@ -472,17 +477,19 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
                     timecode=done.metadata.timecode, fps=plate.fps, shot_hash=shot_hash,
                     extra={**extra, "element": "swap matte"}),
                 data_window=window, display_window=display)
-    retouch = done.layers.get(RETOUCH_MATTE_CHANNEL)
-    if retouch is not None:
+    for channel, (element, what) in LAYER_MATTES.items():
+        layer = done.layers.get(channel)
+        if layer is None:
+            continue
         if window == EMPTY_WINDOW:
-            retouch_roi = np.zeros((1, 1), np.float32)
+            roi = np.zeros((1, 1), np.float32)
         else:
-            retouch_roi = np.ascontiguousarray(retouch[window.y:window.y + window.height,
-                                                       window.x:window.x + window.width], np.float32)
-        write_image(layout.retouch_matte.path(frame), retouch_roi, channels=(MATTE_CHANNEL,), dtype=_PATCH_DTYPE,
+            roi = np.ascontiguousarray(layer[window.y:window.y + window.height, window.x:window.x + window.width],
+                                       np.float32)
+        write_image(layout.layer_matte(element).path(frame), roi, channels=(MATTE_CHANNEL,), dtype=_PATCH_DTYPE,
                     compression=_COMPRESSION, metadata=ExrMetadata(
                         timecode=done.metadata.timecode, fps=plate.fps, shot_hash=shot_hash,
-                        extra={**extra, "element": "retouch matte"}),
+                        extra={**extra, "element": what}),
                     data_window=window, display_window=display)
     return info
 
@@ -568,7 +575,9 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
                 "transforms": layout.transforms.name,
                 "nuke_script": layout.nuke_script.name,
                 "render": layout.render_rel,
-                **({"retouch_matte": layout.retouch_matte_rel} if shot.retouch else {}),
+                **({"retouch_matte": layout.layer_matte_rel("retouch_matte")} if shot.retouch else {}),
+                **({"edit_matte": layout.layer_matte_rel("edit_matte")} if shot.edit_vectors and not shot.retouch
+                   else {}),
             },
             "patch": "premultiplied RGBA (R G B A), float32, in the plate's colour space: rgb = beauty - plate * "
                      "(1 - A), alpha = A; EXR data window = the matte's bounding box inside the plate-sized display "
@@ -576,6 +585,7 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
             "matte": f"the matte of everything the frames change (the swap's and the retouch's), one float32 channel "
                      f"{MATTE_CHANNEL!r} (Nuke: rgba.alpha), same data window",
             "retouch_matte": "the retouch's own matte (retouched shots only), same channel and data window",
+            "edit_matte": "the latent edit's own matte (shots with edit vectors only), same channel and data window",
             "metadata": "each patch and matte carries vfx/plate_to_crop and vfx/crop_to_plate (JSON 2x3), "
                         "vfx/face_box, vfx/frame, vfx/persona, vfx/model, vfx/synthetic",
         }

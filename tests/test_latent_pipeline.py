@@ -173,3 +173,12 @@ def test_the_compositor_package_carries_the_edit_matte(applied, strong, tmp_path
     assert manifest["files"]["edit_matte"] == f"edit_matte/{shot.name}_edit_matte.####.exr"
     matte = read_image(tmp_path / "comp" / "edit_matte" / f"{shot.name}_edit_matte.1007.exr")
     assert matte.pixels.max() > 0
+
+
+def test_a_layout_retouch_of_an_edited_shot_starts_from_the_edited_frames(applied, strong):
+    from vfx.retouch import plan_retouch
+
+    shot = applied.model_copy(update={"edit_vectors": [EditVectorConfig(vector=strong)],
+                                      "retouch": [{"name": "brow", "group": "left_brow", "move": [0, -0.04]}]})
+    plan = plan_retouch(shot)
+    assert plan.source == "swap" and plan.swap_frames.pattern == edit_sequence(shot).pattern

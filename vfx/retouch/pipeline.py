@@ -30,6 +30,7 @@ from vfx.export.frames import (
     RETOUCH_MATTE_CHANNEL,
     RenderInfo,
     check_rendered_frames,
+    edit_sequence,
     frame_timecode,
     plate_start_timecode,
     read_rendered_frame,
@@ -181,7 +182,8 @@ def plan_retouch(shot: Shot, *, frames: FrameRange | None = None, edits: list[st
                                   expected=f"a frame of {plate.frame_range}")
     finally:
         plate.close()
-    swap_frames = swap_sequence(shot) if source == "swap" else None
+    # the swap's frames, or the latent-edited ones when the shot lists edit vectors: the two edits chain
+    swap_frames = (edit_sequence(shot) if shot.edit_vectors else swap_sequence(shot)) if source == "swap" else None
     if swap_frames is not None:
         check_rendered_frames(swap_frames, wanted)
     size = (options.resolution, options.resolution)

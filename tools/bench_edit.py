@@ -16,9 +16,8 @@ from vfx.comb.network import CombConfig, CombNetwork
 from vfx.face.mask import FaceLabel
 from vfx.retouch.latent import (
     EditSettings,
-    apply_edits,
+    apply_vector,
     buffer_pixels,
-    edit_region,
     learn_edit,
     refine_edit,
 )
@@ -52,10 +51,7 @@ def bench(resolution: int, width: float, *, steps: int, refine_steps: int, frame
 
     def vector_only(x: torch.Tensor) -> None:
         with torch.no_grad():
-            z = joint.encode(x)
-            _, logits = joint(z)
-            _, after_logits = joint(apply_edits(z, [(result.delta, 1.0)]))
-            edit_region(logits.argmax(1)[0], after_logits.argmax(1)[0], classes, buffer)
+            apply_vector(joint, joint.encode(x), result.delta, classes, buffer)
 
     vector_only(crops[1:2])  # warm-up
     _sync(device)
@@ -90,7 +86,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, {torch.get_num_threads()} threads; keyframe: {args.steps} Adam steps on δ; "
-          f"apply: encode + decode + segmentation at z and z + δ; refine: {args.refine_steps} steps more")
+          f"apply: encode + decode + segmentation at z and z + δ, and the region; refine: {args.refine_steps} steps more")
     print("| crop | width | keyframe optimisation s | apply s/frame | apply + refine s/frame |")
     print("|---|---|---|---|---|")
     for spec in args.configs:

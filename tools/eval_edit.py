@@ -27,8 +27,8 @@ import torch
 from vfx.comb.checkpoint import load_checkpoint
 from vfx.face.mask import LABEL_NAMES, colourise_layout
 from vfx.io.image import write_image
-from vfx.retouch.evaluate import landmark_edit_labels, latent_edit_case
-from vfx.retouch.latent import EditSettings, learn_edit
+from vfx.retouch.evaluate import latent_edit_case
+from vfx.retouch.latent import EditSettings
 from vfx.retouch.segment import (
     JointDecoder,
     faceset_layouts,
@@ -112,10 +112,8 @@ def main() -> None:
 
     # contact sheet
     with torch.no_grad():
-        z = joint.encode(subset[:1])
-        before, logits = joint(z)
-    edited = landmark_edit_labels(logits.argmax(1)[0], landmarks[keyframe])
-    result = learn_edit(joint, subset[:1], edited, settings)
+        before = joint(joint.encode(subset[:1]))[0]
+    edited, result = report.edited, report.keyframe
     mask = np.repeat(result.region.cpu().numpy()[:, :, None].astype(np.float32), 3, axis=2)
     rows = [np.concatenate([_tile(subset[:1]), _tile(before), _tile(result.image), _labels(edited),
                             _labels(result.labels), mask], axis=1)]

@@ -114,7 +114,7 @@ def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: n
 def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *,
                  to_working: Callable[[np.ndarray], np.ndarray] | None = None,
                  to_plate: Callable[[np.ndarray], np.ndarray] | None = None,
-                 limit: np.ndarray | None = None) -> Pasted:
+                 limit: np.ndarray | None = None, in_place: bool = False) -> Pasted:
     """Add a crop-space change to a finished frame through a matte: ``to_plate(to_working(frame) + change)``
     where the warped matte is 1, blended by it, and the frame's own bits wherever it is 0.
 
@@ -131,12 +131,13 @@ def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matri
             the frame is in the working space).
         limit: (H, W) plate-space matte the result's matte may not exceed (the swap's: an edit never reaches
             past the swapped face).
+        in_place: write into ``frame`` instead of a copy.
     """
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.float32:
         raise VfxError("Frame of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
                        found=f"{frame.shape} {frame.dtype}")
     size = frame.shape[:2]
-    out = frame.copy()
+    out = frame if in_place else frame.copy()
     full_matte = np.zeros(size, np.float32)
     found = _plate_matte(matte, matrix, size)
     if found is None:

@@ -2,7 +2,14 @@
 segmentation-driven latent edits with edit vectors (:mod:`vfx.retouch.latent`)."""
 
 from vfx.retouch.edits import EDIT_GROUPS, edits_from_shot
-from vfx.retouch.latent import EditSettings, EditVector, apply_edits, learn_edit, load_edit_vector, save_edit_vector
+from vfx.retouch.latent import (
+           EditSettings,
+           EditVector,
+           apply_edits,
+           learn_edit,
+           load_edit_vector,
+           save_edit_vector,
+)
 from vfx.retouch.latent_pipeline import apply_shot_edits, learn_shot_edit
 from vfx.retouch.pipeline import (
            RetouchPlan,

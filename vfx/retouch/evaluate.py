@@ -25,9 +25,11 @@ from torch import Tensor
 from vfx.face.mask import face_layout
 from vfx.retouch.edits import GroupKey, edit_landmarks, group_field
 from vfx.retouch.latent import (
+    EditResult,
     EditSettings,
+    apply_vector,
     buffer_pixels,
-    edit_region,
+    label_area,
     learn_edit,
     refine_edit,
     region_iou,
@@ -158,14 +160,14 @@ class LatentEditReport:
     refine_seconds: float
     strengths: tuple[float, ...]
     strength_areas: list[list[int]]
+    edited: Tensor
+    """The synthesised edited labels of the keyframe."""
+    keyframe: EditResult
+    """The keyframe's optimised edit (its δ is the vector applied to the others)."""
 
     @property
     def locality_db(self) -> float:
         return self.keyframe_psnr - self.ablation_psnr
-
-
-def _area(labels: Tensor, classes: tuple[int, ...]) -> int:
-    return int(torch.isin(labels, torch.tensor(classes, device=labels.device)).sum())
 
 
 def latent_edit_case(joint: JointDecoder, crops: Tensor, landmarks: list[np.ndarray], keyframe: int, *,
@@ -202,35 +204,33 @@ def latent_edit_case(joint: JointDecoder, crops: Tensor, landmarks: list[np.ndar
         with torch.no_grad():
             z = joint.encode(crops[i:i + 1])
             before, logits = joint(z)
-        base = logits.argmax(1)[0]
+        unedited = (before, logits.argmax(1)[0])
+        base = max(label_area(unedited[1], classes), 1)
         started = time.perf_counter()
-        with torch.no_grad():
-            after, after_logits = joint(z + delta.view(1, -1, 1, 1))
-        after_labels = after_logits.argmax(1)[0]
-        region = edit_region(base, after_labels, classes, buffer)
+        applied = apply_vector(joint, z, delta, classes, buffer, unedited=unedited)
         apply_seconds += time.perf_counter() - started
-        apply_psnr.append(image_psnr(after, before, ~region))
-        apply_growth.append(_area(after_labels, classes) / max(_area(base, classes), 1))
+        apply_psnr.append(image_psnr(applied.image, before, ~applied.region))
+        apply_growth.append(label_area(applied.labels, classes) / base)
         if refine_steps:
             started = time.perf_counter()
-            refined = refine_edit(joint, z, delta, classes, refinement, init=correction)
+            refined = refine_edit(joint, z, delta, classes, refinement, init=correction, unedited=unedited)
             refine_seconds += time.perf_counter() - started
             correction = refined.delta - delta
             refined_psnr.append(image_psnr(refined.image, before, ~refined.region))
-            refined_growth.append(_area(refined.labels, classes) / max(_area(base, classes), 1))
+            refined_growth.append(label_area(refined.labels, classes) / base)
     sweep = []
     for i in [keyframe, *others[:: max(1, len(others) // max(strength_frames - 1, 1))]][:strength_frames]:
         with torch.no_grad():
             z = joint.encode(crops[i:i + 1])
-            sweep.append([_area(joint.labels(z + s * delta.view(1, -1, 1, 1))[0], classes) for s in strengths])
+            sweep.append([label_area(joint.labels(z + s * delta.view(1, -1, 1, 1))[0], classes) for s in strengths])
     return LatentEditReport(
         classes=classes, changed_pixels=int((edited != labels).sum()),
         keyframe_iou=region_iou(result.labels, edited, result.region, classes),
         keyframe_iou_before=region_iou(labels, edited, result.region, classes),
-        keyframe_areas=(_area(labels, classes), _area(result.labels, classes), _area(edited, classes)),
+        keyframe_areas=(label_area(labels, classes), label_area(result.labels, classes), label_area(edited, classes)),
         keyframe_psnr=image_psnr(result.image, reference, ~result.region),
         ablation_iou=region_iou(ablation.labels, edited, ablation.region, classes),
         ablation_psnr=image_psnr(ablation.image, reference, ~ablation.region), keyframe_seconds=seconds,
         apply_psnr=apply_psnr, apply_growth=apply_growth, refined_psnr=refined_psnr, refined_growth=refined_growth,
         apply_seconds=apply_seconds / max(len(others), 1), refine_seconds=refine_seconds / max(len(others), 1),
-        strengths=strengths, strength_areas=sweep)
+        strengths=strengths, strength_areas=sweep, edited=edited, keyframe=result)

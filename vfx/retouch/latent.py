@@ -56,13 +56,14 @@ __all__ = [
     "EditSettings",
     "EditVector",
     "apply_edits",
+    "apply_vector",
     "buffer_pixels",
     "check_edit_vector",
     "combine_edits",
     "edit_classes",
     "edit_region",
-    "edit_vector_summary",
     "encoder_consistency",
+    "label_area",
     "learn_edit",
     "load_edit_vector",
     "masked_ce_loss",
@@ -322,8 +323,33 @@ def learn_edit(joint: JointDecoder, crop: Tensor, edited: Tensor, settings: Edit
     return optimise_edit(joint, z, edited, region, reference, settings, classes=classes, perceptual=perceptual)
 
 
+Unedited = tuple[Tensor, Tensor]
+"""A frame's unedited decode and its segmentation, ((1, 3, r, r), (r, r)), when the caller has them already."""
+
+
+def _unedited(joint: JointDecoder, z: Tensor, unedited: Unedited | None) -> Unedited:
+    if unedited is not None:
+        return unedited
+    with torch.no_grad():
+        image, logits = joint(z)
+    return image, logits.argmax(1)[0]
+
+
+def apply_vector(joint: JointDecoder, z: Tensor, offset: Tensor, classes: Sequence[int], buffer_px: int, *,
+                 unedited: Unedited | None = None) -> EditResult:
+    """An applied vector on one frame, without refinement (004 [0034]): the decode of ``z + offset`` and the
+    frame's region r_t, Eq. 1 between its own segmentation and the one the vector produced."""
+    _, labels = _unedited(joint, z, unedited)
+    with torch.no_grad():
+        image, logits = joint(z + offset.view(1, -1, 1, 1))
+    after = logits.argmax(1)[0]
+    return EditResult(delta=offset, region=edit_region(labels, after, classes, buffer_px), classes=tuple(classes),
+                      image=image, labels=after)
+
+
 def refine_edit(joint: JointDecoder, z: Tensor, offset: Tensor, classes: Sequence[int], settings: EditSettings, *,
-                init: Tensor | None = None, perceptual: Perceptual | None = None) -> EditResult:
+                init: Tensor | None = None, perceptual: Perceptual | None = None,
+                unedited: Unedited | None = None) -> EditResult:
     """004 [0037]'s self-supervised refinement of an applied vector on one frame.
 
     The segmentation the vector produced is the target inside r_t (the union of Q's pixels before and
@@ -336,17 +362,22 @@ def refine_edit(joint: JointDecoder, z: Tensor, offset: Tensor, classes: Sequenc
         classes: Q of the vectors.
         settings: usually :meth:`EditSettings.for_refinement`.
         init: (C,) the starting correction; zeros by default.
+        unedited: the frame's unedited decode and segmentation, when already computed.
 
     Returns:
         The result with ``delta`` the whole offset to use (``offset`` + the correction).
     """
-    with torch.no_grad():
-        reference, logits = joint(z)
-        target = joint.labels(z + offset.view(1, -1, 1, 1))[0]
-    region = edit_region(logits.argmax(1)[0], target, classes, buffer_pixels(settings.buffer, joint.size))
+    unedited = _unedited(joint, z, unedited)
+    reference = unedited[0]
+    vector = apply_vector(joint, z, offset, classes, buffer_pixels(settings.buffer, joint.size), unedited=unedited)
     start = offset if init is None else offset + init.to(offset)
-    return optimise_edit(joint, z, target, region, reference, settings, classes=classes, init=start,
+    return optimise_edit(joint, z, vector.labels, vector.region, reference, settings, classes=classes, init=start,
                          perceptual=perceptual)
+
+
+def label_area(labels: Tensor, classes: Sequence[int]) -> int:
+    """Pixels of ``labels`` holding one of ``classes`` (how much of the edit's parts a frame shows)."""
+    return int(torch.isin(labels, torch.tensor(list(classes), device=labels.device)).sum())
 
 
 def combine_edits(terms: Sequence[tuple[Tensor, float]]) -> Tensor | None:
@@ -479,11 +510,4 @@ def check_edit_vector(vector: EditVector, *, persona: str, fingerprint: str, lat
         raise ConfigError(f"The {name} does not fit this model", expected=f"{latent_channels} latent channels, "
                           f"labels {', '.join(LABEL_NAMES)}", found=f"{vector.delta.numel()} channels, labels "
                           f"{', '.join(vector.labels)}")
-
-
-def edit_vector_summary(vector: EditVector) -> str:
-    """One line for logs: persona, labels, keyframe, how well it took."""
-    names = ", ".join(vector.labels[c] for c in vector.classes)
-    metrics = ", ".join(f"{k} {v:.3f}" for k, v in vector.metrics.items())
-    return f"persona {vector.persona}, labels {names}, from {vector.source.get('keyframe', '?')}: {metrics}"
 

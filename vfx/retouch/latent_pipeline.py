@@ -39,16 +39,17 @@ from vfx.faceset.store import FaceRecord
 from vfx.io.atomic import check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import write_image
-from vfx.io.plate import check_frame_size, check_plate_size, open_plate
+from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.retouch.edits import read_painted_map
 from vfx.retouch.evaluate import image_psnr
 from vfx.retouch.latent import (
     EditSettings,
     EditVector,
+    apply_vector,
     buffer_pixels,
     check_edit_vector,
     combine_edits,
-    edit_region,
+    label_area,
     learn_edit,
     load_edit_vector,
     refine_edit,
@@ -65,7 +66,7 @@ from vfx.retouch.segment import (
     train_seg_head,
 )
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
-from vfx.shot.schema import Shot, StrengthKey
+from vfx.shot.schema import ModelConfig, Shot, StrengthKey
 from vfx.utils.progress import progress as progress_bar
 
 __all__ = [
@@ -147,6 +148,13 @@ def _persona_facesets(shot: Shot, persona: str, recorded: tuple[str, ...]) -> li
     return [Path(p) for p in recorded if Path(p).is_dir()]
 
 
+def _require_model(shot: Shot) -> ModelConfig:
+    if shot.model is None:
+        raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained checkpoint",
+                          fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
+    return shot.model
+
+
 def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps: int | None = None,
                     show_progress: bool = False) -> EditModel:
     """The shot's model as persona ``persona``'s image + segmentation decoder, training the segmentation head
@@ -156,10 +164,7 @@ def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps:
         ConfigError: no model, a persona the model lacks, no faceset to learn the segmentation from.
         MediaError: an unreadable checkpoint or faceset.
     """
-    if shot.model is None:
-        raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained checkpoint",
-                          fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
-    folder = checkpoint_folder(shot.model.checkpoint)
+    folder = checkpoint_folder(_require_model(shot).checkpoint)
     manifest = read_manifest(folder)
     if persona not in manifest.config.personas:
         raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
@@ -197,14 +202,11 @@ def _crop_tensor(crop: np.ndarray, device: torch.device | str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None].to(device).clamp(0.0, 1.0)
 
 
-def _shot_faces(shot: Shot, size: int, *, workers: int) -> tuple[dict[int, FaceRecord], FrameRange]:
-    """The tracked face of every frame of the shot (cached beside its outputs), at crop size ``size``."""
-    plate, wanted = open_plate(shot.plate, None)
-    try:
-        track = shot.swap.track if shot.swap else 0
-        return track_plate_faces(shot, plate, wanted, crop_size=size, track=track, workers=workers), wanted
-    finally:
-        plate.close()
+def _shot_faces(shot: Shot, plate: Plate, frames: FrameRange, size: int, *, workers: int) -> dict[int, FaceRecord]:
+    """The tracked face of every frame of the shot and of ``frames`` (cached beside its outputs), at crop size
+    ``size``: the same track the swap rendered."""
+    return track_plate_faces(shot, plate, frames, crop_size=size, track=shot.swap.track if shot.swap else 0,
+                             workers=workers)
 
 
 def _keyframe(shot: Shot, model: EditModel, keyframe: int, *, workers: int) -> tuple[torch.Tensor, FaceRecord]:
@@ -213,16 +215,16 @@ def _keyframe(shot: Shot, model: EditModel, keyframe: int, *, workers: int) -> t
     Raises:
         ConfigError: the keyframe is outside the plate, or has no face.
     """
-    records, frames = _shot_faces(shot, model.resolution, workers=workers)
-    if keyframe not in frames:
-        raise ConfigError(f"Keyframe {keyframe} is outside the plate", expected=f"a frame of {frames}",
-                          found=str(keyframe))
-    record = records.get(keyframe)
-    if record is None or record.matrix is None:
-        raise ConfigError(f"No face on keyframe {keyframe}", expected="a keyframe where the face is tracked",
-                          fix="pick a frame with the face (vfx extract's QC sheet shows which have one)")
-    plate, _ = open_plate(shot.plate, FrameRange.from_bounds(keyframe, keyframe))
+    plate, frames = open_plate(shot.plate, None)
     try:
+        if keyframe not in frames:
+            raise ConfigError(f"Keyframe {keyframe} is outside the plate", expected=f"a frame of {frames}",
+                              found=str(keyframe))
+        record = _shot_faces(shot, plate, FrameRange.from_bounds(keyframe, keyframe), model.resolution,
+                             workers=workers).get(keyframe)
+        if record is None or record.matrix is None:
+            raise ConfigError(f"No face on keyframe {keyframe}", expected="a keyframe where the face is tracked",
+                              fix="pick a frame with the face (vfx extract's QC sheet shows which have one)")
         image = plate.read(keyframe)
         to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     finally:
@@ -329,9 +331,7 @@ def learn_shot_edit(shot: Shot, *, keyframe: int, labels: str | Path, persona: s
     persona = _shot_persona(shot, persona)
     options = shot.edit_options
     settings = settings or EditSettings(steps=options.keyframe_steps, buffer=options.buffer)
-    if shot.model is None:
-        open_edit_model(shot, persona)  # raises the no-model error
-    edited = read_edited_labels(labels, shot.model.resolution)  # type: ignore[union-attr]  # before any heavy work
+    edited = read_edited_labels(labels, _require_model(shot).resolution)  # before any heavy work
     out = Path(out) if out is not None else swap_sequence(shot).directory / "edits" / f"{shot.name}_{keyframe}.vfxedit"
     check_writable(out.parent)
     model = open_edit_model(shot, persona, device=device)
@@ -465,10 +465,9 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
     shot, joint = plan.shot, plan.model.joint
     r = plan.model.resolution
     device = next(joint.parameters()).device
-    records, _ = _shot_faces(shot, r, workers=workers)
     classes = tuple(sorted({c for a in plan.vectors for c in a.vector.classes}))
-    buffer = buffer_pixels(max(a.vector.buffer for a in plan.vectors), r)
     settings = EditSettings(buffer=max(a.vector.buffer for a in plan.vectors)).for_refinement(plan.refine_steps)
+    buffer = buffer_pixels(settings.buffer, r)
     todo = [f for f in plan.frames if not plan.exr.path(f).is_file()]
     shot_hash = shot.content_hash()
     names = ",".join(a.name for a in plan.vectors)
@@ -477,6 +476,7 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
     correction: torch.Tensor | None = None
     plate, _ = open_plate(shot.plate, plan.frames)
     try:
+        records = _shot_faces(shot, plate, plan.frames, r, workers=workers)
         to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
         to_plate = to_working.inverse()
         frames = progress_bar(todo, total=len(todo), desc="edit") if show_progress else todo
@@ -499,30 +499,24 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
                 with torch.no_grad():
                     z = joint.encode(_crop_tensor(crop, device))
                     before, logits = joint(z)
-                labels = logits.argmax(1)[0]
+                unedited = (before, logits.argmax(1)[0])
                 offset = offset.to(device)
                 if plan.refine_steps > 0:
-                    result = refine_edit(joint, z, offset, classes, settings, init=correction)
+                    result = refine_edit(joint, z, offset, classes, settings, init=correction, unedited=unedited)
                     correction = result.delta - offset
-                    after, after_labels, region = result.image, result.labels, result.region
                 else:
-                    with torch.no_grad():
-                        after, after_logits = joint(z + offset.view(1, -1, 1, 1))
-                    after_labels = after_logits.argmax(1)[0]
-                    region = edit_region(labels, after_labels, classes, buffer)
-                psnrs.append(image_psnr(after, before, ~region))
-                wanted = torch.tensor(classes, device=labels.device)
-                area = int(torch.isin(labels, wanted).sum())
-                growth.append(int(torch.isin(after_labels, wanted).sum()) / max(area, 1))
-                change = (after - before)[0].permute(1, 2, 0).cpu().numpy()
-                matte = crop_matte(region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
+                    result = apply_vector(joint, z, offset, classes, buffer, unedited=unedited)
+                psnrs.append(image_psnr(result.image, before, ~result.region))
+                growth.append(label_area(result.labels, classes) / max(label_area(unedited[1], classes), 1))
+                change = (result.image - before)[0].permute(1, 2, 0).cpu().numpy()
+                matte = crop_matte(result.region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
             if change is None or matte is None:
                 rgb, edit_matte, box = swapped.rgb, np.zeros_like(swapped.matte), None
             else:
                 pasted = paste_change(swapped.rgb, change, matte, record.matrix,  # type: ignore[union-attr]
                                       to_working=None if to_plate.is_identity else to_working.apply,
                                       to_plate=None if to_plate.is_identity else to_plate.apply,
-                                      limit=swapped.matte)  # never past the swapped face
+                                      limit=swapped.matte, in_place=True)  # never past the swapped face
                 rgb, edit_matte, box = pasted.frame, pasted.matte, pasted.box
             info = swapped.info
             extra = {**info.extra, "edit": names, "edit_strength": ",".join(f"{s:g}" for s in strengths),

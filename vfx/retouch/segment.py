@@ -25,7 +25,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -329,9 +329,8 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
             predicted = torch.cat([joint.labels(joint.encode(chunk.to(device))).cpu()
                                    for chunk in held_images.split(16)])
         scores = class_iou(predicted, held_labels)
-        info = SegHeadInfo(**{**asdict(info), "held_frames": int(held_images.shape[0]),
-                              "held_miou": float(np.mean(list(scores.values()))),
-                              "held_iou": {LABEL_NAMES[k]: round(v, 4) for k, v in scores.items()}})
+        info = replace(info, held_frames=int(held_images.shape[0]), held_miou=float(np.mean(list(scores.values()))),
+                       held_iou={LABEL_NAMES[k]: round(v, 4) for k, v in scores.items()})
     return head, info
 
 

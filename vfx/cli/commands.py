@@ -25,6 +25,13 @@ app.add_typer(model_app, name="model")
 edit_app = typer.Typer(help="Segmentation-driven latent edits: learn an edit vector on a keyframe, apply it to a "
                        "shot (schema vfx.EditVector/1).", no_args_is_help=True)
 app.add_typer(edit_app, name="edit")
+task_app = typer.Typer(help="One farm task of a shot (what every engine and farm manager runs).", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+farm_app = typer.Typer(help="A shot as farm tasks: run them (local or Ray), show where they stand, export them to "
+                       "OpenCue, OpenJD or Deadline.", no_args_is_help=True)
+app.add_typer(farm_app, name="farm")
+
+ENGINES = ("local", "ray")
 
 
 @app.callback()
@@ -384,6 +391,93 @@ def export(
     for line in write_handoff(load_shot(shot), comp=comp, review=review, side_by_side=side_by_side,
                               frames=FrameRange.parse(frames) if frames else None, require=True):
         typer.echo(line)
+
+
+@task_app.command("run")
+def task_run(
+    shot: Annotated[Path, typer.Argument(help="Shot file.")],
+    stage: Annotated[str, typer.Option("--stage", help="extract, track, train, swap, seghead, edit, refiner, retouch or package.")],
+    frames: Annotated[Optional[str], typer.Option("--frames", help="The chunk, for extract, swap, edit and retouch (default: the whole shot).")] = None,
+    frame_syntax: Annotated[str, typer.Option("--frame-syntax", help="vfx (fileseq: 1001-1010x2) or openjd (1001-1010:2).")] = "vfx",
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for torch (default: torch's).")] = None,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms: the same frames however the shot is cut.")] = False,
+    progress: Annotated[str, typer.Option("--progress", help="Progress lines: alf (ALF_PROGRESS 40%), openjd or json.")] = "alf",
+) -> None:
+    """Run one task: skip what is already written, write atomically, record the task's state in
+    <shot>_farm/<task>.json. Exit 0 done, 2 bad input (do not retry), 1 failure (retry)."""
+    from vfx.farm.graph import STAGES
+    from vfx.farm.task import PROGRESS_FORMATS, TaskOptions, run_task
+    from vfx.shot import FrameRange
+
+    stage = _choice("--stage", stage, tuple(STAGES))
+    syntax = _choice("--frame-syntax", frame_syntax, ("vfx", "openjd"))
+    chunk = None if frames is None else FrameRange.parse_openjd(frames) if syntax == "openjd" else FrameRange.parse(frames)
+    options = TaskOptions(device=resolve_device(device), threads=threads, deterministic=deterministic,
+                          progress=_choice("--progress", progress, PROGRESS_FORMATS))
+    record = run_task(shot, stage, chunk, options=options)
+    typer.echo(f"task {record.task}: {record.message}", err=True)
+
+
+@farm_app.command("run")
+def farm_run(
+    shot: Annotated[Path, typer.Argument(help="Shot file.")],
+    engine: Annotated[str, typer.Option("--engine", help="local (processes on this machine) or ray (a Ray cluster).")] = "local",
+    chunk: Annotated[Optional[int], typer.Option("--chunk", min=1, help="Frames per task (default: the shot's farm.chunk_size).")] = None,
+    frames: Annotated[Optional[str], typer.Option("--frames", help="Frames to render (default: the shot's).")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="Local engine: tasks at once (default: one per core).")] = None,
+    address: Annotated[Optional[str], typer.Option("--address", help="Ray: a running cluster (host:port or auto); default: start a local one.")] = None,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Further attempts of a failed task (bad input is never retried).")] = 2,
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Deterministic algorithms in every task.")] = False,
+) -> None:
+    """Run the shot's task graph (extract, track, train, swap, edit, retouch, package) with its dependencies;
+    tasks already done are skipped, so a rerun finishes what is missing."""
+    from vfx.farm.graph import build_graph
+    from vfx.shot import FrameRange
+
+    engine = _choice("--engine", engine, ENGINES)
+    graph = build_graph(shot, chunk=chunk, frames=FrameRange.parse(frames) if frames else None)
+    report = lambda line: typer.echo(line, err=True)  # noqa: E731
+    if engine == "ray":
+        from vfx.farm.ray_engine import run_ray
+
+        summary = run_ray(graph, address=address, retries=retries, deterministic=deterministic, report=report)
+    else:
+        from vfx.farm.local import run_local
+
+        summary = run_local(graph, workers=workers, retries=retries, deterministic=deterministic, report=report)
+    typer.echo(summary.describe())
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+@farm_app.command("status")
+def farm_status_command(
+    shot: Annotated[Path, typer.Argument(help="Shot file.")],
+    chunk: Annotated[Optional[int], typer.Option("--chunk", min=1, help="The chunk size the shot was run with (default: farm.chunk_size).")] = None,
+) -> None:
+    """A table of the shot's tasks: done, running, failed, killed or pending, with frame counts."""
+    from vfx.farm.graph import build_graph
+    from vfx.farm.status import farm_status, format_status
+
+    typer.echo(format_status(farm_status(build_graph(shot, chunk=chunk))))
+
+
+@farm_app.command("export")
+def farm_export(
+    shot: Annotated[Path, typer.Argument(help="Shot file.")],
+    to: Annotated[str, typer.Option("--to", help="opencue (job XML), openjd (job template) or deadline (job and plugin info files).")],
+    out: Annotated[Path, typer.Argument(help="Folder for the job files.")],
+    chunk: Annotated[Optional[int], typer.Option("--chunk", min=1, help="Frames per task (default: farm.chunk_size).")] = None,
+    executable: Annotated[str, typer.Option("--executable", help="The vfx command on the farm's nodes.")] = "vfx",
+) -> None:
+    """Write the shot's task graph as a farm manager's job; every task calls `vfx task run`."""
+    from vfx.farm.export import EXPORT_TARGETS, export_graph
+    from vfx.farm.graph import build_graph
+
+    target = _choice("--to", to, EXPORT_TARGETS)
+    for path in export_graph(build_graph(shot, chunk=chunk), target, out, executable=executable):
+        typer.echo(str(path))
 
 
 @model_app.command("info")

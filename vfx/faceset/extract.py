@@ -50,7 +50,7 @@ from vfx.io.plate import Plate, open_media
 from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
 from vfx.utils.progress import progress
 
-__all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset"]
+__all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset", "extract_landmarks"]
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,10 @@ class ExtractConfig:
         min_face_px: the smallest face (box width, plate pixels) the full-frame search must find (dlib then
             upsamples as needed; slower). None: what ``detect_scale`` allows.
         full_frame_every: also search the whole frame every this many frames, for faces entering the shot.
-        warmup_frames: frames a parallel job landmarks before its own (and discards) so that its tracker starts
-            where a single run's would be.
+        warmup_frames: frames landmarked (and discarded) before each cache chunk, so its fresh tracker starts
+            from a face it has followed rather than from a cold full-frame search. Every chunk is tracked on
+            its own this way, so the landmarks do not depend on how the shot is split between workers or
+            farm tasks.
         track: write crops of this track only (0 = the main face); None = every track.
         workers: processes for the parallel passes; 0 = one per CPU core.
         chunk_frames: frames per parallel task (and per resume checkpoint).
@@ -94,7 +96,7 @@ class ExtractConfig:
     forehead_raise: float = 0.25
     min_face_px: float | None = None
     full_frame_every: int = FULL_FRAME_EVERY
-    warmup_frames: int = 12
+    warmup_frames: int = 4
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 10
@@ -175,20 +177,7 @@ def extract_faceset(
     """
     started = time.perf_counter()
     template = AlignTemplate(size=config.crop_size)
-    colorspace = resolve_colorspace(source.colorspace)
-    with source.open() as plate:
-        frames = frames or plate.frame_range
-        frames.check_within(plate.frame_range, f"footage {source.path}")
-        kind = plate.kind
-    # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
-    # so the workers share the parent's copy instead of each loading its own 100 MB.
-    _landmarker(config)
-    faceset = Faceset.create(out, FacesetInfo(
-        source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
-        landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
-        smooth_window=config.smooth_window, forehead_raise=config.forehead_raise, colorspace=colorspace,
-        shot=source.shot))
-
+    faceset, frames = _open_faceset(source, out, frames, config)
     chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
     workers = _worker_count(config, len(chunks))
     with _executor(config, workers) as pool:
@@ -206,6 +195,50 @@ def extract_faceset(
         track_lengths=lengths)
 
 
+def extract_landmarks(
+    source: MediaSource, out: str | os.PathLike[str], *, frames: FrameRange | None = None, only: FrameRange,
+    config: ExtractConfig = ExtractConfig(),
+) -> int:
+    """Pass 1 alone, for the cache chunks of ``frames`` that hold any of ``only`` (a farm extract task).
+
+    The chunks are cut from the whole of ``frames`` exactly as :func:`extract_faceset` cuts them, and each is
+    tracked on its own, so a later :func:`extract_faceset` of ``frames`` finds them in the cache and gives
+    the same faceset as one uninterrupted run. Returns the number of frames landmarked (cached ones excluded).
+    """
+    faceset, frames = _open_faceset(source, out, frames, config)
+    only.check_within(frames, "the frames being extracted")
+    wanted = set(only)
+    chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
+    picked = [chunk for chunk in chunks if wanted.intersection(chunk)]
+    warmups = dict(zip(chunks, _warmups(chunks, config)))
+    cache_dir = faceset.folder / "cache"
+    todo = [chunk for chunk in picked if _read_cache(cache_dir / _cache_name(chunk, warmups[chunk], config)) is None]
+    if todo:
+        job = _LandmarkJob(source, tuple(todo), tuple(warmups[c] for c in todo), config, cache_dir)
+        files = [(cache_dir / _cache_name(c, warmups[c], config), len(c)) for c in todo]
+        _run_jobs(None, _landmark_job, [job], files, desc="landmarks")
+    return sum(len(c) for c in todo)
+
+
+def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: FrameRange | None,
+                  config: ExtractConfig) -> tuple[Faceset, FrameRange]:
+    """Check the footage holds ``frames``, load the landmarker, and make (or reuse) the faceset folder."""
+    colorspace = resolve_colorspace(source.colorspace)
+    with source.open() as plate:
+        frames = frames or plate.frame_range
+        frames.check_within(plate.frame_range, f"footage {source.path}")
+        kind = plate.kind
+    # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
+    # so the workers share the parent's copy instead of each loading its own 100 MB.
+    _landmarker(config)
+    faceset = Faceset.create(out, FacesetInfo(
+        source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
+        landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
+        smooth_window=config.smooth_window, forehead_raise=config.forehead_raise, colorspace=colorspace,
+        shot=source.shot))
+    return faceset, frames
+
+
 # ---------------------------------------------------------------------------------------------- pass 1
 
 _Detection = tuple[tuple[float, float, float, float, float], list[list[float]]]  # (box + score, landmarks)
@@ -216,15 +249,17 @@ def _landmark_pass(pool: Executor | None, source: MediaSource, faceset: Faceset,
     cache_dir = faceset.folder / "cache"
     results: dict[int, list[_Detection]] = {}
     uncached: list[int] = []
+    warmups = _warmups(chunks, config)
     for index, chunk in enumerate(chunks):
-        cached = _read_cache(cache_dir / _cache_name(chunk, config))
+        cached = _read_cache(cache_dir / _cache_name(chunk, warmups[index], config))
         if cached is None:
             uncached.append(index)
         else:
             results.update(cached)
-    jobs = _landmark_jobs(source, chunks, uncached, config, cache_dir, workers)
+    jobs = _landmark_jobs(source, chunks, warmups, uncached, config, cache_dir, workers)
     total = sum(len(chunk) for job in jobs for chunk in job.chunks)
-    chunk_files = [(cache_dir / _cache_name(chunk, config), len(chunk)) for job in jobs for chunk in job.chunks]
+    chunk_files = [(cache_dir / _cache_name(chunk, warmup, config), len(chunk))
+                   for job in jobs for chunk, warmup in zip(job.chunks, job.warmups)]
     for result in _run_jobs(pool, _landmark_job, jobs, chunk_files, desc="landmarks"):
         results.update(result)
     log.info("landmarks: %d frames in %d job(s), %d chunk(s) from the cache", total, len(jobs),
@@ -273,23 +308,33 @@ def _outputs_done(futures: Sequence[Future], outputs: Sequence[tuple[Path, int]]
 
 @dataclass(frozen=True)
 class _LandmarkJob:
-    """Consecutive chunks one worker landmarks with one tracker, after warming it up on ``warmup`` frames."""
+    """Consecutive chunks one worker landmarks; each with a fresh tracker warmed up on its ``warmups`` frames."""
 
     source: MediaSource
     chunks: tuple[tuple[int, ...], ...]
-    warmup: tuple[int, ...]
+    warmups: tuple[tuple[int, ...], ...]
     config: ExtractConfig
     cache_dir: Path
 
 
-def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], uncached: list[int],
-                   config: ExtractConfig, cache_dir: Path, workers: int) -> list[_LandmarkJob]:
+def _warmups(chunks: Sequence[tuple[int, ...]], config: ExtractConfig) -> list[tuple[int, ...]]:
+    """The frames each chunk's tracker is warmed up on: the ``config.warmup_frames`` frames before it."""
+    all_frames = [frame for chunk in chunks for frame in chunk]
+    warmups, start = [], 0
+    for chunk in chunks:
+        warmups.append(tuple(all_frames[max(0, start - config.warmup_frames):start]))
+        start += len(chunk)
+    return warmups
+
+
+def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], warmups: Sequence[tuple[int, ...]],
+                   uncached: list[int], config: ExtractConfig, cache_dir: Path, workers: int) -> list[_LandmarkJob]:
     """Split the uncached chunks into one run of consecutive chunks per worker.
 
     Tracking carries state from frame to frame (the search region, and the box that box refinement starts
-    from), so every job boundary is a place where two runs of the same shot could settle differently. Few
-    long jobs keep such boundaries rare, and each job first runs ``config.warmup_frames`` frames before its
-    first chunk (results discarded) so its tracker arrives in the state a single run would have.
+    from). So that a chunk's landmarks are the same whichever job (or farm task) computes it, every chunk
+    starts a fresh tracker on the ``config.warmup_frames`` frames before it (results discarded). Runs of
+    consecutive chunks still go to one worker, so a video is decoded forward, not seeked per chunk.
     """
     runs: list[list[int]] = []
     for index in uncached:
@@ -297,8 +342,6 @@ def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], uncac
             runs[-1].append(index)
         else:
             runs.append([index])
-    all_frames = [frame for chunk in chunks for frame in chunk]
-    position = {chunk[0]: sum(len(c) for c in chunks[:i]) for i, chunk in enumerate(chunks)}
     jobs = []
     for run in runs:
         # Balance frames, not chunks: the slowest job sets the pass's time.
@@ -310,35 +353,33 @@ def _landmark_jobs(source: MediaSource, chunks: Sequence[tuple[int, ...]], uncac
             groups[min(pieces - 1, done * pieces // total)].append(i)
             done += len(chunks[i])
         for group in filter(None, groups):
-            members = tuple(chunks[i] for i in group)
-            first = position[members[0][0]]
-            warmup = tuple(all_frames[max(0, first - config.warmup_frames):first])
-            jobs.append(_LandmarkJob(source, members, warmup, config, cache_dir))
+            jobs.append(_LandmarkJob(source, tuple(chunks[i] for i in group), tuple(warmups[i] for i in group),
+                                     config, cache_dir))
     return jobs
 
 
 def _landmark_job(job: _LandmarkJob) -> dict[int, list[_Detection]]:
     config = job.config
     landmarker = _landmarker(config)
-    tracker = FaceTracker()
     out: dict[int, list[_Detection]] = {}
     with job.source.open() as plate:
-        frames = [(frame, None) for frame in job.warmup] + [(frame, chunk) for chunk in job.chunks for frame in chunk]
-        for index, (frame, chunk) in enumerate(frames):
-            image = to_uint8_rgb(_read_frame(plate, frame)[0])
-            boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
-                               full_frame=index % config.full_frame_every == 0)
-            boxes = refine_boxes(landmarker, image, seed_boxes(tracker, boxes))
-            faces = [Face(box, landmarks, score=box.score) for box, landmarks in zip(
-                boxes, jitter_average_many(landmarker, image, boxes, beta=config.jitter_beta,
-                                           num_shifts=config.jitter_shifts), strict=True)]
-            tracker.update(frame, faces)
-            if chunk is None:
-                continue  # a warm-up frame: the previous job owns it
-            out[frame] = [((f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.score), f.landmarks.tolist()) for f in faces]
-            if frame == chunk[-1]:  # the chunk is done: cache it, so a killed run resumes here
-                atomic_write_text(job.cache_dir / _cache_name(chunk, config),
-                                  json.dumps({str(k): out[k] for k in chunk}))
+        for chunk, warmup in zip(job.chunks, job.warmups, strict=True):
+            tracker = FaceTracker()
+            for index, frame in enumerate(warmup + chunk):
+                image = to_uint8_rgb(_read_frame(plate, frame)[0])
+                boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
+                                   full_frame=index % config.full_frame_every == 0)
+                boxes = refine_boxes(landmarker, image, seed_boxes(tracker, boxes))
+                faces = [Face(box, landmarks, score=box.score) for box, landmarks in zip(
+                    boxes, jitter_average_many(landmarker, image, boxes, beta=config.jitter_beta,
+                                               num_shifts=config.jitter_shifts), strict=True)]
+                tracker.update(frame, faces)
+                if index >= len(warmup):  # not a warm-up frame (those belong to the chunk before)
+                    out[frame] = [((f.box.x0, f.box.y0, f.box.x1, f.box.y1, f.score), f.landmarks.tolist())
+                                  for f in faces]
+            # The chunk is done: cache it, so a killed run resumes here.
+            atomic_write_text(job.cache_dir / _cache_name(chunk, warmup, config),
+                              json.dumps({str(k): out[k] for k in chunk}))
     return out
 
 
@@ -352,10 +393,10 @@ def _face(detection: _Detection) -> Face:
     return Face(FaceBox(x0, y0, x1, y1, score), np.array(landmarks), score=score)
 
 
-def _cache_name(chunk: Sequence[int], config: ExtractConfig) -> str:
+def _cache_name(chunk: Sequence[int], warmup: Sequence[int], config: ExtractConfig) -> str:
     # The cache key covers everything pass 1 depends on, so changed settings never reuse stale landmarks.
-    key = json.dumps([list(chunk), config.landmarker, str(config.models_dir), config.jitter_beta, config.jitter_shifts,
-                      config.detect_scale, config.min_face_px, config.full_frame_every])
+    key = json.dumps([list(chunk), list(warmup), config.landmarker, str(config.models_dir), config.jitter_beta,
+                      config.jitter_shifts, config.detect_scale, config.min_face_px, config.full_frame_every])
     return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 

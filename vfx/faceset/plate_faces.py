@@ -14,13 +14,14 @@ import numpy as np
 
 from vfx.align.similarity import compose, transform_points
 from vfx.errors import ConfigError
-from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
+from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset, extract_landmarks
 from vfx.faceset.store import FaceRecord, Faceset
 from vfx.io.plate import Plate
 from vfx.shot.frames import FrameRange
 from vfx.shot.schema import Shot
 
-__all__ = ["DETECT_LINES", "MIN_FACE_FRACTION", "plate_faces_folder", "rescale_crop", "track_plate_faces"]
+__all__ = ["DETECT_LINES", "MIN_FACE_FRACTION", "extract_plate_landmarks", "plate_faces_folder", "rescale_crop",
+           "track_plate_faces"]
 
 DETECT_LINES = 540
 """The plate's faces are searched for on a copy about this many lines high (never upscaled)."""
@@ -52,8 +53,34 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
         track: the face track to return (0: the main face).
         workers: processes for the extraction (0: one per core).
     """
+    folder, source, tracked, config = _plate_extraction(shot, plate, frames, crop_size=crop_size, track=track,
+                                                       workers=workers)
+    extract_faceset(source, folder, frames=tracked, config=config)
+    stored = config.crop_size
+    records = {r.frame: r for r in Faceset.open(folder).faces(track)}
+    if stored == crop_size:
+        return records
+    scale = rescale_crop(stored, crop_size)
+    return {f: r if r.matrix is None else replace(r, matrix=compose(r.matrix, scale),
+                                                  crop_landmarks=transform_points(r.crop_landmarks, scale))
+            for f, r in records.items()}
+
+
+def extract_plate_landmarks(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int = 0) -> int:
+    """Landmark the cache chunks of the plate's faces that hold ``frames`` (a farm extract task); the tracks,
+    the temporal filter and the crops come later, from one :func:`track_plate_faces` over the whole shot.
+    Returns the number of frames landmarked."""
+    folder, source, tracked, config = _plate_extraction(shot, plate, frames, crop_size=crop_size, track=track,
+                                                       workers=1)
+    return extract_landmarks(source, folder, frames=tracked, only=frames, config=config)
+
+
+def _plate_extraction(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int,
+                      workers: int) -> tuple[Path, MediaSource, FrameRange, ExtractConfig]:
+    """Where the plate's faces go, the source, the frames tracked (the whole shot and ``frames``), and the
+    settings: the one recipe both the whole-shot extraction and a farm extract task follow."""
     folder = plate_faces_folder(shot)
-    stored = Faceset.open(folder).info.crop_size if (folder / Faceset.INDEX_FILE).is_file() else crop_size
+    stored = Faceset.open(folder).info.crop_size if (folder / Faceset.INFO_FILE).is_file() else crop_size
     tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(frames))
     short_side = min(plate.size)
     source = MediaSource(path=str(shot.plate.path), start_frame=shot.plate.start_frame,
@@ -63,14 +90,7 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
     detect_scale = min(1.0, DETECT_LINES / short_side)
     config = ExtractConfig(crop_size=stored, track=track, workers=workers, detect_scale=detect_scale,
                            min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
-    extract_faceset(source, folder, frames=tracked, config=config)
-    records = {r.frame: r for r in Faceset.open(folder).faces(track)}
-    if stored == crop_size:
-        return records
-    scale = rescale_crop(stored, crop_size)
-    return {f: r if r.matrix is None else replace(r, matrix=compose(r.matrix, scale),
-                                                  crop_landmarks=transform_points(r.crop_landmarks, scale))
-            for f, r in records.items()}
+    return folder, source, tracked, config
 
 
 def rescale_crop(from_size: int, to_size: int) -> np.ndarray:

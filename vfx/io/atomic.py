@@ -14,7 +14,8 @@ from pathlib import Path
 
 from vfx.errors import ConfigError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "fsync_path"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "check_writable", "fsync_path",
+           "remove_stale_temps"]
 
 TEMP_MARKER = ".vfxtmp"
 
@@ -57,6 +58,23 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_stale_temps(path: str | os.PathLike[str], *, under: bool = False) -> int:
+    """Remove the temporary files killed writers left of ``path`` (or, with ``under``, anywhere in the folder
+    ``path``); returns how many. Only the owner of those outputs may call it: a live writer's temporary file
+    is removed just the same.
+    """
+    path = Path(path)
+    if under:
+        found = path.rglob(f".*{TEMP_MARKER}*") if path.is_dir() else iter(())
+    else:
+        found = path.parent.glob(f".{path.stem}.*{TEMP_MARKER}{path.suffix}") if path.parent.is_dir() else iter(())
+    count = 0
+    for temp in found:
+        temp.unlink(missing_ok=True)
+        count += 1
+    return count
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

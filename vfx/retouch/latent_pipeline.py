@@ -421,12 +421,13 @@ class EditSummary:
 
 def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
                     vectors: list[tuple[Path, float | list[StrengthKey]]] | None = None,
-                    refine_steps: int | None = None, device: str = "cpu") -> EditApplyPlan:
+                    refine_steps: int | None = None, device: str = "cpu", model: EditModel | None = None) -> EditApplyPlan:
     """Check an apply run can go and resolve it; writes nothing (may train the persona's segmentation head).
 
     Args:
         vectors: (vector folder, strength) pairs; default the shot's ``edit_vectors``.
         refine_steps: per-frame refinement steps; default the shot's ``edit_options.refine_steps``.
+        model: the persona's edit model, already open (a farm worker keeps it between chunks).
 
     Raises:
         ConfigError: no vectors, vectors of other personas or another model (fingerprint), no swap.
@@ -449,7 +450,7 @@ def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
     check_rendered_frames(swap_frames, wanted)
     exr = edit_sequence(shot)
     check_writable(exr.directory)
-    model = open_edit_model(shot, persona, device=device)
+    model = model or open_edit_model(shot, persona, device=device)
     for applied in loaded:
         check_edit_vector(applied.vector, persona=persona, fingerprint=model.fingerprint,
                           latent_channels=model.latent_channels, name=f"edit vector {applied.name!r}")
@@ -458,9 +459,16 @@ def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
                          swap_frames=swap_frames, exr=exr, model=model)
 
 
-def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: int = 0) -> EditSummary:
+def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: int = 0,
+                   warmup: tuple[int, ...] = ()) -> EditSummary:
     """Render the planned frames not on disk yet, in frame order (each frame's refinement starts from the
-    previous frame's correction)."""
+    previous frame's correction).
+
+    Args:
+        warmup: frames just before the first frame to render that are refined but never written, so the
+            warm start arrives there as an uninterrupted run's would (a farm chunk's halo); their swapped
+            frames must be on disk.
+    """
     started = time.perf_counter()
     shot, joint = plan.shot, plan.model.joint
     r = plan.model.resolution
@@ -469,6 +477,7 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
     settings = EditSettings(buffer=max(a.vector.buffer for a in plan.vectors)).for_refinement(plan.refine_steps)
     buffer = buffer_pixels(settings.buffer, r)
     todo = [f for f in plan.frames if not plan.exr.path(f).is_file()]
+    warm = set(warmup) if todo else set()
     shot_hash = shot.content_hash()
     names = ",".join(a.name for a in plan.vectors)
     no_face: list[int] = []
@@ -479,7 +488,8 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
         records = _shot_faces(shot, plate, plan.frames, r, workers=workers)
         to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
         to_plate = to_working.inverse()
-        frames = progress_bar(todo, total=len(todo), desc="edit") if show_progress else todo
+        run = sorted(warm) + todo
+        frames = progress_bar(run, total=len(run), desc="edit") if show_progress else run
         previous = None
         for frame in frames:
             swapped = read_rendered_frame(plan.swap_frames.path(frame))
@@ -491,7 +501,7 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
             previous = frame
             change = matte = None
             if record is None or record.matrix is None:
-                no_face.append(frame)
+                no_face += [] if frame in warm else [frame]
             elif offset is not None:
                 image = plate.read(frame)
                 check_frame_size(plate, frame, image.size)
@@ -506,10 +516,14 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
                     correction = result.delta - offset
                 else:
                     result = apply_vector(joint, z, offset, classes, buffer, unedited=unedited)
+                if frame in warm:
+                    continue  # a halo frame: only its correction is carried on
                 psnrs.append(image_psnr(result.image, before, ~result.region))
                 growth.append(label_area(result.labels, classes) / max(label_area(unedited[1], classes), 1))
                 change = (result.image - before)[0].permute(1, 2, 0).cpu().numpy()
                 matte = crop_matte(result.region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
+            if frame in warm:
+                continue
             if change is None or matte is None:
                 rgb, edit_matte, box = swapped.rgb, np.zeros_like(swapped.matte), None
             else:

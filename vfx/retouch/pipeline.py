@@ -278,7 +278,7 @@ def _done(plan: RetouchPlan, frame: int) -> bool:
 
 
 def run_retouch(plan: RetouchPlan, *, show_progress: bool = True, workers: int = 0,
-                preview: Path | None = None) -> RetouchSummary:
+                preview: Path | None = None, refiner_only: bool = False) -> RetouchSummary:
     """Render the planned frames (those not on disk yet) and return what was done.
 
     Args:
@@ -287,18 +287,21 @@ def run_retouch(plan: RetouchPlan, *, show_progress: bool = True, workers: int =
         workers: processes for the plate's face extraction (0: one per core).
         preview: also write a preview PNG (original | edited layout | warp | refined) here, of the first
             rendered frame the edits change.
+        refiner_only: train (or find) the shot's refiner and render nothing: a farm's refiner task, run
+            once before the retouch tasks, which then all load it.
     """
     started = time.perf_counter()
     shot = plan.shot
     plate, _ = open_plate(shot.plate, plan.frames)
     try:
-        return _render(plan, plate, started, show_progress=show_progress, workers=workers, preview=preview)
+        return _render(plan, plate, started, show_progress=show_progress, workers=workers, preview=preview,
+                       refiner_only=refiner_only)
     finally:
         plate.close()
 
 
 def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: bool, workers: int,
-            preview: Path | None) -> RetouchSummary:
+            preview: Path | None, refiner_only: bool) -> RetouchSummary:
     shot = plan.shot
     r = plan.resolution
     records = track_plate_faces(shot, plate, plan.frames, crop_size=r, track=shot.swap.track if shot.swap else 0,
@@ -337,9 +340,9 @@ def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: b
             changes = np.where(plan.painted[edit.name] != own, plan.painted[edit.name], 255).astype(np.uint8)
             painted[edit.name] = PaintedMap(changes=changes, landmarks=record.crop_landmarks)
 
-    todo = [f for f in plan.frames if not _done(plan, f)]
+    todo = [] if refiner_only else [f for f in plan.frames if not _done(plan, f)]
     refiner = None
-    if shot.retouch_options.refiner and todo:
+    if shot.retouch_options.refiner and (todo or refiner_only):
         refiner = _shot_refiner(plan, records, read_crop, show_progress)
     shot_hash = shot.content_hash()
     start_tc, start_frame = plate_start_timecode(plate)

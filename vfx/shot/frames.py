@@ -124,6 +124,21 @@ class FrameRange:
         return cls(tuple(frames))
 
     @classmethod
+    def parse_openjd(cls, spec: str) -> FrameRange:
+        """Parse an Open Job Description range expression, where ``:`` is the step (``1001-1010:2``); in the
+        farm grammar of :meth:`parse` (and OpenCue's) it is an interleave, so it is translated, not passed on.
+
+        Example:
+            >>> FrameRange.parse_openjd("1001-1007:3,1010").frames
+            (1001, 1004, 1007, 1010)
+        """
+        parts = [p.strip() for p in str(spec).split(",")]
+        if any(p.count(":") > 1 or ("x" in p or "y" in p) for p in parts):
+            raise FrameRangeError(f"Cannot parse OpenJD range {spec!r}",
+                                  expected="an OpenJD range expression such as 1001-1010 or 1001-1010:2")
+        return cls.parse(",".join(p.replace(":", "x") for p in parts))
+
+    @classmethod
     def from_bounds(cls, first: int, last: int) -> FrameRange:
         """The contiguous range ``first``..``last`` inclusive."""
         if last < first:

@@ -33,6 +33,7 @@ __all__ = [
     "PlateConfig",
     "PersonaConfig",
     "ModelConfig",
+    "ModelTraining",
     "SwapConfig",
     "RetouchOptions",
     "EditVectorConfig",
@@ -149,6 +150,10 @@ class ModelConfig(_Frozen):
                                  "checkpoint is used), or one step_* checkpoint folder.")
     resolution: int = Field(default=256, description="Face crop size r (a power of two, 4..1024).")
     width: float = Field(default=1.0, gt=0, description="Channel-width multiplier (1.0 is the patent's network).")
+    training: ModelTraining | None = Field(
+        default=None, description="Train the model as part of a farm run (`vfx farm run`), from the personas' "
+        "facesets, into `checkpoint`. Default: the checkpoint is trained beforehand (`vfx train`).",
+    )
 
     @field_validator("resolution")
     @classmethod
@@ -156,6 +161,16 @@ class ModelConfig(_Frozen):
         if value < 4 or value > 1024 or value & (value - 1):
             raise ValueError(f"expected a power of two from 4 to 1024, found {value}")
         return value
+
+
+class ModelTraining(_Frozen):
+    """How a farm run trains the shot's model (the `train` task); without it the model is trained beforehand."""
+
+    iters_per_level: int = Field(ge=1, description="Iterations per level of progressive growing (the patent: 100000).")
+    fine_tune_iters: int = Field(default=0, ge=0, description="Iterations at lr 1e-5 after the last level.")
+    batch_size: int = Field(default=8, ge=1, description="Crops per step.")
+    seed: int = Field(default=0, description="Seed of the weights, batches and augmentation.")
+    gpus: int = Field(default=1, ge=1, description="GPUs of one node the farm task trains on (torchrun above 1).")
 
 
 class SwapConfig(_Frozen):
@@ -280,7 +295,10 @@ class EditOptions(_Frozen):
 class FarmConfig(_Frozen):
     """How the shot is cut into farm tasks."""
 
-    chunk_size: int = Field(default=10, ge=1, description="Frames per swap or retouch task.")
+    chunk_size: int = Field(default=10, ge=1, description="Frames per swap, retouch or edit task (extract tasks "
+                            "round it up to whole 10-frame landmark chunks).")
+    halo: int = Field(default=3, ge=0, description="Frames before its own that an edit task renders and discards, so "
+                      "its frame-to-frame warm start arrives at its first frame as a whole-shot run would.")
 
 
 class Shot(_Frozen):

@@ -41,7 +41,7 @@ from vfx.io.image import Image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.schema import Shot
-from vfx.swap.swapper import FaceSwapper, check_swap_model, open_swap_model
+from vfx.swap.swapper import FaceSwapper, SwapModel, check_swap_model, open_swap_model
 from vfx.utils.progress import progress as progress_bar
 from vfx.utils.threads import prefetch
 
@@ -141,7 +141,7 @@ def _done(plan: SwapPlan, frame: int) -> bool:
 
 
 def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bool = True,
-             workers: int = 0) -> SwapSummary:
+             workers: int = 0, model: SwapModel | None = None) -> SwapSummary:
     """Render the planned frames (those not on disk yet) and return what was done.
 
     Args:
@@ -149,25 +149,27 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
         batch_size: crops per network call; default 8 on CUDA, 1 on CPU (streaming).
         show_progress: report progress per frame on stderr.
         workers: processes for the plate's face extraction (0: one per core).
+        model: the plan's model, already loaded (a farm worker keeps it between chunks); default: loaded here.
     """
     started = time.perf_counter()
     shot = plan.shot
     plate, _ = open_plate(shot.plate, plan.frames)
     try:
-        return _render(plan, plate, started, batch_size=batch_size, show_progress=show_progress, workers=workers)
+        return _render(plan, plate, started, batch_size=batch_size, show_progress=show_progress, workers=workers,
+                       model=model)
     finally:
         plate.close()
 
 
 def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | None, show_progress: bool,
-            workers: int) -> SwapSummary:
+            workers: int, model: SwapModel | None) -> SwapSummary:
     shot = plan.shot
     records = track_plate_faces(shot, plate, plan.frames, crop_size=plan.resolution,
                                 track=shot.swap.track if shot.swap else 0, workers=workers)
     todo = [f for f in plan.frames if not _done(plan, f)]
     skipped = len(plan.frames) - len(todo)
-    model = open_swap_model(shot.model.checkpoint, persona=plan.persona, resolution=plan.resolution,  # type: ignore[union-attr]
-                            device=plan.device)
+    model = model or open_swap_model(shot.model.checkpoint, persona=plan.persona,  # type: ignore[union-attr]
+                                     resolution=plan.resolution, device=plan.device)
     swapper = FaceSwapper(model, plan.persona, method=plan.method, sigma=shot.blend.mask_blur_sigma_px,
                           target_face_levels=shot.blend.target_face_levels)
     batch_size = batch_size or (8 if swapper.device.type == "cuda" else 1)

@@ -1,0 +1,260 @@
+"""What each stage of a farm task does: a thin call into the library stage it names.
+
+Each runner skips what is on disk already (the library stages resume), first removing the temporary files a
+killed attempt left of the outputs this task owns, and returns what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vfx.errors import ConfigError
+from vfx.farm.graph import plate_crop_size
+from vfx.io.atomic import remove_stale_temps
+from vfx.io.plate import open_plate
+from vfx.shot.frames import FrameRange, SequencePattern
+from vfx.shot.schema import Shot
+
+__all__ = ["StageContext", "StageOutcome", "count_done", "run_stage"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StageContext:
+    """One task's inputs."""
+
+    shot: Shot
+    shot_file: Path
+    stage: str
+    frames: FrameRange | None
+    device: str
+    threads: int = 1
+    cache: dict[object, object] | None = None
+    """Models kept across the tasks one process runs (a Ray worker); None: nothing is kept."""
+
+    def cached(self, key: object, load: Callable[[], object]) -> object:
+        if self.cache is None:
+            return load()
+        if key not in self.cache:
+            self.cache[key] = load()
+        return self.cache[key]
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    total: int
+    done: int
+    skipped: int
+    message: str
+
+
+def _track(shot: Shot) -> int:
+    return shot.swap.track if shot.swap else 0
+
+
+def _frames(context: StageContext) -> FrameRange:
+    """The task's frames, checked against the plate (bad input, exit 2, when outside)."""
+    plate, frames = open_plate(context.shot.plate, context.frames)
+    plate.close()
+    return frames
+
+
+def _clean(patterns: list[SequencePattern | None], frames: FrameRange) -> int:
+    return sum(remove_stale_temps(p.path(f)) for p in patterns if p is not None for f in frames)
+
+
+# ---------------------------------------------------------------------------------------------- stages
+
+def _extract(context: StageContext) -> StageOutcome:
+    from vfx.faceset.plate_faces import extract_plate_landmarks, plate_faces_folder
+
+    shot = context.shot
+    frames = _frames(context)
+    remove_stale_temps(plate_faces_folder(shot) / "cache", under=True)  # other extract tasks only rename
+    plate, _ = open_plate(shot.plate, frames)
+    with plate:
+        landmarked = extract_plate_landmarks(shot, plate, frames, crop_size=plate_crop_size(shot), track=_track(shot))
+    return StageOutcome(len(frames), landmarked, len(frames) - landmarked, f"landmarked {landmarked} frames")
+
+
+def _track_stage(context: StageContext) -> StageOutcome:
+    from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
+
+    shot = context.shot
+    remove_stale_temps(plate_faces_folder(shot), under=True)
+    plate, frames = open_plate(shot.plate)
+    with plate:
+        records = track_plate_faces(shot, plate, frames, crop_size=plate_crop_size(shot), track=_track(shot),
+                                    workers=context.threads)
+    return StageOutcome(len(frames), len(frames), 0, f"{len(records)} faces tracked on {len(frames)} frames")
+
+
+def _train(context: StageContext) -> StageOutcome:
+    from vfx.comb.checkpoint import PersonaRecord, latest_checkpoint, read_manifest
+    from vfx.comb.data import PersonaData
+    from vfx.comb.network import CombConfig
+    from vfx.comb.train import TrainConfig, train_comb
+
+    shot = context.shot
+    model = shot.model
+    if model is None or model.training is None:
+        raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file")
+    training = model.training
+    missing = [n for n, p in shot.personas.items() if p.faceset is None]
+    if missing or not shot.personas:
+        raise ConfigError(f"Shot {shot.name!r} cannot train: persona(s) without a faceset: {', '.join(missing)}",
+                          expected="personas.NAME.faceset for every persona", fix="run `vfx extract SHOT --persona "
+                          "NAME --out DIR` and set personas.NAME.faceset")
+    unconsented = [n for n, p in shot.personas.items() if not p.consent]
+    if unconsented:
+        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
+                          expected="personas.NAME.consent: who agreed, to what use, until when", found="none")
+    run = Path(model.checkpoint)
+    top = CombConfig(resolution=model.resolution, width=model.width, personas=tuple(shot.personas)).top_level
+    total = (top + 1) * training.iters_per_level + training.fine_tune_iters
+    newest = latest_checkpoint(run)
+    start = read_manifest(newest).step if newest is not None else 0
+    if start >= total:
+        return StageOutcome(total, 0, total, f"model {run} already trained ({start} iterations)")
+    remove_stale_temps(run, under=True)
+    data = {n: PersonaData(n, [Path(p.faceset)], model.resolution, holdout=0.1)  # type: ignore[arg-type]
+            for n, p in shot.personas.items()}
+    records = {n: PersonaRecord(n, (str(p.faceset),), p.consent) for n, p in shot.personas.items()}
+    config = TrainConfig(iters_per_level=training.iters_per_level, fine_tune_iters=training.fine_tune_iters,
+                         batch_size=training.batch_size, seed=training.seed,
+                         checkpoint_every=max(1, min(500, training.iters_per_level)),
+                         log_every=max(1, min(50, training.iters_per_level // 4)))
+    _, manifest = train_comb(data, run, resolution=model.resolution, width=model.width, config=config,
+                             records=records, device=context.device, resume=newest is not None)
+    return StageOutcome(total, manifest.step - start, start, f"model {run}: iteration {manifest.step} of {total}")
+
+
+def _swap(context: StageContext) -> StageOutcome:
+    from vfx.swap import plan_swap, run_swap
+    from vfx.swap.swapper import open_swap_model
+
+    plan = plan_swap(context.shot, frames=_frames(context), device=context.device)
+    _clean([plan.exr, plan.plate_format], plan.frames)
+    model = context.cached(("swap", str(plan.shot.model.checkpoint), plan.persona, context.device),  # type: ignore[union-attr]
+                           lambda: open_swap_model(plan.shot.model.checkpoint, persona=plan.persona,  # type: ignore[union-attr]
+                                                   resolution=plan.resolution, device=plan.device))
+    summary = run_swap(plan, workers=1, show_progress=False, model=model)  # type: ignore[arg-type]
+    return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
+
+
+def _edit_persona(shot: Shot) -> str:
+    from vfx.retouch.latent import load_edit_vector
+
+    if shot.swap is not None:
+        return shot.swap.persona
+    if not shot.edit_vectors:
+        raise ConfigError(f"Shot {shot.name!r} has no edit vectors", expected="an `edit_vectors:` list")
+    return load_edit_vector(shot.edit_vectors[0].vector).persona
+
+
+def _edit_model(context: StageContext):  # type: ignore[no-untyped-def]
+    from vfx.retouch.latent_pipeline import open_edit_model
+
+    persona = _edit_persona(context.shot)
+    return context.cached(("edit", str(context.shot.model.checkpoint if context.shot.model else ""), persona,
+                           context.device), lambda: open_edit_model(context.shot, persona, device=context.device))
+
+
+def _seghead(context: StageContext) -> StageOutcome:
+    from vfx.retouch.latent_pipeline import checkpoint_folder
+
+    shot = context.shot
+    if shot.model is not None:
+        remove_stale_temps(checkpoint_folder(shot.model.checkpoint).parent / "segmentation", under=True)
+    model = _edit_model(context)
+    return StageOutcome(1, 1, 0, f"segmentation head: held-out mIoU {model.head.held_miou:.3f}")
+
+
+def _edit(context: StageContext) -> StageOutcome:
+    from vfx.retouch.latent_pipeline import plan_edit_apply, run_edit_apply
+
+    shot = context.shot
+    frames = _frames(context)
+    plan = plan_edit_apply(shot, frames=frames, device=context.device, model=_edit_model(context))
+    _clean([plan.exr], frames)
+    # The halo: the shot's frames just before this chunk, and the chunk's frames already written before the
+    # first missing one (a resumed chunk), are refined again, not written, so the warm start arrives at the
+    # first frame to write as it would in one uninterrupted run.
+    plate, everything = open_plate(shot.plate)
+    plate.close()
+    before = [f for f in everything if f < frames.first][-shot.farm.halo:] if shot.farm.halo else []
+    written = [f for f in frames if plan.exr.path(f).is_file()]
+    missing = [f for f in frames if f not in written]
+    prefix = [f for f in written if missing and f < missing[0]]
+    summary = run_edit_apply(plan, show_progress=False, workers=1, warmup=tuple(before + prefix))
+    return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
+
+
+def _refiner(context: StageContext) -> StageOutcome:
+    from vfx.retouch import plan_retouch, run_retouch
+    from vfx.retouch.pipeline import refiner_folder
+
+    shot = context.shot
+    remove_stale_temps(refiner_folder(shot), under=True)
+    plan = plan_retouch(shot, device=context.device)
+    run_retouch(plan, show_progress=False, workers=context.threads, refiner_only=True)
+    return StageOutcome(1, 1, 0, f"refiner {refiner_folder(shot)}")
+
+
+def _retouch(context: StageContext) -> StageOutcome:
+    from vfx.retouch import plan_retouch, run_retouch
+
+    plan = plan_retouch(context.shot, frames=_frames(context), device=context.device)
+    _clean([plan.exr, plan.plate_format], plan.frames)
+    summary = run_retouch(plan, show_progress=False, workers=1)
+    return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
+
+
+def _package(context: StageContext) -> StageOutcome:
+    from vfx.export.handoff import write_handoff
+    from vfx.export.review import side_by_side_path
+
+    shot = context.shot
+    for path in (shot.outputs.review, shot.outputs.review and side_by_side_path(shot.outputs.review)):
+        if path is not None:
+            remove_stale_temps(path)
+    if shot.outputs.comp_package is not None:
+        remove_stale_temps(shot.outputs.comp_package, under=True)
+    lines = write_handoff(shot, require=True)
+    return StageOutcome(1, 1, 0, "; ".join(lines))
+
+
+_RUNNERS: dict[str, Callable[[StageContext], StageOutcome]] = {
+    "extract": _extract, "track": _track_stage, "train": _train, "swap": _swap, "seghead": _seghead,
+    "edit": _edit, "refiner": _refiner, "retouch": _retouch, "package": _package,
+}
+
+
+def run_stage(context: StageContext) -> StageOutcome:
+    """Run the task's stage and say what it did."""
+    return _RUNNERS[context.stage](context)
+
+
+def _outputs(context: StageContext) -> list[SequencePattern]:
+    from vfx.export.frames import edit_sequence, retouch_sequence, swap_sequence
+
+    if context.stage == "swap":
+        return [swap_sequence(context.shot)] if context.shot.outputs.exr else []
+    if context.stage == "edit":
+        return [edit_sequence(context.shot)]
+    if context.stage == "retouch":
+        return [retouch_sequence(context.shot)]
+    return []
+
+
+def count_done(context: StageContext) -> tuple[int, int]:
+    """(frames written, frames of the task) of a frame-rendering task, for progress lines; (0, 1) otherwise."""
+    patterns = _outputs(context)
+    if not patterns or context.frames is None:
+        return 0, 1
+    frames = list(context.frames)
+    return sum(all(p.path(f).is_file() for p in patterns) for f in frames), len(frames)

@@ -135,7 +135,7 @@ def _wanted_stages(shot: Shot) -> list[str]:
         stages += ["seghead", "edit"]
     if shot.retouch:
         stages += ["refiner", "retouch"] if shot.retouch_options.refiner else ["retouch"]
-    if shot.outputs.review is not None or shot.outputs.comp_package is not None:
+    if stages and (shot.outputs.review is not None or shot.outputs.comp_package is not None):
         stages.append("package")
     return stages
 

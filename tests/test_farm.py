@@ -25,6 +25,7 @@ from vfx.farm.local import run_local
 from vfx.farm.status import farm_status, format_status
 from vfx.farm.task import STALE_AFTER_S, TaskBusyError, TaskLock, TaskOptions, read_record, run_task
 from vfx.io.atomic import TEMP_MARKER
+from vfx.io.image import read_image
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.shot.schema import EditVectorConfig, FarmConfig, ModelTraining
 
@@ -272,8 +273,16 @@ def _stage_files(shot_file: Path, stage: str) -> dict[str, bytes]:
     for root in roots:
         for path in sorted(root.rglob("*") if stage != "swap" else root.glob("demo_swap.*.exr")):
             if path.is_file() and TEMP_MARKER not in path.name:
-                files[str(path.relative_to(out))] = path.read_bytes()
+                files[str(path.relative_to(out))] = _content(path)
     return files
+
+
+def _content(path: Path) -> bytes:
+    """A file's content; for an EXR its channels' pixels (its header stamps the time it was written)."""
+    if path.suffix != ".exr":
+        return path.read_bytes()
+    image = read_image(path)
+    return "/".join(image.channels).encode() + image.pixels.tobytes()
 
 
 @pytest.mark.slow

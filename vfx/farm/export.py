@@ -233,8 +233,8 @@ def _export_opencue(graph: TaskGraph, plans: list[_StagePlan], out: Path, execut
             layer.depend_all(layers[before])  # LAYER_ON_LAYER: every frame of `before` first
         layers[plan.name] = layer
     with _outline_spec_version(OPENCUE_SPEC_VERSION):
-        # Straight to the backend: OutlineLauncher.serialize() would first set() up a session folder on disk
-        # and export $SHOT into this process.
+        # Straight to the backend: OutlineLauncher.serialize() would first run setup(), which makes a session
+        # folder on disk and exports $SHOT into this process.
         xml = outline.backend.cue.serialize_simple(outline.cuerun.OutlineLauncher(ol, nomail=True))
     path = out / f"{graph.shot.name}.opencue.xml"
     atomic_write_text(path, _indent_spec(xml))
@@ -255,14 +255,14 @@ def _outline_spec_version(version: str) -> Iterator[None]:
         config.set("outline", "spec_version", before)
 
 
-def _indent_spec(xml: str) -> str:
+def _indent_spec(spec: str) -> str:
     """pyoutline's one-line XML, indented for people; text (the commands) is left exactly as it was."""
     import xml.etree.ElementTree as ET
 
-    start = xml.index("<spec")
-    root = ET.fromstring(xml[start:])
+    start = spec.index("<spec")
+    root = ET.fromstring(spec[start:])
     ET.indent(root, space="  ")
-    header = xml[:start].replace("?><!DOCTYPE", "?>\n<!DOCTYPE")
+    header = spec[:start].replace("?><!DOCTYPE", "?>\n<!DOCTYPE")
     return header + "\n" + ET.tostring(root, encoding="unicode") + "\n"
 
 
@@ -281,9 +281,7 @@ def _export_openjd(graph: TaskGraph, plans: list[_StagePlan], out: Path, executa
     for plan in plans:
         frame_args = ["--frames", "{{Task.Param.Frames}}", "--frame-syntax", "openjd"] if plan.chunked else []
         args = _command(graph, plan.name, executable, [*frame_args, "--progress", "openjd"], extra)
-        literal = [a for a in args if a not in frame_args]
-        _check_plain(literal, "an OpenJD template", forbidden="\n\r")
-        for arg in literal:
+        for arg in (a for a in args if a not in frame_args):
             if "{{" in arg:
                 raise ConfigError(f"Cannot write {arg!r} into an OpenJD template", expected="no '{{' (it opens an "
                                   "OpenJD format string)", found=arg, fix="rename the file or folder")
@@ -363,7 +361,7 @@ def _deadline_quote(arg: str) -> str:
 
 def _output_directory(graph: TaskGraph, stage: str) -> str | None:
     """Where a stage writes, for the Monitor's "explore output"; None for stages that write no frames."""
-    from vfx.export.frames import edit_sequence, retouch_sequence, swap_sequence
+    from vfx.export.frames import edit_sequence, retouch_sequence
 
     shot = graph.shot
     try:

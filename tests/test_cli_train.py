@@ -132,3 +132,39 @@ def test_real_footage_pair_trains_to_a_recognisable_reconstruction(shared_clips,
     out = capsys.readouterr().out
     scores = [float(v) for v in re.findall(r"face only ([0-9.]+)", out)]
     assert len(scores) == 2 and min(scores) > 0.6, out  # held-out faces, never seen in training
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_farm_train_task_trains_the_shot_model_once(facesets, tmp_path, processes):
+    """`vfx task run SHOT --stage train` trains model.checkpoint to model.training's budget (torchrun with
+    more than one process), and a rerun finds it trained."""
+    import json
+
+    from vfx.comb.checkpoint import read_manifest
+
+    shot = tmp_path / "sh010.yaml"
+    shot.write_text(f"""\
+schema: vfx.Shot/1
+name: sh010
+plate: {{path: plates/sh010.####.exr, frames: 1001-1010}}
+personas:
+  hopper: {{faceset: {facesets['hopper']}, consent: "public domain (US Navy photo)"}}
+  astronaut: {{faceset: {facesets['astronaut']}, consent: "public domain (NASA photo)"}}
+model:
+  checkpoint: models/sh010_comb
+  resolution: 16
+  width: 0.05
+  training: {{iters_per_level: 2, batch_size: 2, gpus: {processes}}}
+outputs: {{exr: out/sh010.####.exr}}
+""")
+    task = ["task", "run", str(shot), "--stage", "train", "--device", "cpu", "--threads", "1"]
+    assert entrypoint(task) == 0
+    assert read_manifest(tmp_path / "models" / "sh010_comb").step == 6  # 3 levels x 2
+    record = json.loads((tmp_path / "out" / "sh010_farm" / "train.json").read_text())
+    assert record["state"] == "done" and record["frames_done"] == 6
+    assert entrypoint(task) == 0
+    record = json.loads((tmp_path / "out" / "sh010_farm" / "train.json").read_text())
+    assert record["frames_skipped"] == 6 and record["frames_done"] == 0 and record["attempt"] == 2
+    no_consent = tmp_path / "no_consent.yaml"
+    no_consent.write_text(shot.read_text().replace('consent: "public domain (NASA photo)"', "consent: null"))
+    assert entrypoint(["task", "run", str(no_consent), "--stage", "train", "--device", "cpu"]) == 2

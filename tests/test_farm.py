@@ -23,7 +23,14 @@ from vfx.export.frames import read_rendered_frame
 from vfx.farm.graph import build_graph, farm_folder
 from vfx.farm.local import run_local
 from vfx.farm.status import farm_status, format_status
-from vfx.farm.task import STALE_AFTER_S, TaskBusyError, TaskLock, TaskOptions, read_record, run_task
+from vfx.farm.task import (
+    STALE_AFTER_S,
+    TaskBusyError,
+    TaskLock,
+    TaskRecord,
+    read_record,
+    run_task,
+)
 from vfx.io.atomic import TEMP_MARKER
 from vfx.io.image import read_image
 from vfx.shot import FrameRange, load_shot, save_shot
@@ -175,6 +182,22 @@ def test_task_command_is_idempotent_and_records_itself(farm_base, whole, capsys)
     assert not (farm_folder(shot) / "swap.1001-1004.lock").exists()
 
 
+def test_a_worker_keeps_its_model_between_chunks(farm_base, whole, monkeypatch):
+    """What a Ray worker does: tasks run in one process with one cache load the swap model once."""
+    import vfx.swap.swapper
+
+    shot_file = shot_in(farm_base, "cache")
+    shutil.copytree(Path(load_shot(whole).outputs.exr).parent / "demo_plate_faces",
+                    Path(load_shot(shot_file).outputs.exr).parent / "demo_plate_faces")
+    cache: dict[object, object] = {}
+    loads = []
+    real = vfx.swap.swapper.open_swap_model
+    monkeypatch.setattr(vfx.swap.swapper, "open_swap_model", lambda *a, **k: loads.append(1) or real(*a, **k))
+    for chunk in ("1001-1004", "1005-1008"):
+        assert run_task(shot_file, "swap", FrameRange.parse(chunk), cache=cache).frames_done == 4
+    assert len(loads) == 1 and len(cache) == 1
+
+
 def test_bad_input_exits_2_and_is_recorded(farm_base, tmp_path, capsys):
     shot_file = shot_in(farm_base, "bad")
     bad = tmp_path / "broken.yaml"
@@ -195,6 +218,24 @@ def test_bad_input_exits_2_and_is_recorded(farm_base, tmp_path, capsys):
     assert "opencue" in err and "openjd" in err and "deadline" in err
 
 
+def test_local_engine_never_retries_bad_input(farm_base, whole, tmp_path):
+    """A task that meets bad input (here: the shot's model is gone) runs once; what waits for it never runs."""
+    shot_file = shot_in(farm_base, "nomodel")
+    shot = load_shot(shot_file)
+    model = shot.model.model_copy(update={"checkpoint": tmp_path / "no_such_model"})
+    save_shot(shot.model_copy(update={"model": model}), shot_file)
+    # The plate's faces are those of the whole run (same plate, same settings): only the swap has work.
+    shutil.copytree(Path(load_shot(whole).outputs.exr).parent / "demo_plate_faces",
+                    Path(shot.outputs.exr).parent / "demo_plate_faces")
+    summary = run_local(build_graph(shot_file, chunk=8), workers=1, retries=2)
+    assert summary.exit_code == 2
+    (swap,) = [r for r in summary.failed]
+    assert swap.task == "swap.1001-1008" and swap.exit_code == 2 and swap.attempts == 1
+    assert summary.not_run == ["package"]
+    record = read_record(farm_folder(shot) / "swap.1001-1008.json")
+    assert record.state == "bad_input" and "no_such_model" in record.message
+
+
 def _dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
@@ -202,22 +243,23 @@ def _dead_pid() -> int:
 
 
 def test_stale_lock_and_status_of_a_killed_run_are_recovered(farm_base, whole):
+    stale_shot = shot_in(farm_base, "stale")
+    shutil.copytree(Path(load_shot(whole).outputs.exr).parent, Path(load_shot(stale_shot).outputs.exr).parent)
+    whole = stale_shot  # a copy of the whole run's outputs: the frames of `whole` stay the reference
     shot = load_shot(whole)
     folder = farm_folder(shot)
     ident = "swap.1005-1008"
     dead = _dead_pid()
     (folder / f"{ident}.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead, "since": 0}))
-    record = read_record(folder / "swap.1001-1004.json")
-    stale = {**record.__dict__, "task": ident, "frames": "1005-1008", "state": "running", "pid": dead,
-             "attempt": 1, "finished": None}
-    (folder / f"{ident}.json").write_text(json.dumps(stale))
+    TaskRecord(task=ident, stage="swap", frames="1005-1008", state="running", host=socket.gethostname(), pid=dead,
+               attempt=1, started=time.time() - 60).write(folder / f"{ident}.json")
     graph = build_graph(whole, chunk=4)
     assert {r.task: r.state for r in farm_status(graph)}[ident] == "killed"
     frame = Path(str(shot.outputs.exr).replace("####", "1006"))
     frame.unlink()
     leftover = frame.with_name(f".{frame.stem}.abc{TEMP_MARKER}.exr")
     leftover.write_bytes(b"half a frame")
-    done = run_task(whole, "swap", FrameRange.parse("1005-1008"), options=TaskOptions(deterministic=True))
+    done = run_task(whole, "swap", FrameRange.parse("1005-1008"))
     assert done.state == "done" and done.attempt == 2 and done.frames_done == 1 and done.frames_skipped == 3
     assert not leftover.exists() and frame.is_file()
     assert not (folder / f"{ident}.lock").exists()

@@ -14,8 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from test_swap import _with_model, demo_without_face_on_1008, save_tiny_model
 
+from tests.test_swap import _with_model, demo_without_face_on_1008, save_tiny_model
 from vfx.errors import ConfigError
 from vfx.farm.export import EXPORT_TARGETS, export_graph
 from vfx.farm.graph import Task, TaskGraph, build_graph

@@ -182,3 +182,32 @@ def test_a_layout_retouch_of_an_edited_shot_starts_from_the_edited_frames(applie
                                       "retouch": [{"name": "brow", "group": "left_brow", "move": [0, -0.04]}]})
     plan = plan_retouch(shot)
     assert plan.source == "swap" and plan.swap_frames.pattern == edit_sequence(shot).pattern
+
+
+def test_farm_edit_chunks_with_a_halo_match_the_whole_apply(applied, edit_setup, strong, tmp_path):
+    """Edit tasks of 3 frames, each refining the 3 frames before it without writing them: where the halo
+    reaches back to the shot's start the chunk is the whole run's frame for frame; further on, the warm start
+    arrives close to the whole run's."""
+    from vfx.farm.task import run_task
+    from vfx.shot import FrameRange
+    from vfx.shot.schema import FarmConfig
+
+    shot = load_shot(edit_setup).model_copy(update={
+        "edit_vectors": [EditVectorConfig(vector=strong, strength=[StrengthKey(frame=1001, value=0.0),
+                                                                    StrengthKey(frame=1007, value=1.0)])],
+        "farm": FarmConfig(chunk_size=3, halo=3)})
+    shot = shot.model_copy(update={"outputs": shot.outputs.model_copy(update={"edit": tmp_path / "e.####.exr"})})
+    shot_file = edit_setup.with_name("farm_edit.yaml")
+    save_shot(shot, shot_file)
+    assert run_task(shot_file, "seghead").state == "done"
+    for chunk in ("1001-1003", "1004-1006", "1007-1008"):
+        record = run_task(shot_file, "edit", FrameRange.parse(chunk))
+        assert record.state == "done" and record.frames_done == len(FrameRange.parse(chunk))
+    whole, chunked = edit_sequence(applied).pattern, str(tmp_path / "e.####.exr")
+    for number in range(1001, 1007):
+        assert np.array_equal(_frame(chunked, number).rgb, _frame(whole, number).rgb), number
+    near = _frame(chunked, 1007)
+    reference = _frame(whole, 1007)
+    inside = reference.layers[EDIT_MATTE_CHANNEL] > 0
+    change = np.abs(reference.rgb - _frame(str(applied.outputs.exr), 1007).rgb)[inside].mean()
+    assert np.abs(near.rgb - reference.rgb)[inside].mean() <= 0.25 * change

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
-from scipy.signal import butter, filtfilt, savgol_coeffs, savgol_filter
 
 from vfx.errors import ConfigError
 from vfx.face.types import NUM_LANDMARKS
@@ -113,6 +112,8 @@ def _kernel_gain(length: int, order: int, n: int) -> np.ndarray:
     Inside the run the window is centred; within ``length // 2`` of an end scipy fits the same polynomial
     to the first (last) ``length`` samples and evaluates it off-centre, which is noisier.
     """
+    from scipy.signal import savgol_coeffs  # scipy.signal takes seconds to import: only where it is used
+
     half = length // 2
     gain = np.full(n, float(np.linalg.norm(savgol_coeffs(length, order))))
     for pos in range(half):
@@ -143,6 +144,8 @@ def _ici_savgol(x: np.ndarray, sigma: np.ndarray, max_window: int, order: int, t
     Returns:
         (n, D) smoothed run.
     """
+    from scipy.signal import savgol_filter  # scipy.signal takes seconds to import: only where it is used
+
     n = x.shape[0]
     ladder = _window_ladder(max_window, order, n)
     if len(ladder) == 1:
@@ -598,6 +601,8 @@ def high_pass(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | No
     Raises:
         ConfigError: ``cutoff_frames`` is 2 or less (at or above the Nyquist rate).
     """
+    from scipy.signal import butter, filtfilt  # scipy.signal takes seconds to import: only where it is used
+
     values = np.asarray(track, dtype=np.float64)
     if not cutoff_frames > 2:
         raise ConfigError("Invalid jitter cutoff", expected="a period of more than 2 frames (the Nyquist limit)",

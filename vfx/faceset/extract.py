@@ -22,7 +22,14 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_EXCEPTION,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -40,9 +47,17 @@ from vfx.face.landmark import (
     to_uint8_rgb,
 )
 from vfx.face.smooth import check_window, smooth_landmarks
-from vfx.face.track import FULL_FRAME_EVERY, FaceTracker, Track, fill_gaps, find_faces, rank_tracks, seed_boxes
+from vfx.face.track import (
+    FULL_FRAME_EVERY,
+    FaceTracker,
+    Track,
+    fill_gaps,
+    find_faces,
+    rank_tracks,
+    seed_boxes,
+)
 from vfx.face.types import Face, FaceBox
-from vfx.faceset.store import Faceset, FacesetInfo, FaceRecord
+from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 from vfx.io.atomic import atomic_write_text
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
@@ -50,7 +65,7 @@ from vfx.io.plate import Plate, open_media
 from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
 from vfx.utils.progress import progress
 
-__all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset", "extract_landmarks"]
+__all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset", "extract_landmarks", "faceset_info"]
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +238,6 @@ def extract_landmarks(
 def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: FrameRange | None,
                   config: ExtractConfig) -> tuple[Faceset, FrameRange]:
     """Check the footage holds ``frames``, load the landmarker, and make (or reuse) the faceset folder."""
-    colorspace = resolve_colorspace(source.colorspace)
     with source.open() as plate:
         frames = frames or plate.frame_range
         frames.check_within(plate.frame_range, f"footage {source.path}")
@@ -231,12 +245,16 @@ def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: Fram
     # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
     # so the workers share the parent's copy instead of each loading its own 100 MB.
     _landmarker(config)
-    faceset = Faceset.create(out, FacesetInfo(
+    return Faceset.create(out, faceset_info(source, kind, config)), frames
+
+
+def faceset_info(source: MediaSource, kind: str, config: ExtractConfig) -> FacesetInfo:
+    """The description of the faceset ``config`` extracts from ``source`` (a ``kind`` of plate)."""
+    return FacesetInfo(
         source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
         landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
-        smooth_window=config.smooth_window, forehead_raise=config.forehead_raise, colorspace=colorspace,
-        shot=source.shot))
-    return faceset, frames
+        smooth_window=config.smooth_window, forehead_raise=config.forehead_raise,
+        colorspace=resolve_colorspace(source.colorspace), shot=source.shot)
 
 
 # ---------------------------------------------------------------------------------------------- pass 1

@@ -14,8 +14,14 @@ import numpy as np
 
 from vfx.align.similarity import compose, transform_points
 from vfx.errors import ConfigError
-from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset, extract_landmarks
-from vfx.faceset.store import FaceRecord, Faceset
+from vfx.faceset.extract import (
+    ExtractConfig,
+    MediaSource,
+    extract_faceset,
+    extract_landmarks,
+    faceset_info,
+)
+from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 from vfx.io.plate import Plate
 from vfx.shot.frames import FrameRange
 from vfx.shot.schema import Shot
@@ -40,7 +46,7 @@ def plate_faces_folder(shot: Shot) -> Path:
 
 
 def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int = 0,
-                      workers: int = 0) -> dict[int, FaceRecord]:
+                      workers: int = 0, reuse: bool = True) -> dict[int, FaceRecord]:
     """The plate's faces of ``track``, by frame: extracted on the first call, read back after.
 
     Args:
@@ -52,18 +58,38 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
             at the model's size serves a retouch at another).
         track: the face track to return (0: the main face).
         workers: processes for the extraction (0: one per core).
+        reuse: read a complete index as it is; False runs the extraction, which redoes only what is missing
+            (crops deleted since, say).
     """
     folder, source, tracked, config = _plate_extraction(shot, plate, frames, crop_size=crop_size, track=track,
                                                        workers=workers)
-    extract_faceset(source, folder, frames=tracked, config=config)
+    records = _complete_index(folder, faceset_info(source, plate.kind, config), tracked) if reuse else None
+    if records is None:
+        extract_faceset(source, folder, frames=tracked, config=config)
+        records = list(Faceset.open(folder).records())
     stored = config.crop_size
-    records = {r.frame: r for r in Faceset.open(folder).faces(track)}
+    records = {r.frame: r for r in records if r.quality != "no_face" and r.track == track}
     if stored == crop_size:
         return records
     scale = rescale_crop(stored, crop_size)
     return {f: r if r.matrix is None else replace(r, matrix=compose(r.matrix, scale),
                                                   crop_landmarks=transform_points(r.crop_landmarks, scale))
             for f, r in records.items()}
+
+
+def _complete_index(folder: Path, info: FacesetInfo, frames: FrameRange) -> list[FaceRecord] | None:
+    """The faceset's records when it was extracted with these settings and covers ``frames``, else None.
+
+    Every task of a shot reads the plate's faces; once one run has tracked them, the others need neither the
+    landmarker (a second to load) nor another pass over the shot's crops.
+    """
+    if not (folder / Faceset.INDEX_FILE).is_file():
+        return None
+    faceset = Faceset.open(folder)
+    if faceset.info.identity() != info.identity():
+        return None  # other settings: extract_faceset explains the conflict
+    records = list(faceset.records())
+    return records if set(frames) <= {r.frame for r in records} else None
 
 
 def extract_plate_landmarks(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int = 0) -> int:

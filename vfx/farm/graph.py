@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vfx.errors import ConfigError
-from vfx.faceset.extract import ExtractConfig
 from vfx.io.plate import open_plate
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
@@ -98,6 +97,8 @@ class TaskGraph:
     def stage_chunk(self, stage: str) -> int:
         """Frames per task of a chunked stage (extract rounds up to whole landmark chunks)."""
         if stage == "extract":
+            from vfx.faceset.extract import ExtractConfig  # lazily: light commands build graphs too
+
             grid = ExtractConfig.chunk_frames
             return grid * math.ceil(self.chunk / grid)
         return self.chunk

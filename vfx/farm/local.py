@@ -65,15 +65,10 @@ class EngineSummary:
 
 def task_command(graph: TaskGraph, task: Task, *, device: str, threads: int, deterministic: bool,
                  python: str | None = None) -> list[str]:
-    """The ``vfx task run`` command line of ``task``, through this Python (``python -m vfx``); training on
-    several GPUs (``model.training.gpus``) goes through torchrun, one process per GPU of the node."""
-    python = python or sys.executable
-    training = graph.shot.model.training if graph.shot.model is not None else None
-    launcher = [python, "-m", "vfx"]
-    if task.stage == "train" and training is not None and training.gpus > 1 and device.startswith("cuda"):
-        launcher = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={training.gpus}",
-                    "-m", "vfx"]
-    command = [*launcher, *task.args(graph.shot_file), "--device", device, "--threads", str(threads)]
+    """The ``vfx task run`` command line of ``task``, through this Python (``python -m vfx``). (A train task on
+    several GPUs starts torchrun itself.)"""
+    command = [python or sys.executable, "-m", "vfx", *task.args(graph.shot_file), "--device", device,
+               "--threads", str(threads)]
     return command + (["--deterministic"] if deterministic else [])
 
 

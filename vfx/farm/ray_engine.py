@@ -19,6 +19,7 @@ from typing import Any
 from vfx.errors import ConfigError
 from vfx.farm.graph import TaskGraph
 from vfx.farm.local import EngineSummary, TaskResult, pending_tasks
+from vfx.farm.task import read_record
 
 __all__ = ["run_ray"]
 
@@ -116,7 +117,8 @@ def run_ray(graph: TaskGraph, *, address: str | None = None, num_cpus: int | Non
             if code == _SKIPPED:
                 summary.not_run.append(ident)
                 continue
-            summary.ran.append(TaskResult(ident, code, seconds, 1))
+            record = read_record(graph.folder / f"{ident}.json")  # its attempts, Ray's retries included
+            summary.ran.append(TaskResult(ident, code, seconds, record.attempt if record is not None else 1))
             if report is not None:
                 report(f"[{len(summary.ran) + len(summary.skipped)}/{len(graph.tasks)}] {ident} "
                        f"{'done' if code == 0 else f'FAILED (exit {code})'} in {seconds:.1f} s")

@@ -16,9 +16,9 @@ from vfx.farm.graph import plate_crop_size
 from vfx.io.atomic import remove_stale_temps
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, SequencePattern
-from vfx.shot.schema import Shot
+from vfx.shot.schema import ModelConfig, ModelTraining, Shot
 
-__all__ = ["StageContext", "StageOutcome", "count_done", "run_stage"]
+__all__ = ["StageContext", "StageOutcome", "check_training", "count_done", "run_stage"]
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _track_stage(context: StageContext) -> StageOutcome:
     plate, frames = open_plate(shot.plate)
     with plate:
         records = track_plate_faces(shot, plate, frames, crop_size=plate_crop_size(shot), track=_track(shot),
-                                    workers=context.threads)
+                                    workers=context.threads, reuse=False)
     return StageOutcome(len(frames), len(frames), 0, f"{len(records)} faces tracked on {len(frames)} frames")
 
 
@@ -100,19 +100,7 @@ def _train(context: StageContext) -> StageOutcome:
     from vfx.comb.train import TrainConfig, train_comb
 
     shot = context.shot
-    model = shot.model
-    if model is None or model.training is None:
-        raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file")
-    training = model.training
-    missing = [n for n, p in shot.personas.items() if p.faceset is None]
-    if missing or not shot.personas:
-        raise ConfigError(f"Shot {shot.name!r} cannot train: persona(s) without a faceset: {', '.join(missing)}",
-                          expected="personas.NAME.faceset for every persona", fix="run `vfx extract SHOT --persona "
-                          "NAME --out DIR` and set personas.NAME.faceset")
-    unconsented = [n for n, p in shot.personas.items() if not p.consent]
-    if unconsented:
-        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
-                          expected="personas.NAME.consent: who agreed, to what use, until when", found="none")
+    model, training = check_training(shot)
     run = Path(model.checkpoint)
     top = CombConfig(resolution=model.resolution, width=model.width, personas=tuple(shot.personas)).top_level
     total = (top + 1) * training.iters_per_level + training.fine_tune_iters
@@ -131,6 +119,32 @@ def _train(context: StageContext) -> StageOutcome:
     _, manifest = train_comb(data, run, resolution=model.resolution, width=model.width, config=config,
                              records=records, device=context.device, resume=newest is not None)
     return StageOutcome(total, manifest.step - start, start, f"model {run}: iteration {manifest.step} of {total}")
+
+
+def check_training(shot: Shot) -> tuple[ModelConfig, ModelTraining]:
+    """The train task's inputs, checked before anything starts (also before torchrun, whose processes' exit
+    codes it does not pass on).
+
+    Raises:
+        ConfigError: no ``model.training``, a persona without a faceset or without a consent record.
+
+    Returns:
+        The model and its training settings.
+    """
+    model = shot.model
+    if model is None or model.training is None:
+        raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file")
+    training = model.training
+    missing = [n for n, p in shot.personas.items() if p.faceset is None]
+    if missing or not shot.personas:
+        raise ConfigError(f"Shot {shot.name!r} cannot train: persona(s) without a faceset: {', '.join(missing)}",
+                          expected="personas.NAME.faceset for every persona", fix="run `vfx extract SHOT --persona "
+                          "NAME --out DIR` and set personas.NAME.faceset")
+    unconsented = [n for n, p in shot.personas.items() if not p.consent]
+    if unconsented:
+        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
+                          expected="personas.NAME.consent: who agreed, to what use, until when", found="none")
+    return model, training
 
 
 def _swap(context: StageContext) -> StageOutcome:
@@ -177,8 +191,12 @@ def _seghead(context: StageContext) -> StageOutcome:
 def _edit(context: StageContext) -> StageOutcome:
     from vfx.retouch.latent_pipeline import plan_edit_apply, run_edit_apply
 
+    from vfx.export.frames import edit_sequence
+
     shot = context.shot
     frames = _frames(context)
+    if all(edit_sequence(shot).path(f).is_file() for f in frames):  # nothing to do: no model to open
+        return StageOutcome(len(frames), 0, len(frames), f"frames {len(frames)}: all on disk")
     plan = plan_edit_apply(shot, frames=frames, device=context.device, model=_edit_model(context))
     _clean([plan.exr], frames)
     # The halo: the shot's frames just before this chunk, and the chunk's frames already written before the

@@ -35,8 +35,8 @@ __all__ = [
     "PROGRESS_FORMATS",
     "RECORD_SCHEMA",
     "TaskBusyError",
-    "TaskRecord",
     "TaskLock",
+    "TaskRecord",
     "read_record",
     "read_records",
     "run_task",
@@ -242,6 +242,12 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     if frames is not None and not STAGES[stage].chunked:
         raise ConfigError(f"Stage {stage!r} runs once for the whole shot", expected="no --frames",
                           found=f"--frames {frames}")
+    training = shot.model.training if shot.model is not None else None
+    if stage == "train" and training is not None and training.gpus > 1 and "RANK" not in os.environ:
+        from vfx.farm.stages import check_training
+
+        check_training(shot)  # bad input exits 2 here: torchrun reports every failure of its processes as 1
+        return _torchrun(shot_file, training.gpus, options)
     _configure_torch(options)
     context = StageContext(shot=shot, shot_file=Path(shot_file).absolute(), stage=stage, frames=frames,
                            device=options.device, threads=options.threads or 1, cache=cache)
@@ -280,6 +286,32 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
         raise
     finally:
         lock.release()
+
+
+class _LaunchFailed(VfxError):
+    """torchrun's processes failed; carries their exit code (2: bad input, else a failure)."""
+
+
+def _torchrun(shot_file: str | Path, gpus: int, options: TaskOptions) -> TaskRecord:
+    """Run this train task again under torchrun, one process per GPU of the node; its first process locks
+    and records the task. Every engine and farm manager thus gets multi-GPU training from the one command.
+    (On the CPU, for tests, the processes share the cores through gloo.)"""
+    import subprocess
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", "-m",
+               "vfx", "task", "run", str(shot_file), "--stage", "train", "--device", options.device,
+               "--progress", options.progress, *(["--threads", str(options.threads)] if options.threads else []),
+               *(["--deterministic"] if options.deterministic else [])]
+    code = subprocess.call(command)
+    if code != 0:
+        error = _LaunchFailed(f"torchrun of the train task exited {code}", expected="exit 0",
+                              fix="see the log lines above from its processes")
+        error.exit_code = 2 if code == 2 else 1
+        raise error
+    record = read_record(farm_folder(load_shot(shot_file)) / "train.json")
+    if record is None:
+        raise _LaunchFailed("The train task left no record", expected="train.json written by torchrun's process 0")
+    return record
 
 
 def _configure_torch(options: TaskOptions) -> None:

@@ -164,10 +164,13 @@ def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bo
 def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | None, show_progress: bool,
             workers: int, model: SwapModel | None) -> SwapSummary:
     shot = plan.shot
-    records = track_plate_faces(shot, plate, plan.frames, crop_size=plan.resolution,
-                                track=shot.swap.track if shot.swap else 0, workers=workers)
     todo = [f for f in plan.frames if not _done(plan, f)]
     skipped = len(plan.frames) - len(todo)
+    if not todo:  # nothing to render: no faces to read, no model to load
+        return SwapSummary(frames=len(plan.frames), rendered=0, skipped=skipped, no_face=(),
+                           seconds=time.perf_counter() - started, outputs=_outputs(shot))
+    records = track_plate_faces(shot, plate, plan.frames, crop_size=plan.resolution,
+                                track=shot.swap.track if shot.swap else 0, workers=workers)
     model = model or open_swap_model(shot.model.checkpoint, persona=plan.persona,  # type: ignore[union-attr]
                                      resolution=plan.resolution, device=plan.device)
     swapper = FaceSwapper(model, plan.persona, method=plan.method, sigma=shot.blend.mask_blur_sigma_px,
@@ -231,9 +234,11 @@ def _render(plan: SwapPlan, plate: Plate, started: float, *, batch_size: int | N
         for future in pending:
             future.result()
     return SwapSummary(frames=len(plan.frames), rendered=len(todo), skipped=skipped, no_face=tuple(no_face),
-                       seconds=time.perf_counter() - started,
-                       outputs={k: str(v) for k, v in (("exr", shot.outputs.exr), ("frames", shot.outputs.frames))
-                                if v is not None})
+                       seconds=time.perf_counter() - started, outputs=_outputs(shot))
+
+
+def _outputs(shot: Shot) -> dict[str, str]:
+    return {k: str(v) for k, v in (("exr", shot.outputs.exr), ("frames", shot.outputs.frames)) if v is not None}
 
 
 def _batches(jobs: Iterator[_Job], size: int) -> Iterator[list[_Job]]:

@@ -302,8 +302,12 @@ def test_real_footage_edit_is_learned_locally_and_carried_through_the_clip(share
     assert info.held_miou >= 0.6, info.held_iou  # 8 frames never seen by the model or the head
     joint = JointDecoder(net, "x", head)
     order = [40, *range(0, 80, 4)]
+    # The default regulariser weight (5) is the 64² model's calibration; on this 32² one it holds δ so close
+    # to z that the lips' labels moved by at most a pixel (17 -> 18 px, and 19 -> 19 once each landmark chunk
+    # was tracked on its own). At weight 1: 19 -> 22 px on the keyframe, every other frame's lips grown.
     report = latent_edit_case(joint, crops[order], [landmarks[i] for i in order], 0, refine_steps=5,
-                              strengths=(0.0, 0.5, 1.0, 1.5), strength_frames=3)
+                              settings=EditSettings(reg_weight=1.0), strengths=(0.0, 0.5, 1.0, 1.5),
+                              strength_frames=3)
     before_area, after_area, target_area = report.keyframe_areas
     assert before_area < after_area <= target_area * 1.5, report  # the keyframe's lips grow towards the target
     assert report.locality_db >= 3.0, report  # the outside-r loss is what keeps the rest of the face

@@ -202,3 +202,30 @@ def test_retouched_frames_also_go_out_in_the_plate_format(retouch_setup, tmp_pat
     copy = read_image(tmp_path / "fmt" / "sw_retouch.1005.exr")
     done = _frame(shot, 1005)
     assert copy.channels[:3] == ("R", "G", "B") and np.array_equal(copy.rgb(), done.rgb)
+
+
+def test_the_farm_trains_the_refiner_once_and_retouches_in_chunks_as_one_run_would(retouch_setup, tmp_path):
+    """`refiner` then `retouch` tasks of 3 frames (local engine): the chunks load the one refiner and give the
+    frames a whole-shot retouch with that refiner gives."""
+    from vfx.farm.graph import build_graph
+    from vfx.farm.local import run_local
+    from vfx.retouch.pipeline import refiner_folder
+
+    shot = load_shot(retouch_setup)
+    shot = shot.model_copy(update={"outputs": shot.outputs.model_copy(update={
+        "retouch": tmp_path / "rt.####.exr", "comp_package": None})})
+    save_shot(shot, tmp_path / "farm.yaml")
+    graph = build_graph(tmp_path / "farm.yaml", chunk=3)
+    assert graph.stages == ("extract", "track", "refiner", "retouch")
+    assert graph.stage_after["refiner"] == ("track",) and graph.stage_after["retouch"] == ("refiner",)
+    summary = run_local(graph, workers=2)
+    assert summary.exit_code == 0, summary.describe()
+    manifest = next(refiner_folder(shot).glob("*.json"))
+    trained = manifest.stat().st_mtime_ns
+    chunked = {n: _frame(shot, n).rgb for n in range(1001, 1009)}
+    for path in tmp_path.glob("rt.*.exr"):
+        path.unlink()
+    retouch_shot(shot, show_progress=False, workers=1)
+    assert manifest.stat().st_mtime_ns == trained  # found, not trained again
+    for number, rgb in chunked.items():
+        assert np.array_equal(_frame(shot, number).rgb, rgb), number

@@ -87,28 +87,16 @@ def paste_back(plate: np.ndarray, crop: np.ndarray, matte: np.ndarray, matrix: n
     Returns:
         :class:`Pasted` with the frame, the full-frame matte and the matte's box.
     """
-    if plate.ndim != 3 or plate.shape[2] < 3 or plate.dtype != np.float32:
-        raise VfxError("Plate of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
-                       found=f"{plate.shape} {plate.dtype}")
-    size = plate.shape[:2]
-    out = plate if in_place else plate.copy()
-    full_matte = np.zeros(size, np.float32)
-    found = _plate_matte(matte, matrix, size)
+    out, found = _start_paste(plate, matte, matrix, in_place=in_place, what="Plate")
     if found is None:
-        return Pasted(frame=out, matte=full_matte, box=None)
+        return Pasted(frame=out, matte=np.zeros(out.shape[:2], np.float32), box=None)
     m, inside, (y0, x0, y1, x1) = found
+    size = out.shape[:2]
     # the colour only where the matte reaches: its box is smaller than the rotated crop's footprint
     pixels = warp_to_plate(crop, matrix, size, interpolation="cubic", border="constant", box=(y0, x0, y1, x1)).pixels
     if to_plate is not None:
         pixels = to_plate(pixels)
-    region = out[y0:y1, x0:x1, :3]
-    # OpenCV's blend and masked copy: one pass each, 5x faster than the numpy expressions. Only pixels
-    # where the matte is above 0 are written, so elsewhere the plate keeps its bits (even a -0.0).
-    mixed = cv2.blendLinear(np.ascontiguousarray(pixels, dtype=np.float32), np.ascontiguousarray(region), m,
-                            1.0 - m)
-    cv2.copyTo(mixed, inside.view(np.uint8), region)
-    full_matte[y0:y1, x0:x1] = m
-    return Pasted(frame=out, matte=full_matte, box=(y0, x0, y1, x1))
+    return _composite(out, pixels, m, inside, (y0, x0, y1, x1))
 
 
 def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *,
@@ -133,16 +121,11 @@ def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matri
             past the swapped face).
         in_place: write into ``frame`` instead of a copy.
     """
-    if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.float32:
-        raise VfxError("Frame of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
-                       found=f"{frame.shape} {frame.dtype}")
-    size = frame.shape[:2]
-    out = frame if in_place else frame.copy()
-    full_matte = np.zeros(size, np.float32)
-    found = _plate_matte(matte, matrix, size)
+    out, found = _start_paste(frame, matte, matrix, in_place=in_place, what="Frame")
     if found is None:
-        return Pasted(frame=out, matte=full_matte, box=None)
+        return Pasted(frame=out, matte=np.zeros(out.shape[:2], np.float32), box=None)
     m, inside, (y0, x0, y1, x1) = found
+    size = out.shape[:2]
     if limit is not None:
         m = np.minimum(m, limit[y0:y1, x0:x1])
         inside = m > 0
@@ -154,7 +137,27 @@ def paste_change(frame: np.ndarray, change: np.ndarray, matte: np.ndarray, matri
         edited = np.clip(edited, 0.0, 1.0)  # a display-referred frame holds [0, 1]; the cubic's ringing must not leave it
     else:
         edited = to_plate(edited) if to_plate is not None else edited
-    mixed = cv2.blendLinear(np.ascontiguousarray(edited, dtype=np.float32), np.ascontiguousarray(region), m, 1.0 - m)
+    return _composite(out, edited, m, inside, (y0, x0, y1, x1))
+
+
+def _start_paste(frame: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *, in_place: bool,
+                 what: str) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None]:
+    """Check the frame, take it (or a copy) as the output, and warp the crop matte into it (None: it misses)."""
+    if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.float32:
+        raise VfxError(f"{what} of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
+                       found=f"{frame.shape} {frame.dtype}")
+    return (frame if in_place else frame.copy()), _plate_matte(matte, matrix, frame.shape[:2])
+
+
+def _composite(out: np.ndarray, pixels: np.ndarray, m: np.ndarray, inside: np.ndarray,
+               box: tuple[int, int, int, int]) -> Pasted:
+    """Blend ``pixels`` into ``out``'s box through the matte ``m``, writing only where it is above 0."""
+    y0, x0, y1, x1 = box
+    region = out[y0:y1, x0:x1, :3]
+    # OpenCV's blend and masked copy: one pass each, 5x faster than the numpy expressions. Only pixels
+    # where the matte is above 0 are written, so elsewhere the frame keeps its bits (even a -0.0).
+    mixed = cv2.blendLinear(np.ascontiguousarray(pixels, dtype=np.float32), np.ascontiguousarray(region), m, 1.0 - m)
     cv2.copyTo(mixed, inside.view(np.uint8), region)
+    full_matte = np.zeros(out.shape[:2], np.float32)
     full_matte[y0:y1, x0:x1] = m
-    return Pasted(frame=out, matte=full_matte, box=(y0, x0, y1, x1))
+    return Pasted(frame=out, matte=full_matte, box=box)

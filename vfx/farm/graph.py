@@ -21,7 +21,7 @@ from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
 from vfx.shot.schema import Shot
 
-__all__ = ["STAGES", "Stage", "Task", "TaskGraph", "build_graph", "farm_folder", "plate_crop_size"]
+__all__ = ["STAGES", "Stage", "Task", "TaskGraph", "build_graph", "farm_folder", "plate_crop_size", "task_id"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 """Every stage, in the order a shot runs them."""
 
 
+def task_id(stage: str, frames: FrameRange | None) -> str:
+    """The id of a task: ``swap.1001-1005`` for a chunk, the stage's name for a single task."""
+    return stage if frames is None else f"{stage}.{frames.first}-{frames.last}"
+
+
 @dataclass(frozen=True)
 class Task:
     """One unit of farm work: a stage, on a chunk of frames for chunked stages."""
@@ -60,7 +65,7 @@ class Task:
     @property
     def id(self) -> str:
         """``swap.1001-1005`` for a chunk, the stage's name for a single task; safe as a file name."""
-        return self.stage if self.frames is None else f"{self.stage}.{self.frames.first}-{self.frames.last}"
+        return task_id(self.stage, self.frames)
 
     @property
     def gpu(self) -> bool:
@@ -96,16 +101,20 @@ class TaskGraph:
 
     def stage_chunk(self, stage: str) -> int:
         """Frames per task of a chunked stage (extract rounds up to whole landmark chunks)."""
-        if stage == "extract":
-            from vfx.faceset.extract import ExtractConfig  # lazily: light commands build graphs too
-
-            grid = ExtractConfig.chunk_frames
-            return grid * math.ceil(self.chunk / grid)
-        return self.chunk
+        return _stage_chunk(stage, self.chunk)
 
     @property
     def folder(self) -> Path:
         return farm_folder(self.shot)
+
+
+def _stage_chunk(stage: str, chunk: int) -> int:
+    if stage == "extract":
+        from vfx.faceset.extract import ExtractConfig  # lazily: light commands build graphs too
+
+        grid = ExtractConfig.chunk_frames
+        return grid * math.ceil(chunk / grid)
+    return chunk
 
 
 def farm_folder(shot: Shot) -> Path:
@@ -192,18 +201,16 @@ def build_graph(shot_file: str | Path, *, chunk: int | None = None, frames: Fram
     plate.close()
     stage_after = {s: _after(s, stages) for s in stages}
     tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(wanted))
-    graph = TaskGraph(shot_file=shot_file, shot=shot, frames=wanted, chunk=chunk, stages=tuple(stages),
-                      stage_after=stage_after, tasks=())
     tasks: list[Task] = []
     ids: dict[str, list[str]] = {}
     for stage in stages:
         after = tuple(i for p in stage_after[stage] for i in ids[p])
         if stage == "extract":
             # Whole landmark chunks, cut from the same grid as a whole-shot extraction (see extract_landmarks).
-            made = [Task(stage, piece, after) for piece in tracked.chunks(graph.stage_chunk(stage))
+            made = [Task(stage, piece, after) for piece in tracked.chunks(_stage_chunk(stage, chunk))
                     if set(piece).intersection(wanted)]
         elif STAGES[stage].chunked:
-            made = [Task(stage, piece, after) for piece in wanted.chunks(graph.stage_chunk(stage))]
+            made = [Task(stage, piece, after) for piece in wanted.chunks(_stage_chunk(stage, chunk))]
         else:
             made = [Task(stage, None, after)]
         tasks += made

@@ -40,7 +40,8 @@ def _execute(shot_file: str, stage: str, frames: str | None, device: str, thread
              *after: tuple[str, int, float]) -> tuple[str, int, float]:
     """Run one task in this worker (Ray calls it); returns (task id, exit code, seconds)."""
     from vfx.errors import VfxError
-    from vfx.farm.task import TaskOptions, run_task, task_id
+    from vfx.farm.graph import task_id
+    from vfx.farm.task import TaskOptions, run_task
     from vfx.shot.frames import FrameRange
 
     chunk = FrameRange.parse(frames) if frames else None

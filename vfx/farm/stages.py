@@ -205,9 +205,8 @@ def _edit(context: StageContext) -> StageOutcome:
     plate, everything = open_plate(shot.plate)
     plate.close()
     before = [f for f in everything if f < frames.first][-shot.farm.halo:] if shot.farm.halo else []
-    written = [f for f in frames if plan.exr.path(f).is_file()]
-    missing = [f for f in frames if f not in written]
-    prefix = [f for f in written if missing and f < missing[0]]
+    first_missing = next(f for f in frames if not plan.exr.path(f).is_file())
+    prefix = [f for f in frames if f < first_missing]
     summary = run_edit_apply(plan, show_progress=False, workers=1, warmup=tuple(before + prefix))
     return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
 
@@ -269,10 +268,11 @@ def _outputs(context: StageContext) -> list[SequencePattern]:
     return []
 
 
-def count_done(context: StageContext) -> tuple[int, int]:
-    """(frames written, frames of the task) of a frame-rendering task, for progress lines; (0, 1) otherwise."""
+def count_done(context: StageContext) -> tuple[int, int] | None:
+    """(frames written, frames of the task) of a frame-rendering task, for progress lines; None for a task
+    that writes no frames (it is done as a whole)."""
     patterns = _outputs(context)
     if not patterns or context.frames is None:
-        return 0, 1
+        return None
     frames = list(context.frames)
     return sum(all(p.path(f).is_file() for p in patterns) for f in frames), len(frames)

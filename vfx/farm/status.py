@@ -32,23 +32,20 @@ def farm_status(graph: TaskGraph) -> list[TaskStatus]:
         record = read_record(graph.folder / f"{task.id}.json")
         context = StageContext(shot=graph.shot, shot_file=graph.shot_file, stage=task.stage, frames=task.frames,
                                device="cpu")
-        done, total = count_done(context)
-        if record is None:
-            total = total if task.frames is None or total > 1 or done else len(task.frames)
-            rows.append(TaskStatus(task.id, "pending", done, total, 0, None, "", ""))
-            continue
-        state = record.state
-        if state == "running" and not record.alive:
+        counts = count_done(context)
+        state = "pending" if record is None else record.state
+        if record is not None and state == "running" and not record.alive:
             state = "killed"
-        elif state == "done" and record.shot_hash != shot_hash:
+        elif record is not None and state == "done" and record.shot_hash != shot_hash:
             state = "pending"  # done for an earlier version of the shot file
-        if task.frames is None:
-            done, total = (1 if state == "done" else 0), 1
-        elif total == 1 and not done:  # a stage that writes no frames (extract): done as a whole
-            total = len(task.frames)
-            done = total if state == "done" else 0
+        if counts is None:  # a task that writes no frames: done as a whole
+            total = len(task.frames) if task.frames is not None else 1
+            counts = (total if state == "done" else 0, total)
+        if record is None:
+            rows.append(TaskStatus(task.id, state, *counts, 0, None, "", ""))
+            continue
         seconds = (record.finished - record.started) if record.finished else None
-        rows.append(TaskStatus(task.id, state, done, total, record.attempt, seconds, record.host, record.message))
+        rows.append(TaskStatus(task.id, state, *counts, record.attempt, seconds, record.host, record.message))
     return rows
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from vfx.errors import ConfigError, VfxError
-from vfx.farm.graph import STAGES, farm_folder
+from vfx.farm.graph import STAGES, farm_folder, task_id
 from vfx.io.atomic import atomic_write_text
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
@@ -40,7 +40,6 @@ __all__ = [
     "read_record",
     "read_records",
     "run_task",
-    "task_id",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,11 +60,6 @@ class TaskBusyError(VfxError):
     """Another live attempt holds the task's lock: retry later (exit 1)."""
 
     exit_code = 1
-
-
-def task_id(stage: str, frames: FrameRange | None) -> str:
-    """The id :class:`vfx.farm.graph.Task` gives the same task (``swap.1001-1005``)."""
-    return stage if frames is None else f"{stage}.{frames.first}-{frames.last}"
 
 
 @dataclass
@@ -359,10 +353,11 @@ def _heartbeat(lock: TaskLock, context: object, reporter: _Progress) -> Iterator
         while not stop.wait(HEARTBEAT_S):
             lock.heartbeat()
             try:
-                done, total = count_done(context)  # type: ignore[arg-type]
+                counts = count_done(context)  # type: ignore[arg-type]
             except Exception:  # a progress count must never fail the task
                 continue
-            reporter.report(done, total)
+            if counts is not None:
+                reporter.report(*counts)
 
     thread = threading.Thread(target=beat, name="vfx-task-heartbeat", daemon=True)
     thread.start()

@@ -189,9 +189,8 @@ def _seghead(context: StageContext) -> StageOutcome:
 
 
 def _edit(context: StageContext) -> StageOutcome:
-    from vfx.retouch.latent_pipeline import plan_edit_apply, run_edit_apply
-
     from vfx.export.frames import edit_sequence
+    from vfx.retouch.latent_pipeline import plan_edit_apply, run_edit_apply
 
     shot = context.shot
     frames = _frames(context)

@@ -31,7 +31,7 @@ from vfx.farm.task import (
     read_record,
     run_task,
 )
-from vfx.io.atomic import TEMP_MARKER
+from vfx.utils.atomic import TEMP_MARKER
 from vfx.io.image import read_image
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.shot.schema import EditVectorConfig, FarmConfig, ModelTraining

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from vfx.errors import ExternalToolError, MediaError, VfxError
-from vfx.io.atomic import atomic_path, atomic_write_text
+from vfx.utils.atomic import atomic_path, atomic_write_text
 from vfx.utils.progress import progress, progress_enabled
 
 
@@ -59,7 +59,7 @@ def test_atomic_write_survives_kill(tmp_path):
     out.write_bytes(b"old")
     script = textwrap.dedent(f"""
         import os, sys
-        from vfx.io.atomic import atomic_path
+        from vfx.utils.atomic import atomic_path
         with atomic_path({str(out)!r}) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"x" * 1000)

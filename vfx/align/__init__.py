@@ -1,4 +1,9 @@
-"""Similarity alignment of faces (eyes level, fixed inter-ocular distance), crop and uncrop (filled by the faces issue)."""
+"""The 68-point landmark scheme (:mod:`vfx.align.landmarks`), similarity alignment of faces (eyes level, fixed
+inter-ocular distance), crop and uncrop (:mod:`vfx.align.similarity`), and synthetic head motion
+(:mod:`vfx.align.motion`).
+
+Floor 2: imports nothing of vfx but :mod:`vfx.errors`.
+"""
 
 from vfx.align.similarity import (
     AlignTemplate,

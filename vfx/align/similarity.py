@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
+from vfx.align.landmarks import LANDMARK_GROUPS, NUM_LANDMARKS
 from vfx.errors import ConfigError, VfxError
-from vfx.face.types import LANDMARK_GROUPS, NUM_LANDMARKS
 
 if TYPE_CHECKING:
     import torch

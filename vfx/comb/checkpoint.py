@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 import vfx
 from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, MediaError
-from vfx.io.atomic import atomic_write_text, fsync_path
+from vfx.utils.atomic import atomic_write_text, fsync_path
 
 __all__ = [
     "COMB_SCHEMA",

@@ -54,7 +54,7 @@ from vfx.export.frames import (
     read_rendered_frame,
     rendered_sequence,
 )
-from vfx.io.atomic import atomic_write_text
+from vfx.utils.atomic import atomic_write_text
 from vfx.io.image import ExrMetadata, Window, read_image, write_image
 from vfx.io.plate import Plate, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames

@@ -129,7 +129,7 @@ def known_motion(
     positions). The sudden move adds ``sudden_shift_px`` spread over ``sudden_frames`` frames from
     ``sudden_frame`` on (a whip of the head that a lagging filter would trail behind).
     """
-    from vfx.demo import head_motion_matrix
+    from vfx.align.motion import head_motion_matrix
 
     matrices = []
     for index in range(num_frames):
@@ -198,7 +198,7 @@ def motion_stability(
 ) -> MotionStability:
     """Landmark error under a smooth known sub-pixel motion, and lag on the same clip with a sudden move.
 
-    The portrait is warped (bicubic, :func:`vfx.demo.render_motion`) into ``num_frames`` frames of
+    The portrait is warped (bicubic, :func:`vfx.align.motion.render_motion`) into ``num_frames`` frames of
     ``size``² by :func:`known_motion`; each track is compared with its own frame 0 carried through the motion.
     A second clip adds a 40 px move over 2 frames at ``sudden_frame`` (default: the middle) to measure lag.
 
@@ -207,7 +207,7 @@ def motion_stability(
         portrait: (H, W, 3) float32 in [0, 1], e.g. :func:`vfx.demo.load_portrait` ("hopper": a 250 px face
             at the default zoom).
     """
-    from vfx.demo import render_motion
+    from vfx.align.motion import render_motion
 
     smooth = known_motion(num_frames, portrait.shape[:2], size, zoom=zoom)
     tracks = landmark_tracks(landmarker, render_motion(portrait, smooth, size), beta=beta, num_shifts=num_shifts)

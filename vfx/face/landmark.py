@@ -21,7 +21,7 @@ Model files are looked up, never fetched: dlib's ``shape_predictor_68_face_landm
 Convention:
     Images for detection and landmarking are numpy arrays (H, W, 3) uint8 RGB, top row first
     (:func:`to_uint8_rgb` converts anything else). Points are (x, y) plate pixels, pixel centres at integer
-    coordinates, float64. Landmarks are (68, 2) in the iBUG 300-W order of :data:`vfx.face.types.LANDMARK_GROUPS`.
+    coordinates, float64. Landmarks are (68, 2) in the iBUG 300-W order of :data:`vfx.align.landmarks.LANDMARK_GROUPS`.
     Boxes are :class:`~vfx.face.types.FaceBox` in full-frame plate pixels, whatever region or scale the
     detector ran at.
 """

@@ -33,8 +33,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from vfx.align.landmarks import NUM_LANDMARKS, RIGID_LANDMARKS
 from vfx.errors import ConfigError
-from vfx.face.types import NUM_LANDMARKS
 
 __all__ = [
     "RIGID_LANDMARKS",
@@ -49,13 +49,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-RIGID_LANDMARKS: tuple[int, ...] = (0, 1, 2, 3, 13, 14, 15, 16, *range(27, 36), 36, 39, 42, 45)
-"""Landmarks that move with the skull rather than with expression: the upper jaw line (ear to cheek, above
-the part that drops when the mouth opens), the nose, and the four eye corners (not the lids, which blink).
-The rigid (similarity) motion is fitted to these 21 alone so that speech or a blink does not register as a
-head move; the wide upper-jaw pairs keep roll and scale precise, which matters because their noise is
-multiplied by the distance to the chin."""
 
 # Noise of the k-th difference of white noise is sqrt(C(2k, k)) sigma; third differences cancel a
 # quadratic trend, so a smooth head move (steady acceleration) does not inflate the noise estimate.

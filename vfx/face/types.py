@@ -4,6 +4,8 @@ Convention:
     - Coordinates are plate pixels, (x, y), pixel centres at integer coordinates, origin top-left.
     - Landmarks are (68, 2) float64 in the iBUG 300-W order (0-16 jaw, 17-21 right brow, 22-26 left brow,
       27-35 nose, 36-41 right eye, 42-47 left eye, 48-67 mouth; "right" is the subject's right, image left).
+      The scheme itself (:data:`NUM_LANDMARKS`, :data:`LANDMARK_GROUPS`) lives in :mod:`vfx.align.landmarks`
+      and is re-exported here.
 """
 
 from __future__ import annotations
@@ -12,22 +14,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vfx.align.landmarks import LANDMARK_GROUPS, NUM_LANDMARKS
+
 __all__ = ["FaceBox", "Face", "LANDMARK_GROUPS", "NUM_LANDMARKS"]
-
-NUM_LANDMARKS = 68
-
-LANDMARK_GROUPS: dict[str, tuple[int, ...]] = {
-    "jaw": tuple(range(0, 17)),
-    "right_brow": tuple(range(17, 22)),
-    "left_brow": tuple(range(22, 27)),
-    "nose": tuple(range(27, 36)),
-    "right_eye": tuple(range(36, 42)),
-    "left_eye": tuple(range(42, 48)),
-    "mouth": tuple(range(48, 68)),
-    "outer_lips": tuple(range(48, 60)),
-    "inner_lips": tuple(range(60, 68)),
-}
-"""Index groups of the 68-point scheme; "right" is the subject's right (the left side of the image)."""
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ from vfx.face.track import (
 )
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
-from vfx.io.atomic import atomic_write_text
+from vfx.utils.atomic import atomic_write_text
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate, open_media

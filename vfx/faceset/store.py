@@ -25,7 +25,7 @@ import numpy as np
 
 import vfx
 from vfx.errors import ConfigError, MediaError
-from vfx.io.atomic import atomic_write_text
+from vfx.utils.atomic import atomic_write_text
 
 __all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality"]
 

@@ -42,7 +42,7 @@ import yaml
 
 from vfx.errors import ConfigError, VfxError
 from vfx.farm.graph import STAGES, TaskGraph
-from vfx.io.atomic import atomic_write_text
+from vfx.utils.atomic import atomic_write_text
 from vfx.shot.frames import FrameRange
 
 __all__ = ["EXPORT_TARGETS", "OPENCUE_SPEC_VERSION", "OPENJD_SPECIFICATION", "export_graph"]

@@ -5,7 +5,7 @@ are normalised to [0, 1] by this module rather than by OpenImageIO, so an 8-, 10
 as exactly ``float32(k / (2**bits - 1))`` and writes back as ``k``. Pixels are what the file stores: this module
 never premultiplies or unpremultiplies (OpenImageIO's PNG default would).
 
-Writes go through :func:`vfx.io.atomic.atomic_path`, so a killed render never leaves half an EXR behind, and
+Writes go through :func:`vfx.utils.atomic.atomic_path`, so a killed render never leaves half an EXR behind, and
 NaN/Inf pixels are refused before anything touches the disk.
 
 EXR metadata follows the OpenEXR standard names (``timeCode``, ``framesPerSecond``, ``colorInteropID``) so Nuke
@@ -33,7 +33,7 @@ import OpenImageIO as oiio
 
 import vfx
 from vfx.errors import ConfigError, InvalidPixelsError, MediaError
-from vfx.io.atomic import atomic_path
+from vfx.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
     from vfx.io.color import ConfigLike

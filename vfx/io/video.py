@@ -39,7 +39,7 @@ import numpy as np
 
 from vfx.errors import ConfigError, ExternalToolError, FrameRangeError, MediaError
 from vfx.io import ffmpeg as ff
-from vfx.io.atomic import atomic_path
+from vfx.utils.atomic import atomic_path
 from vfx.shot.frames import DEFAULT_START_FRAME
 
 __all__ = ["VideoInfo", "VideoReader", "encode_video", "probe_video"]

@@ -47,7 +47,7 @@ import vfx
 from vfx.comb.losses import ssim
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, FaceLabel
-from vfx.io.atomic import atomic_write_text, fsync_path
+from vfx.utils.atomic import atomic_write_text, fsync_path
 from vfx.retouch.segment import JointDecoder
 
 __all__ = [

@@ -36,7 +36,7 @@ from vfx.export.frames import (
 from vfx.face.mask import LABEL_NAMES, colourise_layout
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.faceset.store import FaceRecord
-from vfx.io.atomic import check_writable
+from vfx.utils.atomic import check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import write_image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate

@@ -42,7 +42,7 @@ from vfx.export.frames import (
 from vfx.face.mask import colourise_layout
 from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
 from vfx.faceset.store import FaceRecord
-from vfx.io.atomic import atomic_write_text, check_writable
+from vfx.utils.atomic import atomic_write_text, check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import Image, write_image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate

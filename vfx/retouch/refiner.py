@@ -60,7 +60,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 import vfx
 from vfx.errors import ConfigError
-from vfx.io.atomic import atomic_path, atomic_write_text
+from vfx.utils.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "REFINER_SCHEMA",

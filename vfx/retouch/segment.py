@@ -41,7 +41,7 @@ from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, face_layout
 from vfx.faceset.store import Faceset
-from vfx.io.atomic import atomic_write_text, fsync_path
+from vfx.utils.atomic import atomic_write_text, fsync_path
 
 __all__ = [
     "SEGHEAD_SCHEMA",

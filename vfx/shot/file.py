@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vfx.errors import ShotFileError
-from vfx.io.atomic import atomic_write_text
+from vfx.utils.atomic import atomic_write_text
 from vfx.shot.schema import SCHEMA, Shot
 
 __all__ = ["load_shot", "parse_shot", "dump_shot", "save_shot"]

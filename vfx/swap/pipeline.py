@@ -35,7 +35,7 @@ from vfx.export.frames import (
 from vfx.face.mask import face_polygon, rasterise_polygon
 from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
 from vfx.faceset.store import FaceRecord
-from vfx.io.atomic import check_writable
+from vfx.utils.atomic import check_writable
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import Image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate

@@ -1,1 +1,4 @@
-"""Small helpers shared by every stage: progress reporting and logging set-up."""
+"""Small helpers shared by every stage: atomic writes (:mod:`vfx.utils.atomic`), progress reporting,
+logging set-up, threads and headless plots.
+
+Floor 2: imports nothing of vfx but :mod:`vfx.errors`."""

@@ -21,7 +21,7 @@ def pyplot() -> Any:
 
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
     """Write ``fig`` as a PNG atomically and close it."""
-    from vfx.io.atomic import atomic_path
+    from vfx.utils.atomic import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

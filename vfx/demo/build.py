@@ -4,12 +4,12 @@
 (NASA photo of Eileen Collins, public domain) each become a short "performance": the portrait moves as a
 head would (a slow drift, a nod, a tilt, a push-in) with sub-pixel motion, so every later stage (tracking,
 alignment, swap, blend) sees realistic, smooth, non-integer movement. Each clip is written as an H.264
-video with an audio track and as a scene-linear ACEScg EXR sequence; a shot file points at them.
+video with an audio track and as a scene-linear ACEScg EXR sequence; a shot file points at them. The motion
+comes from :mod:`vfx.align.motion`.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vfx.align.motion import head_motion_matrix, performance_frames, render_motion
 from vfx.errors import ConfigError
-from vfx.io.atomic import atomic_path
 from vfx.io.color import ColorConverter
 from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg
 from vfx.io.image import ExrMetadata, write_image
@@ -27,9 +27,11 @@ from vfx.io.plate import probe_media
 from vfx.io.video import encode_video
 from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, save_shot
 from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
+from vfx.utils.atomic import atomic_path
 from vfx.utils.progress import progress
 
-__all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "swap_demo", "train_demo_model", "head_motion_matrix", "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
+__all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "swap_demo", "train_demo_model", "head_motion_matrix",
+           "load_portrait", "performance_frames", "render_motion", "PORTRAITS"]
 
 PORTRAITS = ("hopper", "astronaut")
 _CREDITS = {"hopper": "US Navy photo of Grace Hopper, via matplotlib", "astronaut": "NASA photo of Eileen Collins, "
@@ -58,57 +60,6 @@ def load_portrait(name: str) -> np.ndarray:
     else:
         raise ConfigError(f"Unknown demo portrait {name!r}", expected=f"one of {', '.join(PORTRAITS)}")
     return np.ascontiguousarray(image, dtype=np.float32) / 255.0
-
-
-def _head_motion(t: float) -> tuple[float, float, float, float]:
-    """Smooth head-like motion at time ``t`` in [0, 1]: (dx, dy) in output pixels per 256, degrees, scale."""
-    dx = 6.0 * math.sin(2 * math.pi * t) + 1.7 * math.sin(6 * math.pi * t + 0.4)
-    dy = 3.0 * math.sin(4 * math.pi * t + 1.1)  # a nod
-    angle = 4.0 * math.sin(2 * math.pi * t + 0.7)  # a tilt
-    scale = 1.0 + 0.06 * (1 - math.cos(2 * math.pi * t)) / 2  # a slow push-in and back
-    return dx, dy, angle, scale
-
-
-def head_motion_matrix(t: float, portrait_size: tuple[int, int], size: int, *, zoom: float = 1.15) -> np.ndarray:
-    """The 3x3 portrait -> frame transform at time ``t`` in [0, 1]: (x, y) pixel centres, origin top-left.
-
-    The portrait fills the frame zoomed in by ``zoom`` (1.15: no border ever shows), then moves as a head would.
-    """
-    height, width = portrait_size
-    dx, dy, angle, scale = _head_motion(t)
-    zoom = size / min(height, width) * zoom * scale
-    cos, sin = zoom * math.cos(math.radians(angle)), zoom * math.sin(math.radians(angle))
-    centre_in = np.array([width / 2, height / 2])
-    centre_out = np.array([size / 2, size / 2]) + np.array([dx, dy]) * size / 256
-    linear = np.array([[cos, -sin], [sin, cos]])
-    matrix = np.eye(3)
-    matrix[:2, :2] = linear
-    matrix[:2, 2] = centre_out - linear @ centre_in
-    return matrix
-
-
-def render_motion(portrait: np.ndarray, matrices: Iterator[np.ndarray] | list[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Warp ``portrait`` by each 3x3 portrait -> frame matrix (cubic, sub-pixel exact).
-
-    Convention:
-        - portrait: (H, W, 3) float32 in [0, 1]; yields (size, size, 3) float32 in [0, 1]
-    """
-    from skimage.transform import AffineTransform, warp
-
-    for matrix in matrices:
-        frame = warp(portrait, AffineTransform(matrix=matrix).inverse, output_shape=(size, size), order=3, mode="edge")
-        yield np.clip(frame, 0.0, 1.0).astype(np.float32)
-
-
-def performance_frames(portrait: np.ndarray, num_frames: int, size: int) -> Iterator[np.ndarray]:
-    """Yield ``num_frames`` frames of ``size``x``size`` with the portrait moving like a head
-    (a drift, a nod, a tilt, a push-in; sub-pixel positions).
-
-    Convention:
-        - portrait: (H, W, 3) float32 in [0, 1]; yields (size, size, 3) float32 in [0, 1]
-    """
-    matrices = [head_motion_matrix(i / num_frames, portrait.shape[:2], size) for i in range(num_frames)]
-    yield from render_motion(portrait, matrices, size)
 
 
 @dataclass(frozen=True)
@@ -281,7 +232,8 @@ def build_demo(
         name="demo",
         plate=PlateConfig(path=Path("plates/astronaut.####.exr"), frames=frame_range, fps=fps,
                           colorspace=PLATE_COLORSPACE, audio=Path("media/astronaut.mp4")),
-        personas={name: PersonaConfig(footage=Path(f"media/{name}.mp4"), start_frame=start_frame) for name in PORTRAITS},
+        personas={name: PersonaConfig(footage=Path(f"media/{name}.mp4"), start_frame=start_frame)
+                  for name in PORTRAITS},
         swap=SwapConfig(persona="hopper"),
         outputs=OutputsConfig(
             exr=Path("out/demo_swap_v001.####.exr"),

@@ -12,15 +12,11 @@ import pytest
 import torch
 
 from vfx.cli import entrypoint
-from vfx.export.frames import (
-    EDIT_MATTE_CHANNEL,
-    edit_sequence,
-    read_rendered_frame,
-    rendered_sequence,
-)
+from vfx.render.rendered import EDIT_MATTE_CHANNEL, read_rendered_frame
+from vfx.shot.layout import edit_sequence, rendered_sequence
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image
-from vfx.retouch.latent import load_edit_vector, save_edit_vector
+from vfx.edit.vectors import load_edit_vector, save_edit_vector
 from vfx.shot import load_shot, save_shot
 from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
 from vfx.swap import swap_shot

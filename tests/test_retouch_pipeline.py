@@ -11,10 +11,10 @@ import pytest
 
 from vfx.cli import entrypoint
 from vfx.errors import ConfigError, MediaError
-from vfx.export.frames import RETOUCH_MATTE_CHANNEL, read_rendered_frame
+from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, read_rendered_frame
 from vfx.io.image import read_image
 from vfx.retouch import plan_retouch, retouch_shot
-from vfx.retouch.pipeline import refiner_folder
+from vfx.shot.layout import refiner_folder
 from vfx.shot import load_shot, save_shot
 from vfx.shot.schema import RetouchOptions
 
@@ -209,7 +209,7 @@ def test_the_farm_trains_the_refiner_once_and_retouches_in_chunks_as_one_run_wou
     frames a whole-shot retouch with that refiner gives."""
     from vfx.farm.graph import build_graph
     from vfx.farm.local import run_local
-    from vfx.retouch.pipeline import refiner_folder
+    from vfx.shot.layout import refiner_folder
 
     shot = load_shot(retouch_setup)
     shot = shot.model_copy(update={"outputs": shot.outputs.model_copy(update={

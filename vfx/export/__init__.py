@@ -1,6 +1,6 @@
 """Compositor package and review videos, built from the rendered frames (the EXR sequence `vfx swap` writes).
 
-- :mod:`vfx.export.frames`: the rendered-frame contract (beauty + matte + metadata), read and written.
+- :mod:`vfx.render.rendered`: the rendered-frame contract (beauty + matte + metadata), read and written.
 - :mod:`vfx.export.comp`: the compositor package ``vfx.CompPackage/1`` (premultiplied face patch, matte,
   transforms, a Nuke script) and :func:`rebuild_frame`, the script's graph in numpy.
 - :mod:`vfx.export.review`: the H.264 review video (plate fps, plate audio, optional side by side).
@@ -15,7 +15,7 @@ from vfx.export.comp import (
     rebuild_frame,
     write_comp_package,
 )
-from vfx.export.frames import (
+from vfx.render.rendered import (
     SYNTHETIC_NOTICE,
     RenderedFrame,
     RenderInfo,
@@ -23,7 +23,7 @@ from vfx.export.frames import (
     read_rendered_frame,
     write_rendered_frame,
 )
-from vfx.export.review import side_by_side_path, write_review
+from vfx.export.review import write_review
 from vfx.export.sheet import write_swap_sheet
 
 __all__ = [
@@ -37,7 +37,6 @@ __all__ = [
     "nuke_script",
     "read_rendered_frame",
     "rebuild_frame",
-    "side_by_side_path",
     "write_comp_package",
     "write_rendered_frame",
     "write_review",

@@ -46,15 +46,15 @@ import numpy as np
 import vfx
 from vfx.align.similarity import invert_affine
 from vfx.errors import ConfigError, MediaError
-from vfx.export.frames import (
+from vfx.render.rendered import (
     EDIT_MATTE_CHANNEL,
     RETOUCH_MATTE_CHANNEL,
     RenderInfo,
     check_rendered_frames,
     read_rendered_frame,
-    rendered_sequence,
 )
 from vfx.utils.atomic import atomic_write_text
+from vfx.shot.layout import rendered_sequence
 from vfx.io.image import ExrMetadata, Window, read_image, write_image
 from vfx.io.plate import Plate, open_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames

@@ -33,8 +33,8 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
         MediaError: ``require`` and rendered frames are missing.
     """
     from vfx.export.comp import write_comp_package
-    from vfx.export.frames import rendered_sequence
-    from vfx.export.review import side_by_side_path, write_review
+    from vfx.export.review import write_review
+    from vfx.shot.layout import rendered_sequence, side_by_side_path
 
     comp = comp or shot.outputs.comp_package
     review = review or shot.outputs.review

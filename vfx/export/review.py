@@ -16,28 +16,22 @@ from pathlib import Path
 import numpy as np
 
 from vfx.errors import ConfigError
-from vfx.export.frames import (
+from vfx.render.rendered import (
     check_rendered_frames,
     frame_timecode,
     read_rendered_frame,
-    rendered_sequence,
 )
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
 from vfx.io.plate import Plate, open_plate
 from vfx.io.video import VideoInfo, encode_video
 from vfx.shot.frames import FrameRange, SequencePattern
+from vfx.shot.layout import rendered_sequence, side_by_side_path
 from vfx.shot.schema import Shot
 
 __all__ = ["review_frames", "side_by_side_path", "to_display_uint8", "write_review"]
 
 log = logging.getLogger(__name__)
-
-
-def side_by_side_path(review: str | os.PathLike[str]) -> Path:
-    """Where the side-by-side review goes beside the plain one: ``sh010.mp4`` -> ``sh010_side_by_side.mp4``."""
-    path = Path(review)
-    return path.with_name(f"{path.stem}_side_by_side{path.suffix}")
 
 
 def to_display_uint8(rgb: np.ndarray, converter: ColorConverter) -> np.ndarray:

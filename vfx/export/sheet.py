@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vfx.export.frames import read_rendered_frame
+from vfx.render.rendered import read_rendered_frame
 from vfx.io.color import to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from vfx.align.similarity import compose, transform_points
-from vfx.errors import ConfigError
 from vfx.faceset.extract import (
     ExtractConfig,
     MediaSource,
@@ -24,25 +23,16 @@ from vfx.faceset.extract import (
 from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 from vfx.io.plate import Plate
 from vfx.shot.frames import FrameRange
+from vfx.shot.layout import plate_faces_folder
 from vfx.shot.schema import Shot
 
-__all__ = ["DETECT_LINES", "MIN_FACE_FRACTION", "extract_plate_landmarks", "plate_faces_folder", "rescale_crop",
+__all__ = ["DETECT_LINES", "MIN_FACE_FRACTION", "extract_plate_landmarks", "rescale_crop",
            "track_plate_faces"]
 
 DETECT_LINES = 540
 """The plate's faces are searched for on a copy about this many lines high (never upscaled)."""
 MIN_FACE_FRACTION = 0.25
 """On plates smaller than that, faces down to this fraction of the frame's short side are found."""
-
-
-def plate_faces_folder(shot: Shot) -> Path:
-    """Where the plate's tracked faces are kept between runs: beside the first configured frame output."""
-    first = shot.outputs.exr or shot.outputs.frames or shot.outputs.retouch
-    if first is None:
-        raise ConfigError(f"Shot {shot.name!r} names no frames to render",
-                          expected="outputs.exr (an EXR sequence) and/or outputs.frames (the plate's own format)",
-                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file")
-    return Path(first).parent / f"{shot.name}_plate_faces"
 
 
 def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size: int, track: int = 0,

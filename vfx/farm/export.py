@@ -361,7 +361,7 @@ def _deadline_quote(arg: str) -> str:
 
 def _output_directory(graph: TaskGraph, stage: str) -> str | None:
     """Where a stage writes, for the Monitor's "explore output"; None for stages that write no frames."""
-    from vfx.export.frames import edit_sequence, retouch_sequence
+    from vfx.shot.layout import edit_sequence, retouch_sequence
 
     shot = graph.shot
     try:

@@ -19,33 +19,10 @@ from vfx.errors import ConfigError
 from vfx.io.plate import open_plate
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
+from vfx.shot.layout import STAGES, Stage, farm_folder, stage_prerequisites, wanted_stages
 from vfx.shot.schema import Shot
 
 __all__ = ["STAGES", "Stage", "Task", "TaskGraph", "build_graph", "farm_folder", "plate_crop_size", "task_id"]
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a shot: its name (``--stage``), whether it is cut into frame chunks, whether it wants a GPU."""
-
-    name: str
-    chunked: bool
-    gpu: bool
-    description: str
-
-
-STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("extract", True, False, "landmark the plate's faces (chunks of whole 10-frame landmark chunks)"),
-    Stage("track", False, False, "link the faces into tracks, filter them over the whole shot, cut the crops"),
-    Stage("train", False, True, "train the shot's comb model (model.training; torchrun on several GPUs)"),
-    Stage("swap", True, True, "swap, blend and write the frames"),
-    Stage("seghead", False, True, "train the persona's segmentation head for the latent edits"),
-    Stage("edit", True, True, "apply the latent edit vectors (with a halo for the warm start)"),
-    Stage("refiner", False, True, "train the shot's retouch refiner"),
-    Stage("retouch", True, True, "retouch the frames"),
-    Stage("package", False, False, "write the review video and the compositor package"),
-)}
-"""Every stage, in the order a shot runs them."""
 
 
 def task_id(stage: str, frames: FrameRange | None) -> str:
@@ -117,60 +94,12 @@ def _stage_chunk(stage: str, chunk: int) -> int:
     return chunk
 
 
-def farm_folder(shot: Shot) -> Path:
-    """Where the shot's task records live: ``<shot>_farm`` beside its first configured frame output."""
-    from vfx.faceset.plate_faces import plate_faces_folder
-
-    return plate_faces_folder(shot).with_name(f"{shot.name}_farm")
-
-
 def plate_crop_size(shot: Shot) -> int:
     """The crop side the plate's faces are cut at: the first stage that reads them (the swap's model, else the
     retouch) decides, so a farm extract task and a local run make the same faceset."""
     if shot.swap is not None and shot.model is not None:
         return shot.model.resolution
     return shot.retouch_options.resolution
-
-
-def _wanted_stages(shot: Shot) -> list[str]:
-    swaps = shot.swap is not None and (shot.outputs.exr is not None or shot.outputs.frames is not None)
-    stages = []
-    if swaps or shot.retouch or shot.edit_vectors:
-        stages += ["extract", "track"]
-    if shot.model is not None and shot.model.training is not None:
-        stages.append("train")
-    if swaps:
-        stages.append("swap")
-    if shot.edit_vectors:
-        stages += ["seghead", "edit"]
-    if shot.retouch:
-        stages += ["refiner", "retouch"] if shot.retouch_options.refiner else ["retouch"]
-    if stages and (shot.outputs.review is not None or shot.outputs.comp_package is not None):
-        stages.append("package")
-    return stages
-
-
-_PREREQUISITES = {
-    "extract": (),
-    "track": ("extract",),
-    "train": (),
-    "swap": ("track", "train"),
-    "seghead": ("train",),
-    "edit": ("swap", "seghead"),
-    "refiner": ("edit", "swap", "track"),
-    "retouch": ("refiner", "edit", "swap", "track"),
-    "package": ("retouch", "edit", "swap"),
-}
-"""What each stage reads, nearest first; a stage waits for those of them in the graph."""
-
-_NEAREST_ONLY = ("refiner", "retouch", "package")
-"""Stages that read the newest frames there are (retouched, else edited, else swapped, else the plate): they
-wait for the nearest prerequisite present, which itself waited for the rest."""
-
-
-def _after(stage: str, stages: list[str]) -> tuple[str, ...]:
-    present = tuple(p for p in _PREREQUISITES[stage] if p in stages)
-    return present[:1] if stage in _NEAREST_ONLY else present
 
 
 def build_graph(shot_file: str | Path, *, chunk: int | None = None, frames: FrameRange | None = None,
@@ -193,13 +122,13 @@ def build_graph(shot_file: str | Path, *, chunk: int | None = None, frames: Fram
     chunk = chunk or shot.farm.chunk_size
     if chunk < 1:
         raise ConfigError("Invalid chunk size", expected="1 or more frames per task", found=str(chunk))
-    stages = _wanted_stages(shot)
+    stages = wanted_stages(shot)
     if not stages:
         raise ConfigError(f"Shot {shot.name!r} has nothing to render",
                           expected="a `swap:` section with outputs.exr, `retouch:` edits or `edit_vectors`")
     plate, wanted = open_plate(shot.plate, frames)
     plate.close()
-    stage_after = {s: _after(s, stages) for s in stages}
+    stage_after = {s: stage_prerequisites(s, stages) for s in stages}
     tracked = FrameRange(tuple(shot.plate.frames or plate.frame_range) + tuple(wanted))
     tasks: list[Task] = []
     ids: dict[str, list[str]] = {}

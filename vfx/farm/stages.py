@@ -70,19 +70,20 @@ def _clean(patterns: list[SequencePattern | None], frames: FrameRange) -> int:
 # ---------------------------------------------------------------------------------------------- stages
 
 def _extract(context: StageContext) -> StageOutcome:
-    from vfx.faceset.plate_faces import extract_plate_landmarks, plate_faces_folder
+    from vfx.faceset.plate_faces import extract_plate_landmarks
+    from vfx.shot.layout import plate_faces_folder
 
     shot = context.shot
-    frames = _frames(context)
     remove_stale_temps(plate_faces_folder(shot) / "cache", under=True)  # other extract tasks only rename
-    plate, _ = open_plate(shot.plate, frames)
+    plate, frames = open_plate(shot.plate, context.frames)
     with plate:
         landmarked = extract_plate_landmarks(shot, plate, frames, crop_size=plate_crop_size(shot), track=_track(shot))
     return StageOutcome(len(frames), landmarked, len(frames) - landmarked, f"landmarked {landmarked} frames")
 
 
 def _track_stage(context: StageContext) -> StageOutcome:
-    from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
+    from vfx.faceset.plate_faces import track_plate_faces
+    from vfx.shot.layout import plate_faces_folder
 
     shot = context.shot
     remove_stale_temps(plate_faces_folder(shot), under=True)
@@ -151,17 +152,17 @@ def _swap(context: StageContext) -> StageOutcome:
     from vfx.swap import plan_swap, run_swap
     from vfx.swap.swapper import open_swap_model
 
-    plan = plan_swap(context.shot, frames=_frames(context), device=context.device)
-    _clean([plan.exr, plan.plate_format], plan.frames)
-    model = context.cached(("swap", str(plan.shot.model.checkpoint), plan.persona, context.device),  # type: ignore[union-attr]
-                           lambda: open_swap_model(plan.shot.model.checkpoint, persona=plan.persona,  # type: ignore[union-attr]
-                                                   resolution=plan.resolution, device=plan.device))
+    plan = plan_swap(context.shot, frames=context.frames, device=context.device)
+    _clean(plan.outputs, plan.frames)
+    model = context.cached(("swap", str(plan.checkpoint), plan.persona, context.device),
+                           lambda: open_swap_model(plan.checkpoint, persona=plan.persona, resolution=plan.resolution,
+                                                   device=plan.device))
     summary = run_swap(plan, workers=1, show_progress=False, model=model)  # type: ignore[arg-type]
     return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
 
 
 def _edit_persona(shot: Shot) -> str:
-    from vfx.retouch.latent import load_edit_vector
+    from vfx.edit.vectors import load_edit_vector
 
     if shot.swap is not None:
         return shot.swap.persona
@@ -171,7 +172,7 @@ def _edit_persona(shot: Shot) -> str:
 
 
 def _edit_model(context: StageContext):  # type: ignore[no-untyped-def]
-    from vfx.retouch.latent_pipeline import open_edit_model
+    from vfx.edit.pipeline import open_edit_model
 
     persona = _edit_persona(context.shot)
     return context.cached(("edit", str(context.shot.model.checkpoint if context.shot.model else ""), persona,
@@ -179,7 +180,7 @@ def _edit_model(context: StageContext):  # type: ignore[no-untyped-def]
 
 
 def _seghead(context: StageContext) -> StageOutcome:
-    from vfx.retouch.latent_pipeline import checkpoint_folder
+    from vfx.edit.pipeline import checkpoint_folder
 
     shot = context.shot
     if shot.model is not None:
@@ -189,22 +190,21 @@ def _seghead(context: StageContext) -> StageOutcome:
 
 
 def _edit(context: StageContext) -> StageOutcome:
-    from vfx.export.frames import edit_sequence
-    from vfx.retouch.latent_pipeline import plan_edit_apply, run_edit_apply
+    from vfx.edit.pipeline import plan_edit_apply, run_edit_apply
+    from vfx.shot.layout import edit_sequence
 
     shot = context.shot
-    frames = _frames(context)
+    frames = context.frames or _frames(context)  # the plan checks them against the plate
     if all(edit_sequence(shot).path(f).is_file() for f in frames):  # nothing to do: no model to open
         return StageOutcome(len(frames), 0, len(frames), f"frames {len(frames)}: all on disk")
     plan = plan_edit_apply(shot, frames=frames, device=context.device, model=_edit_model(context))
-    _clean([plan.exr], frames)
+    _clean(plan.outputs, frames)
     # The halo: the shot's frames just before this chunk, and the chunk's frames already written before the
     # first missing one (a resumed chunk), are refined again, not written, so the warm start arrives at the
     # first frame to write as it would in one uninterrupted run.
-    plate, everything = open_plate(shot.plate)
-    plate.close()
+    everything = shot.plate.frames or plan.plate.frame_range
     before = [f for f in everything if f < frames.first][-shot.farm.halo:] if shot.farm.halo else []
-    first_missing = next(f for f in frames if not plan.exr.path(f).is_file())
+    first_missing = next(f for f in frames if not plan.done(f))
     prefix = [f for f in frames if f < first_missing]
     summary = run_edit_apply(plan, show_progress=False, workers=1, warmup=tuple(before + prefix))
     return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
@@ -212,7 +212,7 @@ def _edit(context: StageContext) -> StageOutcome:
 
 def _refiner(context: StageContext) -> StageOutcome:
     from vfx.retouch import plan_retouch, run_retouch
-    from vfx.retouch.pipeline import refiner_folder
+    from vfx.shot.layout import refiner_folder
 
     shot = context.shot
     remove_stale_temps(refiner_folder(shot), under=True)
@@ -224,15 +224,15 @@ def _refiner(context: StageContext) -> StageOutcome:
 def _retouch(context: StageContext) -> StageOutcome:
     from vfx.retouch import plan_retouch, run_retouch
 
-    plan = plan_retouch(context.shot, frames=_frames(context), device=context.device)
-    _clean([plan.exr, plan.plate_format], plan.frames)
+    plan = plan_retouch(context.shot, frames=context.frames, device=context.device)
+    _clean(plan.outputs, plan.frames)
     summary = run_retouch(plan, show_progress=False, workers=1)
     return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
 
 
 def _package(context: StageContext) -> StageOutcome:
     from vfx.export.handoff import write_handoff
-    from vfx.export.review import side_by_side_path
+    from vfx.shot.layout import side_by_side_path
 
     shot = context.shot
     for path in (shot.outputs.review, shot.outputs.review and side_by_side_path(shot.outputs.review)):
@@ -256,15 +256,11 @@ def run_stage(context: StageContext) -> StageOutcome:
 
 
 def _outputs(context: StageContext) -> list[SequencePattern]:
-    from vfx.export.frames import edit_sequence, retouch_sequence, swap_sequence
+    from vfx.shot.layout import FRAME_STAGES, stage_output
 
-    if context.stage == "swap":
-        return [swap_sequence(context.shot)] if context.shot.outputs.exr else []
-    if context.stage == "edit":
-        return [edit_sequence(context.shot)]
-    if context.stage == "retouch":
-        return [retouch_sequence(context.shot)]
-    return []
+    if context.stage not in FRAME_STAGES or (context.stage == "swap" and context.shot.outputs.exr is None):
+        return []
+    return [stage_output(context.shot, context.stage)]
 
 
 def count_done(context: StageContext) -> tuple[int, int] | None:

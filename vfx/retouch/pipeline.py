@@ -16,36 +16,30 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vfx.align.similarity import warp_to_crop
 from vfx.blend.paste import crop_matte, empty_paste, paste_back
 from vfx.errors import ConfigError
-from vfx.export.frames import (
-    RETOUCH_MATTE_CHANNEL,
-    RenderInfo,
-    check_rendered_frames,
-    edit_sequence,
-    frame_timecode,
-    plate_start_timecode,
-    read_rendered_frame,
-    retouch_sequence,
-    swap_sequence,
-    write_plate_format,
-    write_rendered_frame,
-)
 from vfx.face.mask import colourise_layout
-from vfx.faceset.plate_faces import plate_faces_folder, track_plate_faces
 from vfx.faceset.store import FaceRecord
-from vfx.utils.atomic import atomic_write_text, check_writable
-from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.image import Image, write_image
-from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
+from vfx.io.image import write_image
+from vfx.render.loop import (
+    FrameJob,
+    FrameOutput,
+    FrameStage,
+    RenderContext,
+    RenderPlan,
+    RenderSummary,
+    plan_render,
+    plate_space_crop,
+    render,
+    to_plate_fn,
+)
+from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, RenderInfo
 from vfx.retouch.edits import (
     Edit,
     PaintEdit,
@@ -65,12 +59,15 @@ from vfx.retouch.refiner import (
     train_refiner,
 )
 from vfx.retouch.warp import WarpConfig, layout_warp
-from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.frames import FrameRange, SequencePattern
+from vfx.shot.layout import refiner_folder
 from vfx.shot.schema import Shot
+from vfx.utils.atomic import atomic_write_text
 from vfx.utils.progress import progress as progress_bar
 
 __all__ = [
     "RetouchPlan",
+    "RetouchStage",
     "RetouchSummary",
     "RetouchedFrame",
     "plan_retouch",
@@ -95,42 +92,23 @@ REFINER_MARGIN = 16
 REFINER_LR = 5e-4
 
 
-@dataclass(frozen=True)
-class RetouchSummary:
-    """What a retouch run did (``vfx retouch`` prints it)."""
-
-    frames: int
-    rendered: int
-    skipped: int
-    no_face: tuple[int, ...]
-    seconds: float
-    warnings: tuple[str, ...] = ()
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        lines = [f"frames {self.frames}: retouched {self.rendered}, already on disk {self.skipped}",
-                 f"frames without a face (passed through): {format_frames(self.no_face) if self.no_face else 'none'}",
-                 f"{self.seconds:.1f} s"]
-        lines += [f"warning: {w}" for w in self.warnings]
-        lines += [f"{name}: {path}" for name, path in self.outputs.items()]
-        return "\n".join(lines)
+RetouchSummary = RenderSummary
+"""What a retouch run did (``vfx retouch`` prints it)."""
 
 
-@dataclass
-class RetouchPlan:
+@dataclass(kw_only=True)
+class RetouchPlan(RenderPlan):
     """Everything checked and resolved for a retouch, before anything is written."""
 
-    shot: Shot
-    frames: FrameRange
     edits: list[Edit]
     source: str  # "plate" or "swap"
-    resolution: int
-    exr: SequencePattern
-    plate_format: SequencePattern | None
-    swap_frames: SequencePattern | None
     painted: dict[str, np.ndarray]
-    device: str
     warp: WarpConfig = field(default_factory=WarpConfig)
+
+    @property
+    def swap_frames(self) -> SequencePattern | None:
+        """The rendered frames retouched (the latent edit's, else the swap's), None for the plate."""
+        return self.source_frames
 
 
 @dataclass
@@ -144,11 +122,6 @@ class RetouchedFrame:
     refined: np.ndarray
     mask: np.ndarray  # (r, r) bool
     unfilled: dict[str, float]
-
-
-def refiner_folder(shot: Shot) -> Path:
-    """Where the shot's trained refiner is kept: beside the retouched frames."""
-    return retouch_sequence(shot).directory / f"{shot.name}_retouch_refiner"
 
 
 def plan_retouch(shot: Shot, *, frames: FrameRange | None = None, edits: list[str] | None = None,
@@ -171,36 +144,19 @@ def plan_retouch(shot: Shot, *, frames: FrameRange | None = None, edits: list[st
         raise ConfigError(f"Shot {shot.name!r} retouches the swap but renders none",
                           expected="outputs.exr (the swapped frames `vfx swap` renders)",
                           fix="add outputs.exr, or set `retouch_options: {source: plate}`")
-    exr = retouch_sequence(shot)
-    plate_faces_folder(shot)  # the shot must name a frame output to keep the plate's faces beside
-    plate, wanted = open_plate(shot.plate, frames)
+    base = plan_render(shot, "retouch", frames=frames, resolution=options.resolution, device=device,
+                       source=source == "swap", crop_from="source")
     try:
-        check_plate_size(plate, wanted)
         for edit in chosen:
-            if isinstance(edit, PaintEdit) and edit.keyframe not in plate.frame_range:
+            if isinstance(edit, PaintEdit) and edit.keyframe not in base.plate.frame_range:
                 raise ConfigError(f"Paint edit {edit.name!r} is keyed on frame {edit.keyframe}, outside the plate",
-                                  expected=f"a frame of {plate.frame_range}")
-    finally:
-        plate.close()
-    # the swap's frames, or the latent-edited ones when the shot lists edit vectors: the two edits chain
-    swap_frames = (edit_sequence(shot) if shot.edit_vectors else swap_sequence(shot)) if source == "swap" else None
-    if swap_frames is not None:
-        check_rendered_frames(swap_frames, wanted)
-    size = (options.resolution, options.resolution)
-    painted = {e.name: read_painted_map(e.map, size) for e in chosen if isinstance(e, PaintEdit)}
-    plate_format = SequencePattern(_beside(str(shot.outputs.frames), "_retouch")) if shot.outputs.frames else None
-    for pattern in (exr, plate_format):
-        if pattern is not None:
-            check_writable(pattern.directory)
-    return RetouchPlan(shot=shot, frames=wanted, edits=chosen, source=source, resolution=options.resolution,
-                       exr=exr, plate_format=plate_format, swap_frames=swap_frames, painted=painted, device=device)
-
-
-def _beside(pattern: str, suffix: str) -> str:
-    """``out/sh010_swap.####.png`` -> ``out/sh010_swap_retouch.####.png``."""
-    path = Path(pattern)
-    stem, _, frame_part = path.name.partition(".")
-    return str(path.with_name(f"{stem}{suffix}.{frame_part}"))
+                                  expected=f"a frame of {base.plate.frame_range}")
+        size = (options.resolution, options.resolution)
+        painted = {e.name: read_painted_map(e.map, size) for e in chosen if isinstance(e, PaintEdit)}
+    except BaseException:
+        base.close()
+        raise
+    return RetouchPlan(**vars(base), edits=chosen, source=source, painted=painted)
 
 
 def retouch_crop(crop: np.ndarray, landmarks: np.ndarray, edits: list[Edit], frame: int, *,
@@ -273,8 +229,69 @@ def _shot_refiner(plan: RetouchPlan, records: dict[int, FaceRecord], read_crop, 
 
 # ---------------------------------------------------------------------------------------------- run
 
-def _done(plan: RetouchPlan, frame: int) -> bool:
-    return all(p is None or p.path(frame).is_file() for p in (plan.exr, plan.plate_format))
+class RetouchStage(FrameStage):
+    """Warp each crop to its edited layout, refine it, paste the edit mask back over the source frame."""
+
+    describe_verb = "retouched"
+
+    def __init__(self, plan: RetouchPlan, *, show_progress: bool, preview: Path | None, refiner_only: bool) -> None:
+        self.plan = plan
+        self.show_progress = show_progress
+        self.preview = preview
+        self.refiner_only = refiner_only
+        self.refiner: TrainedRefiner | None = None
+        self.painted: dict[str, PaintedMap] = {}
+        self.found: dict[str, str] = {}
+        self.edit_names = ",".join(e.name for e in plan.edits)
+
+    def prepare(self, context: RenderContext) -> None:
+        plan, r = self.plan, self.plan.resolution
+        for edit in plan.edits:
+            if isinstance(edit, PaintEdit):
+                record = context.records.get(edit.keyframe)
+                if record is None or record.matrix is None:
+                    raise ConfigError(f"Paint edit {edit.name!r}: no face on its keyframe {edit.keyframe}",
+                                      expected="a keyframe where the face is tracked",
+                                      fix="paint on a frame with the face and set `keyframe:` to it")
+                own, _, _ = edited_layout(record.crop_landmarks, (r, r), [], edit.keyframe)
+                changes = np.where(plan.painted[edit.name] != own, plan.painted[edit.name], 255).astype(np.uint8)
+                self.painted[edit.name] = PaintedMap(changes=changes, landmarks=record.crop_landmarks)
+        if plan.shot.retouch_options.refiner and (context.todo or self.refiner_only):
+            self.refiner = _shot_refiner(plan, context.records, context.read_crop, self.show_progress)
+
+    def process(self, batch: list[FrameJob], context: RenderContext) -> None:
+        for job in batch:
+            if job.crop is None:
+                continue
+            retouched = retouch_crop(job.crop, job.record.crop_landmarks, self.plan.edits, job.frame,  # type: ignore[union-attr]
+                                     painted=self.painted, refiner=self.refiner, warp=self.plan.warp,
+                                     device=self.plan.device)
+            for region, fraction in retouched.unfilled.items():
+                if fraction > UNFILLED_WARNING and region not in self.found:
+                    self.found[region] = (f"frame {job.frame}: the warp found nothing to copy for {fraction:.0%} of "
+                                          f"region {region!r} (the source has too little of it); the refiner paints it")
+                    log.warning(self.found[region])
+            if self.preview is not None and (retouched.mask.any() or job.frame == context.todo[-1]):
+                write_preview(self.preview, retouched)  # the first frame the edits change
+                self.preview = None
+            job.data["retouched"] = retouched
+
+    def finish(self, job: FrameJob, context: RenderContext) -> FrameOutput:
+        retouched: RetouchedFrame | None = job.data.get("retouched")
+        if retouched is None:
+            pasted = empty_paste(job.rgb)
+        else:
+            pasted = paste_back(job.rgb, plate_space_crop(retouched.refined, context),
+                                crop_matte(retouched.mask.astype(np.float32)), job.record.matrix,  # type: ignore[union-attr]
+                                to_plate=to_plate_fn(context), in_place=True)
+        source = job.source
+        matte = pasted.matte if source is None else np.maximum(source.matte, pasted.matte)
+        info = _render_info(job.frame, job.record, self.plan.resolution, pasted.box,
+                            None if source is None else source.info, self.edit_names)
+        return FrameOutput(rgb=pasted.frame, matte=matte, info=info, layers={RETOUCH_MATTE_CHANNEL: pasted.matte})
+
+    def warnings(self) -> list[str]:
+        return list(self.found.values())
 
 
 def run_retouch(plan: RetouchPlan, *, show_progress: bool = True, workers: int = 0,
@@ -290,103 +307,12 @@ def run_retouch(plan: RetouchPlan, *, show_progress: bool = True, workers: int =
         refiner_only: train (or find) the shot's refiner and render nothing: a farm's refiner task, run
             once before the retouch tasks, which then all load it.
     """
-    started = time.perf_counter()
-    shot = plan.shot
-    plate, _ = open_plate(shot.plate, plan.frames)
-    try:
-        return _render(plan, plate, started, show_progress=show_progress, workers=workers, preview=preview,
-                       refiner_only=refiner_only)
-    finally:
-        plate.close()
-
-
-def _render(plan: RetouchPlan, plate: Plate, started: float, *, show_progress: bool, workers: int,
-            preview: Path | None, refiner_only: bool) -> RetouchSummary:
-    shot = plan.shot
-    r = plan.resolution
-    records = track_plate_faces(shot, plate, plan.frames, crop_size=r, track=shot.swap.track if shot.swap else 0,
-                                workers=workers)
-    to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
-    to_plate = to_working.inverse()
-
-    def read_plate(frame: int) -> Image:
-        image = plate.read(frame)
-        check_frame_size(plate, frame, image.size)
-        return image
-
-    def read_source(frame: int) -> tuple[np.ndarray, np.ndarray | None, RenderInfo | None, str | None, Image | None]:
-        """The frame to retouch in the plate's colour space, its swap matte, how it was made, its timecode, and
-        the plate frame when that is what it is (None for a swapped frame)."""
-        if plan.swap_frames is not None:
-            done = read_rendered_frame(plan.swap_frames.path(frame))
-            return done.rgb, done.matte, done.info, done.metadata.timecode, None
-        image = read_plate(frame)
-        return image.rgb(), None, None, image.exr_metadata.timecode, image
-
-    def read_crop(frame: int) -> tuple[np.ndarray, np.ndarray]:
-        record = records[frame]
-        rgb = read_source(frame)[0]
-        return to_working.apply(warp_to_crop(rgb, record.matrix, r, interpolation="area")), record.crop_landmarks
-
-    painted = {}
-    for edit in plan.edits:
-        if isinstance(edit, PaintEdit):
-            record = records.get(edit.keyframe)
-            if record is None or record.matrix is None:
-                raise ConfigError(f"Paint edit {edit.name!r}: no face on its keyframe {edit.keyframe}",
-                                  expected="a keyframe where the face is tracked",
-                                  fix="paint on a frame with the face and set `keyframe:` to it")
-            own, _, _ = edited_layout(record.crop_landmarks, (r, r), [], edit.keyframe)
-            changes = np.where(plan.painted[edit.name] != own, plan.painted[edit.name], 255).astype(np.uint8)
-            painted[edit.name] = PaintedMap(changes=changes, landmarks=record.crop_landmarks)
-
-    todo = [] if refiner_only else [f for f in plan.frames if not _done(plan, f)]
-    refiner = None
-    if shot.retouch_options.refiner and (todo or refiner_only):
-        refiner = _shot_refiner(plan, records, read_crop, show_progress)
-    shot_hash = shot.content_hash()
-    start_tc, start_frame = plate_start_timecode(plate)
-    no_face: list[int] = []
-    warnings: dict[str, str] = {}
-    edit_names = ",".join(e.name for e in plan.edits)
-    frames = progress_bar(todo, total=len(todo), desc="retouch") if show_progress else todo
-    for frame in frames:
-        rgb, swap_matte, swap_info, timecode, plate_image = read_source(frame)
-        record = records.get(frame)
-        retouched = None
-        if record is None or record.matrix is None:
-            no_face.append(frame)
-            pasted = empty_paste(rgb)
-        else:
-            crop = to_working.apply(warp_to_crop(rgb, record.matrix, r, interpolation="area"))
-            retouched = retouch_crop(crop, record.crop_landmarks, plan.edits, frame, painted=painted,
-                                     refiner=refiner, warp=plan.warp, device=plan.device)
-            for region, fraction in retouched.unfilled.items():
-                if fraction > UNFILLED_WARNING and region not in warnings:
-                    warnings[region] = (f"frame {frame}: the warp found nothing to copy for {fraction:.0%} of "
-                                        f"region {region!r} (the source has too little of it); the refiner paints it")
-                    log.warning(warnings[region])
-            out = np.clip(retouched.refined, 0.0, 1.0) if to_plate.is_identity else retouched.refined
-            pasted = paste_back(rgb.copy(), out, crop_matte(retouched.mask.astype(np.float32)), record.matrix,
-                                to_plate=None if to_plate.is_identity else to_plate.apply)
-            if preview is not None and (retouched.mask.any() or frame == todo[-1]):
-                write_preview(preview, retouched)  # the first frame the edits change
-                preview = None
-        matte = pasted.matte if swap_matte is None else np.maximum(swap_matte, pasted.matte)
-        info = _render_info(frame, record, r, pasted.box, swap_info, edit_names)
-        timecode = timecode or frame_timecode(frame, plate.fps, start_frame=start_frame, start_timecode=start_tc)
-        write_rendered_frame(plan.exr.path(frame), pasted.frame, matte, info, timecode=timecode, fps=plate.fps,
-                             colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
-                             compression=shot.outputs.exr_compression, layers={RETOUCH_MATTE_CHANNEL: pasted.matte})
-        if plan.plate_format is not None:
-            write_plate_format(plan.plate_format.path(frame), plate_image if plate_image is not None else read_plate(frame),
-                               pasted.frame)
-    outputs = {"retouch exr": plan.exr.pattern}
+    outputs = {"retouch exr": plan.exr.pattern}  # type: ignore[union-attr]
     if plan.plate_format is not None:
         outputs["retouch frames"] = plan.plate_format.pattern
-    return RetouchSummary(frames=len(plan.frames), rendered=len(todo), skipped=len(plan.frames) - len(todo),
-                          no_face=tuple(no_face), seconds=time.perf_counter() - started,
-                          warnings=tuple(warnings.values()), outputs=outputs)
+    stage = RetouchStage(plan, show_progress=show_progress, preview=preview, refiner_only=refiner_only)
+    return render(plan, stage, show_progress=show_progress, workers=workers, outputs=outputs,
+                  prepare_always=refiner_only, render_frames=not refiner_only)
 
 
 def _render_info(frame: int, record: FaceRecord | None, size: int, box: tuple[int, int, int, int] | None,

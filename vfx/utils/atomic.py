@@ -89,9 +89,16 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def check_writable(folder: Path) -> None:
+    """Check files can be written in ``folder`` without making it: a plan checks before anything is written,
+    so a missing folder is tried at its nearest existing parent (where it would be made)."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vfx_write_test_"):
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".vfx_write_test_"):
             pass
     except OSError as err:
         raise ConfigError(f"Cannot write to output folder {folder}", expected="a writable folder",

@@ -7,7 +7,7 @@ level-wise upsampled and concatenated feature maps) trained as 004 [0026] says: 
 the head learns, from labels that cost nothing here, the layouts the 68 landmarks draw (:func:`face_layout`).
 
 :class:`JointDecoder` is 004's G̃: latent -> (image, label logits), every weight frozen, the thing a latent edit
-optimises through (:mod:`vfx.retouch.latent`).
+optimises through (:mod:`vfx.edit.vectors`).
 
 A head is stored as safetensors + JSON (schema ``vfx.SegHead/1``) under its model's run folder, keyed by the
 fingerprint of the encoder and decoder weights (:meth:`CombNetwork.fingerprint`), so a retrained model never
@@ -42,6 +42,7 @@ from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, face_layout
 from vfx.faceset.store import Faceset
 from vfx.utils.atomic import atomic_write_text, fsync_path
+from vfx.shot.layout import seg_head_path
 
 __all__ = [
     "SEGHEAD_SCHEMA",
@@ -335,12 +336,6 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
 
 
 # ---------------------------------------------------------------------------------------------- files
-
-def seg_head_path(run: str | os.PathLike[str], persona: str, fingerprint: str) -> Path:
-    """Where the head of ``persona`` for the weights ``fingerprint`` lives: ``<run>/segmentation/<persona>-<fp>``
-    (without suffix; the files add ``.safetensors`` and ``.json``)."""
-    return Path(run) / "segmentation" / f"{persona}-{fingerprint}"
-
 
 def save_seg_head(path: str | os.PathLike[str], head: SegHead, info: SegHeadInfo) -> Path:
     """Write ``path.safetensors`` and ``path.json`` atomically (weights first: the JSON's presence marks a whole head)."""

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from vfx.errors import ConfigError, MediaError
+from vfx.errors import MediaError
 from vfx.io.image import ExrMetadata, Image, read_image, write_image
 from vfx.io.plate import Plate
 from vfx.shot.frames import SequencePattern, format_frames
-from vfx.shot.schema import Shot
 
 __all__ = [
     "EDIT_MATTE_CHANNEL",
@@ -32,13 +31,9 @@ __all__ = [
     "RenderInfo",
     "RenderedFrame",
     "check_rendered_frames",
-    "edit_sequence",
     "frame_timecode",
     "plate_start_timecode",
     "read_rendered_frame",
-    "rendered_sequence",
-    "retouch_sequence",
-    "swap_sequence",
     "write_plate_format",
     "write_rendered_frame",
 ]
@@ -193,57 +188,6 @@ def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
                          metadata=metadata, layers=layers)
 
 
-
-def swap_sequence(shot: Shot) -> SequencePattern:
-    """The shot's swapped EXR sequence (``outputs.exr``), which ``vfx swap`` renders.
-
-    Raises:
-        ConfigError: the shot names no rendered frames.
-    """
-    if shot.outputs.exr is None:
-        raise ConfigError(f"Shot {shot.name!r} names no rendered frames", expected="outputs.exr, the EXR "
-                          "sequence `vfx swap` renders", fix="add e.g. `outputs: {exr: out/" + shot.name
-                          + "_swap.####.exr}` to the shot file and run `vfx swap`")
-    return SequencePattern(str(shot.outputs.exr))
-
-
-def retouch_sequence(shot: Shot) -> SequencePattern:
-    """The shot's retouched EXR sequence: ``outputs.retouch``, else ``<shot>_retouch.####.exr`` beside ``outputs.exr``.
-
-    Raises:
-        ConfigError: neither is set.
-    """
-    if shot.outputs.retouch is not None:
-        return SequencePattern(str(shot.outputs.retouch))
-    if shot.outputs.exr is None:
-        raise ConfigError(f"Shot {shot.name!r} names no retouched frames", expected="outputs.retouch (an EXR "
-                          "sequence) or outputs.exr beside which they go",
-                          fix="add e.g. `outputs: {retouch: out/" + shot.name + "_retouch.####.exr}` to the shot file")
-    return SequencePattern(str(Path(shot.outputs.exr).with_name(f"{shot.name}_retouch.####.exr")))
-
-
-def edit_sequence(shot: Shot) -> SequencePattern:
-    """The shot's latent-edited EXR sequence: ``outputs.edit``, else ``<shot>_edit.####.exr`` beside ``outputs.exr``.
-
-    Raises:
-        ConfigError: neither is set.
-    """
-    if shot.outputs.edit is not None:
-        return SequencePattern(str(shot.outputs.edit))
-    return SequencePattern(str(swap_sequence(shot).directory / f"{shot.name}_edit.####.exr"))
-
-
-def rendered_sequence(shot: Shot) -> SequencePattern:
-    """The shot's finished frames, which the review and the compositor package are made from: the retouched
-    frames when the shot has retouch edits, else the latent-edited ones when it lists edit vectors, else the
-    swapped ones.
-
-    Raises:
-        ConfigError: the shot names no rendered frames.
-    """
-    if shot.retouch:
-        return retouch_sequence(shot)
-    return edit_sequence(shot) if shot.edit_vectors else swap_sequence(shot)
 
 
 def check_rendered_frames(pattern: SequencePattern, frames: Iterable[int]) -> None:

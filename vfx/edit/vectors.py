@@ -1,7 +1,7 @@
 """Segmentation-driven latent edits and edit vectors (004, EditGAN, mapped onto the comb network).
 
 On a keyframe the artist changes the face's segmentation (opens the eyes, enlarges the lips). Image and
-segmentation come from one latent code (:class:`vfx.retouch.segment.JointDecoder`), so the edit is found by
+segmentation come from one latent code (:class:`vfx.edit.segment.JointDecoder`), so the edit is found by
 optimising a latent offset δ, every weight frozen, until the decoded segmentation shows the edited labels
 inside the region of interest while the decoded image stays put outside it (004 [0029]-[0031]):
 
@@ -48,7 +48,7 @@ from vfx.comb.losses import ssim
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, FaceLabel
 from vfx.utils.atomic import atomic_write_text, fsync_path
-from vfx.retouch.segment import JointDecoder
+from vfx.edit.segment import JointDecoder
 
 __all__ = [
     "EDIT_SCHEMA",

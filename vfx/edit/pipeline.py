@@ -1,20 +1,20 @@
 """Latent edits on a shot: learn an edit vector on a keyframe, apply it to every frame of the swap.
 
 ``vfx edit labels`` writes a keyframe's decoded segmentation for the artist to paint on; ``vfx edit learn``
-turns the painted map into an edit vector (:func:`vfx.retouch.latent.learn_edit`) stored with the persona's
+turns the painted map into an edit vector (:func:`vfx.edit.vectors.learn_edit`) stored with the persona's
 model fingerprint; ``vfx edit apply`` renders every frame of the swap with ``z_t + Σ s_i(t) δ_i`` decoded by the
 persona, refined per frame (004 [0037]), and composited into the swapped frame inside the frame's own region
 of interest only: outside it every pixel keeps the swapped frame's bits.
 
 The persona's segmentation head is trained on first use from its faceset's landmark layouts and kept under
-the model's run folder (:func:`vfx.retouch.segment.seg_head_path`).
+the model's run folder (:func:`vfx.edit.segment.seg_head_path`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,26 +23,15 @@ import torch
 from vfx.align.similarity import warp_to_crop
 from vfx.blend.paste import crop_matte, paste_change
 from vfx.comb.checkpoint import checkpoint_folder, load_checkpoint, read_manifest
-from vfx.errors import ConfigError, MediaError
-from vfx.export.frames import (
-    EDIT_MATTE_CHANNEL,
-    RenderInfo,
-    check_rendered_frames,
-    edit_sequence,
-    read_rendered_frame,
-    swap_sequence,
-    write_rendered_frame,
+from vfx.edit.segment import (
+    JointDecoder,
+    SegHeadInfo,
+    faceset_layouts,
+    load_seg_head,
+    save_seg_head,
+    train_seg_head,
 )
-from vfx.face.mask import LABEL_NAMES, colourise_layout
-from vfx.faceset.plate_faces import track_plate_faces
-from vfx.faceset.store import FaceRecord
-from vfx.utils.atomic import check_writable
-from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.image import write_image
-from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
-from vfx.retouch.edits import read_painted_map
-from vfx.retouch.evaluate import image_psnr
-from vfx.retouch.latent import (
+from vfx.edit.vectors import (
     EditSettings,
     EditVector,
     apply_vector,
@@ -56,18 +45,32 @@ from vfx.retouch.latent import (
     region_iou,
     save_edit_vector,
 )
-from vfx.retouch.segment import (
-    JointDecoder,
-    SegHeadInfo,
-    faceset_layouts,
-    load_seg_head,
-    save_seg_head,
-    seg_head_path,
-    train_seg_head,
+from vfx.errors import ConfigError, MediaError
+from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.faceset.plate_faces import track_plate_faces
+from vfx.faceset.store import FaceRecord
+from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.io.image import write_image
+from vfx.io.plate import Plate, open_plate
+from vfx.render.loop import (
+    FrameJob,
+    FrameOutput,
+    FrameStage,
+    RenderContext,
+    RenderPlan,
+    RenderSummary,
+    plan_render,
+    render,
+    to_plate_fn,
+    to_working_fn,
 )
-from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.render.rendered import EDIT_MATTE_CHANNEL, RenderInfo
+from vfx.retouch.edits import read_painted_map
+from vfx.shot.frames import FrameRange
+from vfx.shot.layout import edit_vector_folder, seg_head_path
 from vfx.shot.schema import ModelConfig, Shot, StrengthKey
-from vfx.utils.progress import progress as progress_bar
+from vfx.utils.atomic import check_writable
+from vfx.utils.psnr import image_psnr
 
 __all__ = [
     "EditApplyPlan",
@@ -332,7 +335,7 @@ def learn_shot_edit(shot: Shot, *, keyframe: int, labels: str | Path, persona: s
     options = shot.edit_options
     settings = settings or EditSettings(steps=options.keyframe_steps, buffer=options.buffer)
     edited = read_edited_labels(labels, _require_model(shot).resolution)  # before any heavy work
-    out = Path(out) if out is not None else swap_sequence(shot).directory / "edits" / f"{shot.name}_{keyframe}.vfxedit"
+    out = Path(out) if out is not None else edit_vector_folder(shot, keyframe)
     check_writable(out.parent)
     model = open_edit_model(shot, persona, device=device)
     crop, _ = _keyframe(shot, model, keyframe, workers=workers)
@@ -383,40 +386,23 @@ class AppliedVector:
     name: str
 
 
-@dataclass
-class EditApplyPlan:
+@dataclass(kw_only=True)
+class EditApplyPlan(RenderPlan):
     """Everything checked and resolved for ``vfx edit apply``, before anything is written."""
 
-    shot: Shot
-    frames: FrameRange
     persona: str
     vectors: list[AppliedVector]
     refine_steps: int
-    swap_frames: SequencePattern
-    exr: SequencePattern
     model: EditModel
 
+    @property
+    def swap_frames(self):  # type: ignore[no-untyped-def]
+        """The swapped frames the edit is composited into."""
+        return self.source_frames
 
-@dataclass(frozen=True)
-class EditSummary:
-    """What an apply run did (``vfx edit apply`` prints it)."""
 
-    frames: int
-    rendered: int
-    skipped: int
-    no_face: tuple[int, ...]
-    seconds: float
-    outside_psnr: float = float("nan")
-    grown: float = float("nan")
-    outputs: dict[str, str] = field(default_factory=dict)
-
-    def describe(self) -> str:
-        lines = [f"frames {self.frames}: edited {self.rendered}, already on disk {self.skipped}",
-                 f"frames without a face (passed through): {format_frames(self.no_face) if self.no_face else 'none'}",
-                 f"decoded face outside the edit region: mean {self.outside_psnr:.1f} dB from the unedited decode",
-                 f"edited labels' area: {self.grown:.2f}x the unedited (mean over frames)",
-                 f"{self.seconds:.1f} s"]
-        return "\n".join(lines + [f"{name}: {path}" for name, path in self.outputs.items()])
+EditSummary = RenderSummary
+"""What an apply run did (``vfx edit apply`` prints it)."""
 
 
 def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
@@ -441,22 +427,97 @@ def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
     loaded = [AppliedVector(load_edit_vector(path), strength, Path(path).name.removesuffix(".vfxedit"))
               for path, strength in pairs]
     persona = shot.swap.persona if shot.swap else loaded[0].vector.persona
-    swap_frames = swap_sequence(shot)
-    plate, wanted = open_plate(shot.plate, frames)
+    resolution = model.resolution if model is not None else _require_model(shot).resolution
+    base = plan_render(shot, "edit", frames=frames, resolution=resolution, device=device, source=True,
+                       crop_from="plate")
     try:
-        check_plate_size(plate, wanted)
-    finally:
-        plate.close()
-    check_rendered_frames(swap_frames, wanted)
-    exr = edit_sequence(shot)
-    check_writable(exr.directory)
-    model = model or open_edit_model(shot, persona, device=device)
-    for applied in loaded:
-        check_edit_vector(applied.vector, persona=persona, fingerprint=model.fingerprint,
-                          latent_channels=model.latent_channels, name=f"edit vector {applied.name!r}")
+        model = model or open_edit_model(shot, persona, device=device)
+        for applied in loaded:
+            check_edit_vector(applied.vector, persona=persona, fingerprint=model.fingerprint,
+                              latent_channels=model.latent_channels, name=f"edit vector {applied.name!r}")
+    except BaseException:
+        base.close()
+        raise
+    base.resolution = model.resolution
     steps = shot.edit_options.refine_steps if refine_steps is None else refine_steps
-    return EditApplyPlan(shot=shot, frames=wanted, persona=persona, vectors=loaded, refine_steps=steps,
-                         swap_frames=swap_frames, exr=exr, model=model)
+    return EditApplyPlan(**vars(base), persona=persona, vectors=loaded, refine_steps=steps, model=model)
+
+
+class EditStage(FrameStage):
+    """Encode the plate's face, decode it with the summed edit vectors (refined per frame, warm-started from the
+    previous frame), composite the change into the swapped frame inside the frame's edit region only."""
+
+    describe_verb = "edited"
+
+    def __init__(self, plan: EditApplyPlan) -> None:
+        self.plan = plan
+        joint = plan.model.joint
+        self.device = next(joint.parameters()).device
+        self.classes = tuple(sorted({c for a in plan.vectors for c in a.vector.classes}))
+        self.settings = EditSettings(buffer=max(a.vector.buffer for a in plan.vectors)).for_refinement(plan.refine_steps)
+        self.buffer = buffer_pixels(self.settings.buffer, plan.model.resolution)
+        self.names = ",".join(a.name for a in plan.vectors)
+        self.correction: torch.Tensor | None = None
+        self.previous: int | None = None
+        self.psnrs: list[float] = []
+        self.growth: list[float] = []
+
+    def process(self, batch: list[FrameJob], context: RenderContext) -> None:
+        plan, joint = self.plan, self.plan.model.joint
+        for job in batch:
+            frame = job.frame
+            strengths = [strength_at(a.strength, frame) for a in plan.vectors]
+            job.data["strengths"] = strengths
+            offset = combine_edits([(a.vector.delta, s) for a, s in zip(plan.vectors, strengths)])
+            if self.previous is not None and frame != self.previous + 1:
+                self.correction = None  # a gap (a resumed run): nothing to warm-start from
+            self.previous = frame
+            if job.crop is None or offset is None:
+                continue
+            with torch.no_grad():
+                z = joint.encode(_crop_tensor(job.crop, self.device))
+                before, logits = joint(z)
+            unedited = (before, logits.argmax(1)[0])
+            offset = offset.to(self.device)
+            if plan.refine_steps > 0:
+                result = refine_edit(joint, z, offset, self.classes, self.settings, init=self.correction,
+                                     unedited=unedited)
+                self.correction = result.delta - offset
+            else:
+                result = apply_vector(joint, z, offset, self.classes, self.buffer, unedited=unedited)
+            if job.warm:
+                continue  # a halo frame: only its correction is carried on
+            self.psnrs.append(image_psnr(result.image, before, ~result.region))
+            self.growth.append(label_area(result.labels, self.classes) / max(label_area(unedited[1], self.classes), 1))
+            job.data["change"] = (result.image - before)[0].permute(1, 2, 0).cpu().numpy()
+            job.data["matte"] = crop_matte(result.region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
+
+    def finish(self, job: FrameJob, context: RenderContext) -> FrameOutput:
+        swapped = job.source
+        assert swapped is not None  # an edit always starts from the swapped frames
+        if "change" not in job.data:
+            rgb, edit_matte, box = swapped.rgb, np.zeros_like(swapped.matte), None
+        else:
+            pasted = paste_change(swapped.rgb, job.data["change"], job.data["matte"], job.record.matrix,  # type: ignore[union-attr]
+                                  to_working=to_working_fn(context), to_plate=to_plate_fn(context),
+                                  limit=swapped.matte, in_place=True)  # never past the swapped face
+            rgb, edit_matte, box = pasted.frame, pasted.matte, pasted.box
+        info = swapped.info
+        extra = {**info.extra, "edit": self.names, "edit_strength": ",".join(f"{s:g}" for s in job.data["strengths"]),
+                 "edit_refine_steps": int(self.plan.refine_steps)}
+        info = RenderInfo(frame=job.frame, persona=info.persona, model=info.model, blend=info.blend, matrix=info.matrix,
+                          crop_size=info.crop_size, face_box=info.face_box or box, extra=extra)
+        return FrameOutput(rgb=rgb, matte=np.maximum(swapped.matte, edit_matte), info=info,
+                           layers={**swapped.layers, EDIT_MATTE_CHANNEL: edit_matte})
+
+    def metrics(self) -> dict[str, float]:
+        return {"outside_psnr": float(np.mean(self.psnrs)) if self.psnrs else float("nan"),
+                "grown": float(np.mean(self.growth)) if self.growth else float("nan")}
+
+    def summary_lines(self) -> list[str]:
+        m = self.metrics()
+        return [f"decoded face outside the edit region: mean {m['outside_psnr']:.1f} dB from the unedited decode",
+                f"edited labels' area: {m['grown']:.2f}x the unedited (mean over frames)"]
 
 
 def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: int = 0,
@@ -469,85 +530,8 @@ def run_edit_apply(plan: EditApplyPlan, *, show_progress: bool = True, workers: 
             warm start arrives there as an uninterrupted run's would (a farm chunk's halo); their swapped
             frames must be on disk.
     """
-    started = time.perf_counter()
-    shot, joint = plan.shot, plan.model.joint
-    r = plan.model.resolution
-    device = next(joint.parameters()).device
-    classes = tuple(sorted({c for a in plan.vectors for c in a.vector.classes}))
-    settings = EditSettings(buffer=max(a.vector.buffer for a in plan.vectors)).for_refinement(plan.refine_steps)
-    buffer = buffer_pixels(settings.buffer, r)
-    todo = [f for f in plan.frames if not plan.exr.path(f).is_file()]
-    warm = set(warmup) if todo else set()
-    shot_hash = shot.content_hash()
-    names = ",".join(a.name for a in plan.vectors)
-    no_face: list[int] = []
-    psnrs, growth = [], []
-    correction: torch.Tensor | None = None
-    plate, _ = open_plate(shot.plate, plan.frames)
-    try:
-        records = _shot_faces(shot, plate, plan.frames, r, workers=workers)
-        to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
-        to_plate = to_working.inverse()
-        run = sorted(warm) + todo
-        frames = progress_bar(run, total=len(run), desc="edit") if show_progress else run
-        previous = None
-        for frame in frames:
-            swapped = read_rendered_frame(plan.swap_frames.path(frame))
-            record = records.get(frame)
-            strengths = [strength_at(a.strength, frame) for a in plan.vectors]
-            offset = combine_edits([(a.vector.delta, s) for a, s in zip(plan.vectors, strengths)])
-            if previous is not None and frame != previous + 1:
-                correction = None  # a gap (a resumed run): nothing to warm-start from
-            previous = frame
-            change = matte = None
-            if record is None or record.matrix is None:
-                no_face += [] if frame in warm else [frame]
-            elif offset is not None:
-                image = plate.read(frame)
-                check_frame_size(plate, frame, image.size)
-                crop = to_working.apply(warp_to_crop(image.rgb(), record.matrix, r, interpolation="area"))
-                with torch.no_grad():
-                    z = joint.encode(_crop_tensor(crop, device))
-                    before, logits = joint(z)
-                unedited = (before, logits.argmax(1)[0])
-                offset = offset.to(device)
-                if plan.refine_steps > 0:
-                    result = refine_edit(joint, z, offset, classes, settings, init=correction, unedited=unedited)
-                    correction = result.delta - offset
-                else:
-                    result = apply_vector(joint, z, offset, classes, buffer, unedited=unedited)
-                if frame in warm:
-                    continue  # a halo frame: only its correction is carried on
-                psnrs.append(image_psnr(result.image, before, ~result.region))
-                growth.append(label_area(result.labels, classes) / max(label_area(unedited[1], classes), 1))
-                change = (result.image - before)[0].permute(1, 2, 0).cpu().numpy()
-                matte = crop_matte(result.region.cpu().numpy().astype(np.float32), EDIT_MATTE_SIGMA_PX)
-            if frame in warm:
-                continue
-            if change is None or matte is None:
-                rgb, edit_matte, box = swapped.rgb, np.zeros_like(swapped.matte), None
-            else:
-                pasted = paste_change(swapped.rgb, change, matte, record.matrix,  # type: ignore[union-attr]
-                                      to_working=None if to_plate.is_identity else to_working.apply,
-                                      to_plate=None if to_plate.is_identity else to_plate.apply,
-                                      limit=swapped.matte, in_place=True)  # never past the swapped face
-                rgb, edit_matte, box = pasted.frame, pasted.matte, pasted.box
-            info = swapped.info
-            extra = {**info.extra, "edit": names, "edit_strength": ",".join(f"{s:g}" for s in strengths),
-                     "edit_refine_steps": int(plan.refine_steps)}
-            info = RenderInfo(frame=frame, persona=info.persona, model=info.model, blend=info.blend, matrix=info.matrix,
-                              crop_size=info.crop_size, face_box=info.face_box or box, extra=extra)
-            write_rendered_frame(plan.exr.path(frame), rgb, np.maximum(swapped.matte, edit_matte), info,
-                                 timecode=swapped.metadata.timecode, fps=swapped.metadata.fps or plate.fps,
-                                 colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
-                                 compression=shot.outputs.exr_compression,
-                                 layers={**swapped.layers, EDIT_MATTE_CHANNEL: edit_matte})
-    finally:
-        plate.close()
-    return EditSummary(frames=len(plan.frames), rendered=len(todo), skipped=len(plan.frames) - len(todo),
-                       no_face=tuple(no_face), seconds=time.perf_counter() - started,
-                       outside_psnr=float(np.mean(psnrs)) if psnrs else float("nan"),
-                       grown=float(np.mean(growth)) if growth else float("nan"), outputs={"edit exr": plan.exr.pattern})
+    return render(plan, EditStage(plan), show_progress=show_progress, workers=workers, warmup=warmup,
+                  outputs={"edit exr": plan.exr.pattern})  # type: ignore[union-attr]
 
 
 def apply_shot_edits(shot: Shot, *, frames: FrameRange | None = None,

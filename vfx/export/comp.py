@@ -56,7 +56,7 @@ from vfx.render.rendered import (
 from vfx.utils.atomic import atomic_write_text
 from vfx.shot.layout import rendered_sequence
 from vfx.io.image import ExrMetadata, Window, read_image, write_image
-from vfx.io.plate import Plate, open_plate
+from vfx.io.plate import Plate, borrow_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.schema import Shot
 from vfx.utils.progress import progress as progress_bar
@@ -495,13 +495,14 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
 
 
 def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None, frames: FrameRange | None = None,
-                       *, progress: bool = True) -> CompPackageSummary:
+                       *, progress: bool = True, plate: Plate | None = None) -> CompPackageSummary:
     """Build (or bring up to date) the shot's compositor package from its rendered frames and its plate.
 
     Args:
         shot: the shot; its rendered frames (``outputs.exr``) must exist for every frame packaged.
         out_dir: the package folder. Default: the shot's ``outputs.comp_package``.
         frames: frames to package. Default: the shot's frames, else the whole plate.
+        plate: the shot's plate when the caller has it open (it stays open); default: opened here.
         progress: report progress per frame on stderr.
 
     Returns:
@@ -524,8 +525,7 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
     layout = CompPackageLayout(Path(folder), shot.name)
     rendered = rendered_sequence(shot)
     shot_hash = shot.content_hash()
-    plate, frames = open_plate(shot.plate, frames)
-    try:
+    with borrow_plate(shot.plate, frames, plate) as (plate, frames):
         check_rendered_frames(rendered, frames)
         todo = [f for f in frames if not _up_to_date(layout, rendered.path(f), f)]
         infos: dict[int, RenderInfo] = {}
@@ -595,8 +595,6 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
                                                           exr_dtype=shot.outputs.exr_dtype,
                                                           compression=shot.outputs.exr_compression))
         _write_if_changed(layout.manifest, json.dumps(manifest, indent=2) + "\n")
-    finally:
-        plate.close()
     return CompPackageSummary(layout=layout, frames=everything, written=len(todo),
                               skipped=len(frames) - len(todo), no_face=no_face,
                               seconds=time.perf_counter() - started)

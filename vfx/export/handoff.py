@@ -45,23 +45,22 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
                               "or outputs.comp_package / outputs.review in the shot file")
         return []
     rendered = rendered_sequence(shot)
-    if frames is None:
-        plate, frames = open_plate(shot.plate)  # the shot's frames, else the whole plate
-        plate.close()
-    missing = rendered.missing(frames)
-    if missing and not require:
-        waiting = (f"review and compositor package: waiting for {len(missing)} frames not rendered yet "
-                   f"({format_frames(missing)}); `vfx export` writes them once they are")
-        return [waiting]
-    lines = []
-    if review is not None:
-        info = write_review(shot, review, frames)
-        lines.append(f"review: {review} ({info.frame_count} frames, {info.fps} fps)")
-        if side_by_side:
-            path = side_by_side_path(review)
-            write_review(shot, path, frames, side_by_side=True)
-            lines.append(f"side-by-side review: {path}")
-    if comp is not None:
-        write_comp_package(shot, comp, frames)
-        lines.append(f"compositor package: {comp} (Nuke script {comp / (shot.name + '.nk')})")
+    plate, frames = open_plate(shot.plate, frames)  # once, for every file written: the shot's frames, else all
+    with plate:
+        missing = rendered.missing(frames)
+        if missing and not require:
+            waiting = (f"review and compositor package: waiting for {len(missing)} frames not rendered yet "
+                       f"({format_frames(missing)}); `vfx export` writes them once they are")
+            return [waiting]
+        lines = []
+        if review is not None:
+            info = write_review(shot, review, frames, plate=plate)
+            lines.append(f"review: {review} ({info.frame_count} frames, {info.fps} fps)")
+            if side_by_side:
+                path = side_by_side_path(review)
+                write_review(shot, path, frames, side_by_side=True, plate=plate)
+                lines.append(f"side-by-side review: {path}")
+        if comp is not None:
+            write_comp_package(shot, comp, frames, plate=plate)
+            lines.append(f"compositor package: {comp} (Nuke script {comp / (shot.name + '.nk')})")
     return lines

@@ -23,7 +23,7 @@ from vfx.render.rendered import (
 )
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
-from vfx.io.plate import Plate, open_plate
+from vfx.io.plate import Plate, borrow_plate
 from vfx.io.video import VideoInfo, encode_video
 from vfx.shot.frames import FrameRange, SequencePattern
 from vfx.shot.layout import rendered_sequence, side_by_side_path
@@ -91,7 +91,7 @@ def _audio_for(shot: Shot, plate: Plate, frames: FrameRange, workdir: Path) -> P
 
 
 def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames: FrameRange | None = None, *,
-                 side_by_side: bool = False) -> VideoInfo:
+                 side_by_side: bool = False, plate: Plate | None = None) -> VideoInfo:
     """Encode the shot's rendered frames as an H.264 review at the plate's exact fps, with its audio.
 
     Args:
@@ -100,6 +100,7 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
             :func:`side_by_side_path` when ``side_by_side``.
         frames: frames to encode. Default: the shot's frames, else the whole plate.
         side_by_side: the plate on the left, the swap on the right, at the same height.
+        plate: the shot's plate when the caller has it open (it stays open); default: opened here.
 
     Returns:
         The probe of the written movie (frame count, fps, audio, timecode).
@@ -120,8 +121,7 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
                               + "_review.mp4}` to the shot file")
         path = side_by_side_path(shot.outputs.review) if side_by_side else shot.outputs.review
     rendered = rendered_sequence(shot)
-    plate, frames = open_plate(shot.plate, frames)
-    try:
+    with borrow_plate(shot.plate, frames, plate) as (plate, frames):
         check_rendered_frames(rendered, frames)
         first = read_rendered_frame(rendered.path(frames.first)).metadata
         timecode = first.timecode or frame_timecode(frames.first, plate.fps)
@@ -129,5 +129,3 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
             audio = _audio_for(shot, plate, frames, Path(work))
             return encode_video(review_frames(plate, rendered, frames, side_by_side=side_by_side), path,
                                 fps=plate.fps, codec="h264", audio_from=audio, timecode=timecode)
-    finally:
-        plate.close()

@@ -44,9 +44,11 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "ExrMetadata",
     "Image",
+    "ImageHeader",
     "PixelType",
     "Window",
     "read_image",
+    "read_image_header",
     "read_image_size",
     "write_image",
 ]
@@ -461,8 +463,30 @@ def read_image(path: str | os.PathLike[str], *, check_finite: bool = True) -> Im
     )
 
 
-def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(height, width) of an image's pixels (its data window), from the header only: no pixels are read.
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without its pixels.
+
+    Attributes:
+        size: (height, width) of the data window.
+        channels, metadata, channel_types, file_format, data_window, display_window: as in :class:`Image`.
+    """
+
+    size: tuple[int, int]
+    channels: tuple[str, ...]
+    metadata: dict[str, Any]
+    channel_types: tuple[str, ...]
+    file_format: str
+    data_window: Window
+    display_window: Window
+
+    @property
+    def exr_metadata(self) -> ExrMetadata:
+        return ExrMetadata.from_attributes(self.metadata)
+
+
+def read_image_header(path: str | os.PathLike[str]) -> ImageHeader:
+    """An image's header: size, channels, windows and metadata; no pixels are read.
 
     Raises:
         MediaError: Missing path, a directory, or a file OpenImageIO cannot open.
@@ -476,9 +500,22 @@ def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
                          fix="re-export or re-copy the file; check it is not truncated or mis-named")
     try:
         spec = inp.spec()
-        return int(spec.height), int(spec.width)
+        return ImageHeader(size=(int(spec.height), int(spec.width)), channels=tuple(str(c) for c in spec.channelnames),
+                           metadata=_read_metadata(spec), channel_types=_channel_types(spec),
+                           file_format=str(inp.format_name()), data_window=Window(spec.y, spec.x, spec.height, spec.width),
+                           display_window=Window(spec.full_y, spec.full_x, spec.full_height, spec.full_width))
     finally:
         inp.close()
+        _oiio_error()
+
+
+def read_image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image's pixels (its data window), from the header only: no pixels are read.
+
+    Raises:
+        MediaError: Missing path, a directory, or a file OpenImageIO cannot open.
+    """
+    return read_image_header(path).size
 
 
 def _check_readable(p: Path) -> None:

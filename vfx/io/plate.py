@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
 from vfx.errors import MediaError, MissingFramesError
 from vfx.io.color import to_working
-from vfx.io.image import Image, read_image, read_image_size
+from vfx.io.image import Image, read_image, read_image_header, read_image_size
 from vfx.io.video import VideoInfo, VideoReader, probe_video
 from vfx.shot.frames import (
     DEFAULT_START_FRAME,
@@ -29,7 +30,8 @@ from vfx.shot.frames import (
 )
 from vfx.shot.schema import PlateConfig, Shot
 
-__all__ = ["Plate", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate", "probe_media"]
+__all__ = ["Plate", "borrow_plate", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate",
+           "probe_media"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,12 @@ class Plate:
     size: tuple[int, int]
     colorspace: str
     video: VideoReader | None = field(default=None, repr=False)
+
+    opened: ClassVar[int] = 0
+    """Plates opened in this process so far (a task opens its plate once: the tests count)."""
+
+    def __post_init__(self) -> None:
+        type(self).opened += 1
 
     def read(self, frame: int) -> Image:
         """The pixels of one frame.
@@ -122,10 +130,10 @@ def open_media(
                              found=f"nothing matching in {pattern.directory}" if pattern.directory.is_dir()
                              else f"no folder {pattern.directory}",
                              fix="check the path and the padding (#### is four digits)")
-        first = read_image(pattern.path(on_disk[0]))
+        first = read_image_header(pattern.path(on_disk[0]))  # the header: no pixels decoded to open a plate
         fps = fps or first.exr_metadata.fps or DEFAULT_SEQUENCE_FPS
         return Plate(path=text, kind="sequence", frame_range=FrameRange.from_bounds(on_disk[0], on_disk[-1]),
-                     fps=parse_fps(fps), size=first.pixels.shape[:2], colorspace=colorspace)
+                     fps=parse_fps(fps), size=first.size, colorspace=colorspace)
     reader = VideoReader(text, start_frame=start_frame, bit_depth=bit_depth)
     info = reader.info
     return Plate(path=text, kind="video", frame_range=FrameRange.from_bounds(*reader.frame_range),
@@ -157,6 +165,27 @@ def open_plate(config: PlateConfig, frames: FrameRange | None = None) -> tuple[P
         plate.close()
         raise
     return plate, wanted
+
+
+@contextmanager
+def borrow_plate(config: PlateConfig, frames: FrameRange | None = None,
+                 plate: Plate | None = None) -> Iterator[tuple[Plate, FrameRange]]:
+    """The plate a caller already has open (left open), else :func:`open_plate` (closed on exit): a task opens
+    its plate once and hands it to every step.
+
+    Raises:
+        FrameRangeError: ``frames`` lie outside the plate.
+    """
+    if plate is not None:
+        wanted = frames or config.frames or plate.frame_range
+        wanted.check_within(plate.frame_range, f"plate {config.path}")
+        yield plate, wanted
+        return
+    opened, wanted = open_plate(config, frames)
+    try:
+        yield opened, wanted
+    finally:
+        opened.close()
 
 
 def check_shot_media(shot: Shot, frames: FrameRange | None = None) -> FrameRange:

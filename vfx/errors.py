@@ -18,6 +18,8 @@ __all__ = [
     "InvalidPixelsError",
     "ColorError",
     "ExternalToolError",
+    "ShapeError",
+    "InternalError",
 ]
 
 
@@ -87,5 +89,16 @@ class ColorError(ConfigError):
 
 class ExternalToolError(VfxError):
     """An external program (ffmpeg) failed on input we believed valid: an internal failure, retryable."""
+
+    exit_code = 1
+
+
+class ShapeError(VfxError, ValueError):
+    """An array or tensor of the wrong shape, type or range handed to a library function (a caller's mistake
+    with the Python API: the message names the expected layout and how to convert)."""
+
+
+class InternalError(VfxError):
+    """An invariant of the toolkit itself broke (a bug, not the user's input): exit 1, the traceback kept."""
 
     exit_code = 1

@@ -45,7 +45,9 @@ import numpy as np
 
 import vfx
 from vfx.align.similarity import invert_affine
-from vfx.errors import ConfigError, MediaError
+from vfx.errors import ConfigError, MediaError, ShapeError
+from vfx.io.image import ExrMetadata, Window, read_image, write_image
+from vfx.io.plate import Plate, borrow_plate
 from vfx.render.rendered import (
     EDIT_MATTE_CHANNEL,
     RETOUCH_MATTE_CHANNEL,
@@ -53,12 +55,10 @@ from vfx.render.rendered import (
     check_rendered_frames,
     read_rendered_frame,
 )
-from vfx.utils.atomic import atomic_write_text
-from vfx.shot.layout import rendered_sequence
-from vfx.io.image import ExrMetadata, Window, read_image, write_image
-from vfx.io.plate import Plate, borrow_plate
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
+from vfx.shot.layout import rendered_sequence
 from vfx.shot.schema import Shot
+from vfx.utils.atomic import atomic_write_text
 from vfx.utils.progress import progress as progress_bar
 
 LAYER_MATTES = {RETOUCH_MATTE_CHANNEL: ("retouch_matte", "retouch matte"),
@@ -270,7 +270,7 @@ def rebuild_frame(plate_rgb: np.ndarray, patch_rgba: np.ndarray, data_window: Wi
         - plate colour space throughout, no colour conversion (the script reads and writes raw)
     """
     if patch_rgba.ndim != 3 or patch_rgba.shape[2] != 4 or patch_rgba.shape[:2] != data_window.size:
-        raise ValueError(f"patch must be (h, w, 4) matching its data window {data_window.size}, "
+        raise ShapeError(f"patch must be (h, w, 4) matching its data window {data_window.size}, "
                          f"got {patch_rgba.shape}")
     out = np.array(plate_rgb[:, :, :3], dtype=np.float32, copy=True)
     height, width = out.shape[:2]

@@ -1,5 +1,6 @@
-"""Temporal filtering of landmark tracks: a zero-lag offline smoother, a streaming 1€ filter, and the two
-figures used to judge them (lag and jitter).
+"""Temporal filtering of landmark tracks: a zero-lag offline smoother, a streaming 1€ filter, and the
+high-pass part of a track (what quality checks flag as jitter). The figures that judge the filters (lag and
+jitter residual) are evaluation code: :mod:`vfx.eval.stability`.
 
 Why this exists: landmarks are found per frame, so their small frame-to-frame inconsistencies become a
 shimmering face once the aligned crop is 1024² (002, [0051]-[0052]). Jitter averaging over nine shifted
@@ -14,7 +15,7 @@ Two filters, for two uses:
   separately.
 - :class:`OneEuroFilter` is for live or streaming use, where the future is unknown. Any causal filter
   lags; the 1€ filter trades jitter against lag with the speed, but it always lags more than the offline
-  smoother (see :func:`measure_lag`).
+  smoother (see :func:`vfx.eval.stability.measure_lag`).
 
 Convention:
     - Landmark tracks are (T, 68, 2) float64 plate pixels, (x, y), one row per frame of a contiguous frame
@@ -34,16 +35,14 @@ from fractions import Fraction
 import numpy as np
 
 from vfx.align.landmarks import NUM_LANDMARKS, RIGID_LANDMARKS
-from vfx.errors import ConfigError
+from vfx.errors import ConfigError, ShapeError
 
 __all__ = [
     "RIGID_LANDMARKS",
     "smooth_landmarks",
     "OneEuroFilter",
     "smooth_landmarks_streaming",
-    "measure_lag",
     "high_pass",
-    "jitter_residual",
     "valid_runs",
     "check_window",
 ]
@@ -341,16 +340,16 @@ def smooth_landmarks(
     """
     points = np.asarray(track, dtype=np.float64)
     if points.ndim != 3 or points.shape[1:] != (NUM_LANDMARKS, 2):
-        raise ValueError(f"track must be (T, {NUM_LANDMARKS}, 2) landmarks; got {points.shape}")
+        raise ShapeError(f"track must be (T, {NUM_LANDMARKS}, 2) landmarks; got {points.shape}")
     finite = np.isfinite(points).all(axis=(1, 2))
     if valid is None:
         valid = finite
     else:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != (points.shape[0],):
-            raise ValueError(f"valid must be ({points.shape[0]},) bool, one flag per frame; got {valid.shape}")
+            raise ShapeError(f"valid must be ({points.shape[0]},) bool, one flag per frame; got {valid.shape}")
         if np.any(valid & ~finite):
-            raise ValueError("track has NaN or infinite landmarks on frames marked valid")
+            raise ShapeError("track has NaN or infinite landmarks on frames marked valid")
     check_window("window", window, order)
     check_window("expression_window", expression_window, expression_order)
     if not threshold > 0:
@@ -475,9 +474,9 @@ class OneEuroFilter:
             self._value, self._speed, self._frame = x.copy(), np.zeros_like(x), frame
             return x.copy()
         if x.shape != self._value.shape:
-            raise ValueError(f"value shape changed from {self._value.shape} to {x.shape}; call reset() for a new face")
+            raise ShapeError(f"value shape changed from {self._value.shape} to {x.shape}; call reset() for a new face")
         if frame <= self._frame:
-            raise ValueError(f"frames must increase: got {frame} after {self._frame}")
+            raise ShapeError(f"frames must increase: got {frame} after {self._frame}")
         dt = (frame - self._frame) / self.fps
         # The speed is taken against the previous *filtered* value, as in the authors' reference code.
         speed = (x - self._value) / dt
@@ -510,7 +509,7 @@ def smooth_landmarks_streaming(
         valid = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
     valid = np.asarray(valid, dtype=bool)
     if valid.shape != (values.shape[0],):
-        raise ValueError(f"valid must be ({values.shape[0]},) bool, one flag per frame; got {valid.shape}")
+        raise ShapeError(f"valid must be ({values.shape[0]},) bool, one flag per frame; got {valid.shape}")
     out = values.copy()
     one_euro = OneEuroFilter(fps=fps, min_cutoff=min_cutoff, beta=beta, d_cutoff=d_cutoff)
     for a, b in valid_runs(valid):
@@ -521,58 +520,8 @@ def smooth_landmarks_streaming(
 
 
 # --------------------------------------------------------------------------------------------------
-# Measures
+# The high-pass part of a track
 # --------------------------------------------------------------------------------------------------
-
-
-def measure_lag(reference: np.ndarray, filtered: np.ndarray, *, max_lag: int = 12) -> float:
-    """How many frames ``filtered`` trails ``reference``: the peak of the cross-correlation of their velocities.
-
-    Both tracks are differenced frame to frame (so a constant offset does not matter and a sudden move is a
-    sharp velocity pulse); the velocities of all coordinates are cross-correlated at integer shifts
-    ``-max_lag..max_lag``, and the peak is refined to a fraction of a frame with a parabola through it and
-    its two neighbours. A zero-phase filter gives 0; a causal filter a positive lag; a filter that anticipates
-    a negative one. It locates the peak of the motion, not its tail: a filter that arrives on time but
-    then creeps into place (a smear) is better seen in the per-frame error right after the move. The
-    measure is meant for clips with clear motion (a head move); on a still shot it only measures the noise.
-
-    Args:
-        reference: (T, ...) the true or the raw track.
-        filtered: (T, ...) the filtered track, same shape. NaN (frames without a face) counts as no motion.
-        max_lag: largest shift tried, in frames.
-
-    Returns:
-        The lag in frames, positive when ``filtered`` is late.
-
-    Raises:
-        ValueError: the shapes differ or the tracks are shorter than 3 frames.
-
-    Example:
-        >>> step = np.repeat([0.0, 10.0], 10)
-        >>> measure_lag(step, np.roll(step, 2))
-        2.0
-    """
-    ref = np.asarray(reference, dtype=np.float64)
-    out = np.asarray(filtered, dtype=np.float64)
-    if ref.shape != out.shape or ref.ndim < 1 or ref.shape[0] < 3:
-        raise ValueError(
-            f"reference and filtered must be the same (T, ...) shape with T >= 3; got {ref.shape}, {out.shape}"
-        )
-    v_ref = np.nan_to_num(np.diff(ref, axis=0).reshape(ref.shape[0] - 1, -1))
-    v_out = np.nan_to_num(np.diff(out, axis=0).reshape(out.shape[0] - 1, -1))
-    n = v_ref.shape[0]
-    max_lag = int(min(max_lag, n - 1))
-    shifts = np.arange(-max_lag, max_lag + 1)
-    # c[k] = sum_t v_ref[t] . v_out[t + k]: the filtered velocity k frames later matches the reference's.
-    corr = np.array([np.sum(v_ref[max(0, -k) : n - max(0, k)] * v_out[max(0, k) : n - max(0, -k)]) for k in shifts])
-    peak = int(np.argmax(corr))
-    lag = float(shifts[peak])
-    if 0 < peak < len(corr) - 1:
-        left, centre, right = corr[peak - 1], corr[peak], corr[peak + 1]
-        curvature = left - 2 * centre + right
-        if curvature < 0:
-            lag += float(0.5 * (left - right) / curvature)
-    return lag
 
 
 def high_pass(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> np.ndarray:
@@ -613,24 +562,3 @@ def high_pass(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | No
         low = filtfilt(b, a, run, axis=0, padtype="odd", padlen=min(3 * max(len(a), len(b)), len(run) - 1))
         out[start:stop] = run - low
     return out.reshape(values.shape)
-
-
-def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> float:
-    """RMS of :func:`high_pass` over every coordinate of every valid frame.
-
-    Use it on real footage, where the truth is unknown, to compare raw and smoothed tracks; divide by the
-    inter-ocular distance to compare shots.
-
-    Returns:
-        The residual's root mean square per coordinate, in the track's units (per 2-D point: multiply by
-        sqrt(2)). 0.0 when no run is long enough.
-
-    Example:
-        >>> rng = np.random.default_rng(0)
-        >>> noise = rng.normal(0, 0.5, (200, 68, 2))
-        >>> 0.4 < jitter_residual(noise, cutoff_frames=8) < 0.5
-        True
-    """
-    residual = high_pass(track, cutoff_frames=cutoff_frames, valid=valid)
-    finite = residual[np.isfinite(residual)]
-    return float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0

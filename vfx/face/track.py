@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vfx.errors import ConfigError, FrameRangeError
+from vfx.errors import ConfigError, FrameRangeError, ShapeError
 from vfx.face.types import NUM_LANDMARKS, Face, FaceBox
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Track:
         frames = [int(f) for f in frames]
         landmarks = np.asarray(landmarks, dtype=np.float64)
         if landmarks.shape != (len(frames), NUM_LANDMARKS, 2):
-            raise ValueError(
+            raise ShapeError(
                 f"landmarks must be ({len(frames)}, {NUM_LANDMARKS}, 2), one row per frame; got {landmarks.shape}"
             )
         faces = dict(self.faces)

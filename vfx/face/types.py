@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vfx.align.landmarks import LANDMARK_GROUPS, NUM_LANDMARKS
+from vfx.errors import ShapeError
 
 __all__ = ["FaceBox", "Face", "LANDMARK_GROUPS", "NUM_LANDMARKS"]
 
@@ -89,7 +90,7 @@ class Face:
     def __post_init__(self) -> None:
         landmarks = np.asarray(self.landmarks, dtype=np.float64)
         if landmarks.shape != (NUM_LANDMARKS, 2):
-            raise ValueError(f"landmarks must be ({NUM_LANDMARKS}, 2); got {landmarks.shape}")
+            raise ShapeError(f"landmarks must be ({NUM_LANDMARKS}, 2); got {landmarks.shape}")
         object.__setattr__(self, "landmarks", landmarks)
 
     def with_track(self, track_id: int) -> Face:

@@ -29,7 +29,7 @@ from typing import TypeAlias
 import numpy as np
 import PyOpenColorIO as ocio
 
-from vfx.errors import ColorError
+from vfx.errors import ColorError, ShapeError
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -288,9 +288,9 @@ class ColorConverter:
         """
         arr = np.asarray(pixels)
         if arr.ndim < 2 or arr.shape[-1] not in (3, 4):
-            raise ValueError(f"expected pixels shaped (H, W, 3|4), got {arr.shape}")
+            raise ShapeError(f"expected pixels shaped (H, W, 3|4), got {arr.shape}")
         if not np.issubdtype(arr.dtype, np.floating):
-            raise ValueError(f"expected float pixels normalised to [0, 1], got dtype {arr.dtype}")
+            raise ShapeError(f"expected float pixels normalised to [0, 1], got dtype {arr.dtype}")
         if self._cpu is None:
             return pixels
         out = np.array(arr, dtype=np.float32, order="C", copy=True)

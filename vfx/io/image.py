@@ -32,7 +32,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 import vfx
-from vfx.errors import ConfigError, InvalidPixelsError, MediaError
+from vfx.errors import ConfigError, InvalidPixelsError, MediaError, ShapeError
 from vfx.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -189,9 +189,9 @@ class Image:
         px = self.pixels
         if not isinstance(px, np.ndarray) or px.ndim != 3 or px.dtype != np.float32:
             shape = getattr(px, "shape", None)
-            raise ValueError(f"Image.pixels must be an (H, W, C) float32 array, got {shape} {getattr(px, 'dtype', '')}")
+            raise ShapeError(f"Image.pixels must be an (H, W, C) float32 array, got {shape} {getattr(px, 'dtype', '')}")
         if len(self.channels) != px.shape[2]:
-            raise ValueError(f"Image has {px.shape[2]} channels but {len(self.channels)} names: {self.channels}")
+            raise ShapeError(f"Image has {px.shape[2]} channels but {len(self.channels)} names: {self.channels}")
 
     @property
     def size(self) -> tuple[int, int]:

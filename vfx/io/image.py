@@ -31,12 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 import numpy as np
 import OpenImageIO as oiio
 
-import vfx
 from vfx.errors import ConfigError, InvalidPixelsError, MediaError, ShapeError
+from vfx.io.exr_metadata import ExrMetadata, decode_timecode, encode_timecode
 from vfx.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
-    from vfx.io.color import ConfigLike
+    pass
 
 __all__ = [
     "EXR_COMPRESSIONS",
@@ -120,7 +120,6 @@ _LAYOUT_KEYS = frozenset(
     }
 )
 
-_TIMECODE_RE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;.])(\d{2})$")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -268,116 +267,6 @@ class Image:
                 y0 - data.y : y1 - data.y, x0 - data.x : x1 - data.x
             ]
         return out
-
-
-@dataclass(frozen=True)
-class ExrMetadata:
-    """The metadata the toolkit writes on every EXR it hands to compositing.
-
-    Attributes:
-        timecode: SMPTE ``"HH:MM:SS:FF"`` (``"HH:MM:SS;FF"`` for drop-frame); written as EXR ``timeCode``.
-        fps: Frame rate as a Fraction (``Fraction(24000, 1001)``); written as EXR ``framesPerSecond``.
-            Ints and ``"24000/1001"`` strings are accepted; floats are refused because 23.976 is not 24000/1001.
-        colorspace: Any colour-space spelling the OCIO config resolves (``"ACEScg"``, ``"lin_ap1_scene"``).
-            Written as the standard ``colorInteropID`` (e.g. ``lin_ap1_scene``), as ``oiio:ColorSpace``, and as
-            the exact config name under ``vfx/colorspace``.
-        vfx_version: Toolkit version, as ``vfx/version``; defaults to the running version.
-        shot_hash: Hash of the shot settings that produced the frame, as ``vfx/shot_hash``.
-        extra: Further keys, each written as ``vfx/<key>``; values str, int, float or Fraction.
-
-    Example:
-        >>> md = ExrMetadata(timecode="01:00:00:01", fps=Fraction(24000, 1001), vfx_version="0.1.0")
-        >>> md.to_attributes()["framesPerSecond"]
-        Fraction(24000, 1001)
-
-    Convention:
-        Read back with ``read_image(path).exr_metadata``. A file tagged only with ``colorInteropID`` by another
-        tool comes back with that ID (e.g. ``"lin_ap1_scene"``), which OCIO resolves as an alias.
-    """
-
-    timecode: str | None = None
-    fps: Fraction | None = None
-    colorspace: str | None = None
-    vfx_version: str | None = field(default_factory=lambda: vfx.__version__)
-    shot_hash: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    _RESERVED = ("version", "shot_hash", "colorspace")
-
-    def __post_init__(self) -> None:
-        if self.timecode is not None:
-            _encode_timecode(self.timecode)  # validates
-        object.__setattr__(self, "fps", _to_fraction(self.fps))
-        for key, value in self.extra.items():
-            if not isinstance(key, str) or not key or key in self._RESERVED:
-                raise ConfigError(
-                    f"Invalid ExrMetadata.extra key {key!r}",
-                    expected=f"a non-empty string other than {', '.join(self._RESERVED)}",
-                    found=repr(key),
-                    fix="use the dedicated field for version/shot_hash/colorspace, or rename the key",
-                )
-            if isinstance(value, bool) or not isinstance(value, str | int | float | Fraction):
-                raise ConfigError(
-                    f"Invalid value for ExrMetadata.extra[{key!r}]",
-                    expected="a str, int, float or Fraction",
-                    found=f"{type(value).__name__} {value!r}",
-                    fix="convert the value to a string",
-                )
-
-    def to_attributes(self, *, config: ConfigLike = None) -> dict[str, Any]:
-        """Return the OpenImageIO attributes to write, as plain values.
-
-        Args:
-            config: OCIO config used to resolve :attr:`colorspace` (see :func:`vfx.io.color.load_config`).
-
-        Raises:
-            ColorError: :attr:`colorspace` is not in the OCIO config.
-        """
-        attrs: dict[str, Any] = {}
-        if self.timecode is not None:
-            attrs["smpte:TimeCode"] = self.timecode
-        if self.fps is not None:
-            attrs["framesPerSecond"] = self.fps
-        if self.colorspace is not None:
-            from vfx.io import (
-                color,  # deferred: only metadata with a colour space needs OCIO loaded
-            )
-
-            name = color.resolve_colorspace(self.colorspace, config)
-            # OIIO maps only its own built-in config's names to colorInteropID and silently drops the rest
-            # (e.g. "ARRI LogC4"), so the ID from our config is written explicitly; it takes precedence.
-            attrs["oiio:ColorSpace"] = name
-            iid = color.interop_id(name, config)
-            if iid:
-                attrs["colorInteropID"] = iid
-            attrs["vfx/colorspace"] = name
-        if self.vfx_version is not None:
-            attrs["vfx/version"] = self.vfx_version
-        if self.shot_hash is not None:
-            attrs["vfx/shot_hash"] = self.shot_hash
-        for key, value in self.extra.items():
-            attrs[f"vfx/{key}"] = value
-        return attrs
-
-    @classmethod
-    def from_attributes(cls, metadata: Mapping[str, Any]) -> ExrMetadata:
-        """Build from a metadata dict as :func:`read_image` returns it."""
-        fps = metadata.get("framesPerSecond", metadata.get("FramesPerSecond"))
-        colorspace = metadata.get("vfx/colorspace") or metadata.get("colorInteropID") or metadata.get("oiio:ColorSpace")
-        extra = {
-            k[4:]: v
-            for k, v in metadata.items()
-            if k.startswith("vfx/") and k[4:] not in cls._RESERVED and k[4:]
-        }
-        tc = metadata.get("smpte:TimeCode")
-        return cls(
-            timecode=tc if isinstance(tc, str) else None,
-            fps=fps if isinstance(fps, Fraction) else None,
-            colorspace=str(colorspace) if colorspace else None,
-            vfx_version=_opt_str(metadata.get("vfx/version")),
-            shot_hash=_opt_str(metadata.get("vfx/shot_hash")),
-            extra=extra,
-        )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -570,7 +459,7 @@ def _read_metadata(spec: Any) -> dict[str, Any]:
 
 def _plain_value(t: Any, value: Any) -> Any:
     if t == oiio.TypeTimeCode:
-        return _decode_timecode(int(value[0]))
+        return decode_timecode(int(value[0]))
     if t == oiio.TypeRational or t == oiio.TypeURational:
         num, den = int(value[0]), int(value[1])
         return Fraction(num, den) if den else (num, den)
@@ -953,7 +842,7 @@ def _widest(types: tuple[str, ...]) -> str:
 
 def _set_attribute(spec: Any, key: str, value: Any) -> None:
     if key in ("smpte:TimeCode", "timeCode") and isinstance(value, str):
-        spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (_encode_timecode(value), 0))
+        spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (encode_timecode(value), 0))
     elif isinstance(value, Fraction):
         spec.attribute(key, oiio.TypeRational, (_int32(key, value.numerator), _int32(key, value.denominator)))
     elif isinstance(value, bool):
@@ -1018,61 +907,6 @@ def _check_finite(px: np.ndarray, names: Sequence[str], message: str, *, reading
         f"column {x}, channel {name!r}",
         fix=fix,
     )
-
-
-def _encode_timecode(tc: str) -> int:
-    m = _TIMECODE_RE.match(tc.strip()) if isinstance(tc, str) else None
-    if m is not None:
-        hh, mm, ss, sep, ff = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
-        if hh < 24 and mm < 60 and ss < 60 and ff < 40:
-            drop = sep in ";."
-
-            def bcd(v: int) -> int:
-                return ((v // 10) << 4) | (v % 10)
-
-            return (bcd(hh) << 24) | (bcd(mm) << 16) | (bcd(ss) << 8) | bcd(ff) | (0x40 if drop else 0)
-    raise ConfigError(
-        f"Invalid timecode {tc!r}",
-        expected="SMPTE 'HH:MM:SS:FF' (or 'HH:MM:SS;FF' for drop-frame), hours < 24, frames < 40",
-        found=repr(tc),
-        fix="write it like '01:00:00:01'",
-    )
-
-
-def _decode_timecode(value: int) -> str:
-    """SMPTE 12M time-and-flags word (OpenEXR ``timeCode``) to 'HH:MM:SS:FF'."""
-
-    def unbcd(v: int) -> int:
-        return (v >> 4) * 10 + (v & 0xF)
-
-    ff = unbcd(value & 0x3F)
-    ss = unbcd((value >> 8) & 0x7F)
-    mm = unbcd((value >> 16) & 0x7F)
-    hh = unbcd((value >> 24) & 0x3F)
-    sep = ";" if value & 0x40 else ":"
-    return f"{hh:02d}:{mm:02d}:{ss:02d}{sep}{ff:02d}"
-
-
-def _to_fraction(v: Any) -> Fraction | None:
-    if v is None or isinstance(v, Fraction):
-        return v
-    if isinstance(v, int) and not isinstance(v, bool):
-        return Fraction(v)
-    if isinstance(v, str):
-        try:
-            return Fraction(v.strip())
-        except (ValueError, ZeroDivisionError):
-            pass
-    raise ConfigError(
-        f"Invalid frame rate {v!r}",
-        expected="a Fraction, an int or a string like '24000/1001'",
-        found=f"{type(v).__name__} {v!r}",
-        fix="pass Fraction(24000, 1001) for 23.976 and Fraction(30000, 1001) for 29.97",
-    )
-
-
-def _opt_str(v: Any) -> str | None:
-    return None if v is None else str(v)
 
 
 def _did_you_mean(name: str, choices: Sequence[str]) -> str:

@@ -103,7 +103,7 @@ class SwapStage(FrameStage):
     def prepare(self, context: RenderContext) -> None:
         plan, shot = self.plan, self.plan.shot
         self.model = self.model or open_swap_model(plan.checkpoint, persona=plan.persona, resolution=plan.resolution,
-                                                   device=plan.device)
+                                                   device=plan.device, checked=True)
         self.swapper = FaceSwapper(self.model, plan.persona, method=plan.method, sigma=shot.blend.mask_blur_sigma_px,
                                    target_face_levels=shot.blend.target_face_levels)
         self.batch_size = self.requested_batch or (8 if self.swapper.device.type == "cuda" else 1)

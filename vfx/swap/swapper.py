@@ -68,13 +68,16 @@ def check_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: 
 
 
 def open_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: int | None = None,
-                    device: torch.device | str = "cpu") -> SwapModel:
+                    device: torch.device | str = "cpu", checked: bool = False) -> SwapModel:
     """Load a comb checkpoint for swapping, after :func:`check_swap_model`.
+
+    Args:
+        checked: ``path`` is the exact checkpoint folder a plan already checked (no second check).
 
     Raises:
         ConfigError / MediaError: as :func:`check_swap_model`, or unreadable weights.
     """
-    folder, _ = check_swap_model(path, persona=persona, resolution=resolution)
+    folder = Path(path) if checked else check_swap_model(path, persona=persona, resolution=resolution)[0]
     net, manifest, _ = load_checkpoint(folder, device=device, with_optimizer=False)
     net.eval().requires_grad_(False)
     return SwapModel(net=net, manifest=manifest, folder=folder)

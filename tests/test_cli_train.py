@@ -8,7 +8,7 @@ import pytest
 
 from vfx.cli import entrypoint
 from vfx.demo import load_portrait, render_motion
-from vfx.face.evaluate import known_motion
+from vfx.eval.stability import known_motion
 from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
 from vfx.io.image import write_image
 

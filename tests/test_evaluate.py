@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from vfx.demo import load_portrait
-from vfx.face.evaluate import LandmarkTracks, footage_jitter, known_motion, motion_reference, motion_stability, stability_error
+from vfx.eval.stability import (
+    LandmarkTracks,
+    footage_jitter,
+    known_motion,
+    motion_reference,
+    motion_stability,
+    stability_error,
+)
 from vfx.face.landmark import create_landmarker
 
 

@@ -11,7 +11,7 @@ import pytest
 from vfx.cli import entrypoint
 from vfx.demo import load_portrait, render_motion
 from vfx.errors import ConfigError
-from vfx.face.evaluate import known_motion
+from vfx.eval.stability import known_motion
 from vfx.faceset import Faceset
 from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
 from vfx.faceset.qc import write_contact_sheet, write_jitter_plot

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vfx.errors import ConfigError, InvalidPixelsError, MediaError, VfxError
+from vfx.eval.landmarks import normalised_mean_error, read_dlib_landmark_xml
 from vfx.face.landmark import (
     DLIB_PREDICTOR_FILE,
     FAN_LEGACY_WEIGHTS_FILE,
@@ -24,8 +25,6 @@ from vfx.face.landmark import (
     jitter_average,
     jitter_average_many,
     jitter_boxes,
-    normalised_mean_error,
-    read_dlib_landmark_xml,
     to_uint8_rgb,
 )
 from vfx.face.types import LANDMARK_GROUPS, FaceBox

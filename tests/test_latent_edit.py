@@ -11,9 +11,18 @@ import torch.nn.functional as F
 
 from vfx.blend.paste import paste_change
 from vfx.comb.network import CombConfig, CombNetwork
-from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_COLOURS, FaceLabel
-from vfx.retouch.latent import (
+from vfx.edit.pipeline import parse_strength, read_edited_labels, strength_at
+from vfx.edit.segment import (
+    JointDecoder,
+    SegHead,
+    class_iou,
+    load_seg_head,
+    mean_iou,
+    save_seg_head,
+    seg_head_path,
+    train_seg_head,
+)
+from vfx.edit.vectors import (
     EditSettings,
     EditVector,
     apply_edits,
@@ -30,17 +39,8 @@ from vfx.retouch.latent import (
     region_iou,
     save_edit_vector,
 )
-from vfx.retouch.latent_pipeline import parse_strength, read_edited_labels, strength_at
-from vfx.retouch.segment import (
-    JointDecoder,
-    SegHead,
-    class_iou,
-    load_seg_head,
-    mean_iou,
-    save_seg_head,
-    seg_head_path,
-    train_seg_head,
-)
+from vfx.errors import ConfigError, MediaError
+from vfx.face.mask import LABEL_COLOURS, FaceLabel
 from vfx.shot.schema import StrengthKey
 
 
@@ -283,8 +283,8 @@ def test_real_footage_edit_is_learned_locally_and_carried_through_the_clip(share
     real clip at 32², its segmentation head, the lips enlarged on a keyframe and carried to 20 other frames."""
     from vfx.cli import entrypoint
     from vfx.comb.checkpoint import load_checkpoint
-    from vfx.retouch.evaluate import latent_edit_case
-    from vfx.retouch.segment import faceset_layouts
+    from vfx.edit.segment import faceset_layouts
+    from vfx.eval.retouch import latent_edit_case
 
     faces = tmp_path / "x"
     assert entrypoint(["extract", str(shared_clips / "pair_x_aoc.mp4"), "--out", str(faces), "--frames", "1001-1080",

@@ -9,6 +9,7 @@ import torch
 
 from tests.face_shapes import MEAN_SHAPE
 from vfx.errors import ConfigError, MediaError
+from vfx.eval.retouch import known_warp_case
 from vfx.face.mask import LABEL_COLOURS, FaceLabel, face_axes, face_layout
 from vfx.retouch.edits import (
     GroupKey,
@@ -20,8 +21,8 @@ from vfx.retouch.edits import (
     read_painted_map,
     select_edits,
 )
-from vfx.retouch.evaluate import known_warp_case, masked_psnr
 from vfx.retouch.warp import WarpConfig, dense_layout_warp, edit_mask, layout_warp
+from vfx.utils.psnr import masked_psnr
 
 SIZE = 128
 

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 
 from vfx.errors import ConfigError
+from vfx.eval.stability import jitter_residual, measure_lag
 from vfx.face.smooth import (
     OneEuroFilter,
-    jitter_residual,
-    measure_lag,
     smooth_landmarks,
     smooth_landmarks_streaming,
     valid_runs,

@@ -34,7 +34,7 @@ THROUGHPUT_CLIPS = ("pair_x_aoc.mp4", "persona_b_d14.mp4")  # the 512² ones
 
 def _stability() -> None:
     from vfx.demo import load_portrait
-    from vfx.face.evaluate import motion_stability
+    from vfx.eval.stability import motion_stability
     from vfx.face.landmark import create_landmarker
 
     result = motion_stability(create_landmarker("dlib"), load_portrait("hopper"))
@@ -52,7 +52,7 @@ def _stability() -> None:
 
 
 def _footage(data: Path, num_frames: int) -> None:
-    from vfx.face.evaluate import footage_jitter, landmark_tracks
+    from vfx.eval.stability import footage_jitter, landmark_tracks
     from vfx.face.landmark import create_landmarker
     from vfx.io.plate import open_media
 

@@ -25,17 +25,17 @@ import numpy as np
 import torch
 
 from vfx.comb.checkpoint import load_checkpoint
-from vfx.face.mask import LABEL_NAMES, colourise_layout
-from vfx.io.image import write_image
-from vfx.retouch.evaluate import latent_edit_case
-from vfx.retouch.latent import EditSettings
-from vfx.retouch.segment import (
+from vfx.edit.segment import (
     JointDecoder,
     faceset_layouts,
     load_seg_head,
     save_seg_head,
     train_seg_head,
 )
+from vfx.edit.vectors import EditSettings
+from vfx.eval.retouch import latent_edit_case
+from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.io.image import write_image
 
 
 def _tile(t: torch.Tensor) -> np.ndarray:

@@ -25,11 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vfx.eval.landmarks import normalised_mean_error, read_dlib_landmark_xml
 from vfx.face.landmark import (
     DlibLandmarker,
     jitter_average_many,
-    normalised_mean_error,
-    read_dlib_landmark_xml,
     refine_boxes,
 )
 from vfx.face.types import FaceBox

@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from vfx.blend.metrics import face_region_flicker
-from vfx.export.frames import RETOUCH_MATTE_CHANNEL, read_rendered_frame
+from vfx.eval.retouch import known_warp_case
 from vfx.face.mask import face_polygon, rasterise_polygon
 from vfx.faceset.extract import ExtractConfig, MediaSource, extract_faceset
 from vfx.faceset.store import Faceset
 from vfx.io.image import read_image
-from vfx.retouch.evaluate import known_warp_case
+from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, read_rendered_frame
 from vfx.retouch.perturb import hole_psnr, hole_window, perturbed_sample, window_sample
 from vfx.retouch.pipeline import REFINER_LR, REFINER_MARGIN, REFINER_WINDOW
 from vfx.retouch.refiner import RefinerConfig, refine, train_refiner

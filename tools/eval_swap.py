@@ -16,7 +16,7 @@ Figures (per frame in ``per_frame.csv``, summarised per method in the printed ma
   ``vfx.face.landmark.normalised_mean_error``) of the output's re-detected landmarks against the plate's,
   re-detected the same way. For scale, the plate's re-detected landmarks against the tracked ones the swap was
   aligned with are printed below the table.
-* temporal stability: landmark jitter (``vfx.face.evaluate.footage_jitter``: RMS residual after a zero-phase
+* temporal stability: landmark jitter (``vfx.eval.stability.footage_jitter``: RMS residual after a zero-phase
   6-frame low-pass, in inter-ocular distances, of the 9-box averaged track; all 68 points and the rigid ones)
   of the output and of the plate, and ``face_region_flicker`` of the output against the plate (1.0 = as steady
   as the plate).
@@ -53,21 +53,22 @@ from vfx.blend.metrics import (
 )
 from vfx.comb.checkpoint import read_manifest
 from vfx.errors import VfxError
-from vfx.export.frames import read_rendered_frame
-from vfx.face.evaluate import LandmarkTracks, footage_jitter, landmark_tracks
+from vfx.eval.landmarks import normalised_mean_error
+from vfx.eval.stability import LandmarkTracks, footage_jitter, landmark_tracks
 from vfx.face.identity import (
     SAME_PERSON_DISTANCE,
     FaceDescriber,
     descriptor_distance,
     mean_descriptor,
 )
-from vfx.face.landmark import create_landmarker, normalised_mean_error
-from vfx.faceset.plate_faces import plate_faces_folder
+from vfx.face.landmark import create_landmarker
 from vfx.faceset.store import Faceset
 from vfx.io.color import to_working
 from vfx.io.image import read_image
 from vfx.io.plate import open_plate
+from vfx.render.rendered import read_rendered_frame
 from vfx.shot.frames import FrameRange, SequencePattern
+from vfx.shot.layout import plate_faces_folder
 from vfx.shot.schema import Shot
 from vfx.swap.pipeline import swap_shot
 from vfx.utils.plots import pyplot, save_figure

@@ -19,11 +19,11 @@ import torch
 
 from vfx.face.mask import face_axes, face_layout
 from vfx.retouch.edits import EDIT_GROUPS, GroupKey, group_field
-from vfx.retouch.evaluate import remap_image
 from vfx.retouch.refiner import RefinerSample
 from vfx.retouch.warp import WarpConfig, layout_warp, mask_box
 
-__all__ = ["PERTURBED_GROUPS", "PerturbConfig", "hole_psnr", "hole_window", "perturbed_sample", "window_sample"]
+__all__ = ["PERTURBED_GROUPS", "PerturbConfig", "hole_psnr", "hole_window", "perturbed_sample", "remap_image",
+           "window_sample"]
 
 PERTURBED_GROUPS = ("mouth", "upper_lip", "lower_lip", "left_brow", "right_brow", "left_eye", "right_eye", "nose")
 """Groups a perturbation moves (the jaw is left alone: moving it exposes background the crop does not hold)."""
@@ -38,6 +38,12 @@ class PerturbConfig:
     rotate: float = 6.0
     occluder_probability: float = 0.5
     occluder_radius: tuple[float, float] = (0.04, 0.12)
+
+
+def remap_image(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) image carried through a backward map (bilinear, edges repeated)."""
+    return cv2.remap(np.ascontiguousarray(image, dtype=np.float32), field[..., 0], field[..., 1],
+                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def perturbed_sample(crop: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator, *,

@@ -82,7 +82,7 @@ class WarpConfig:
         global_weight: weight of the global position term, which settles ties.
         temperature: softmax temperature of Eq. 4 as a feature distance: keys within about this distance
             of the best match share the weight (gamma = 1 / (2 t^2)).
-    The defaults were tuned on the known-warp test of :mod:`vfx.retouch.evaluate` (real crops, mouth moved
+    The defaults were tuned on the known-warp test of :mod:`vfx.eval.retouch` (real crops, mouth moved
     and widened): the random-search window decays to a fraction of a pixel instead of stopping (col. 19
     stops it at i_c), which the sub-pixel accuracy of the lips needs.
         coarse_side: cells across the grid of the dense seeding match.

@@ -1,5 +1,7 @@
 """Measurements of the retouch: known-warp recovery of the layout warp, and of the latent edits.
 
+Evaluation code (floor 7): the tools and tests use it, production code never imports it.
+
 Known-warp recovery (the issue's acceptance test): move and widen a landmark group by known amounts, build
 the ground truth by warping the crop with the same known field (:func:`vfx.retouch.edits.landmark_field`,
 a thin-plate spline through the landmark pairs), and compare the layout warp's output with it inside the
@@ -22,9 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vfx.face.mask import face_layout
-from vfx.retouch.edits import GroupKey, edit_landmarks, group_field
-from vfx.retouch.latent import (
+from vfx.edit.segment import JointDecoder
+from vfx.edit.vectors import (
     EditResult,
     EditSettings,
     apply_vector,
@@ -34,36 +35,13 @@ from vfx.retouch.latent import (
     refine_edit,
     region_iou,
 )
-from vfx.retouch.segment import JointDecoder
+from vfx.face.mask import face_layout
+from vfx.retouch.edits import GroupKey, edit_landmarks, group_field
+from vfx.retouch.perturb import remap_image
 from vfx.retouch.warp import WarpConfig, layout_warp
+from vfx.utils.psnr import image_psnr, masked_psnr
 
-__all__ = ["KnownWarpResult", "LatentEditReport", "image_psnr", "known_warp_case", "landmark_edit_labels",
-           "latent_edit_case", "masked_psnr", "remap_image"]
-
-
-def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR in dB of two [0, 1] images over the pixels of ``mask`` (inf when they agree there)."""
-    inside = np.asarray(mask, bool)
-    if not inside.any():
-        return float("inf")
-    error = float(np.mean((np.asarray(a, np.float64)[inside] - np.asarray(b, np.float64)[inside]) ** 2))
-    return float("inf") if error == 0 else 10.0 * np.log10(1.0 / error)
-
-
-def image_psnr(image: Tensor, reference: Tensor, mask: Tensor) -> float:
-    """:func:`masked_psnr` of two (1, 3, H, W) tensors over an (H, W) bool mask."""
-    def hwc(t: Tensor) -> np.ndarray:
-        return t[0].detach().permute(1, 2, 0).cpu().numpy()
-
-    return masked_psnr(hwc(image), hwc(reference), mask.cpu().numpy())
-
-
-def remap_image(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-    """An (H, W, 3) image carried through a backward map (bilinear, edges repeated)."""
-    import cv2
-
-    return cv2.remap(np.ascontiguousarray(image, dtype=np.float32), field[..., 0], field[..., 1],
-                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+__all__ = ["KnownWarpResult", "LatentEditReport", "known_warp_case", "landmark_edit_labels", "latent_edit_case"]
 
 
 @dataclass(frozen=True)

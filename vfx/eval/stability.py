@@ -1,5 +1,7 @@
 """Measuring landmarks over time: stability under a known motion, lag on a sudden move, jitter on footage.
 
+Evaluation code (floor 7): the tools and tests use it, production code never imports it.
+
 A landmarker that is accurate on stills can still shimmer on video. The stability measure takes a face
 photo, moves it with a known sub-pixel motion, and compares each frame's landmarks with frame 0's mapped
 through that motion: whatever differs is jitter (or lag), not the face moving. On real footage the truth
@@ -24,8 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vfx.align.landmarks import RIGID_LANDMARKS
+from vfx.align.motion import head_motion_matrix, render_motion
 from vfx.face.landmark import Landmarker, jitter_boxes, refine_boxes, to_uint8_rgb
-from vfx.face.smooth import RIGID_LANDMARKS, jitter_residual, measure_lag, smooth_landmarks, smooth_landmarks_streaming
+from vfx.face.smooth import high_pass, smooth_landmarks, smooth_landmarks_streaming
 from vfx.face.track import FULL_FRAME_EVERY, FaceTracker, find_faces, seed_boxes
 from vfx.face.types import NUM_LANDMARKS, Face
 
@@ -39,6 +43,8 @@ __all__ = [
     "motion_stability",
     "FootageJitter",
     "footage_jitter",
+    "measure_lag",
+    "jitter_residual",
 ]
 
 
@@ -93,7 +99,8 @@ def landmark_tracks(
     single, refined, averaged, widths = [], [], [], []
     for index, frame in enumerate(frames):
         image = to_uint8_rgb(frame)
-        boxes = find_faces(landmarker, image, tracker, detect_scale=detect_scale, full_frame=index % FULL_FRAME_EVERY == 0)
+        boxes = find_faces(landmarker, image, tracker, detect_scale=detect_scale,
+                           full_frame=index % FULL_FRAME_EVERY == 0)
         if not boxes:
             tracker.update(index, [])
             for track in (single, refined, averaged):
@@ -129,8 +136,6 @@ def known_motion(
     positions). The sudden move adds ``sudden_shift_px`` spread over ``sudden_frames`` frames from
     ``sudden_frame`` on (a whip of the head that a lagging filter would trail behind).
     """
-    from vfx.align.motion import head_motion_matrix
-
     matrices = []
     for index in range(num_frames):
         matrix = head_motion_matrix(index / num_frames, portrait_size, size, zoom=zoom)
@@ -207,8 +212,6 @@ def motion_stability(
         portrait: (H, W, 3) float32 in [0, 1], e.g. :func:`vfx.demo.load_portrait` ("hopper": a 250 px face
             at the default zoom).
     """
-    from vfx.align.motion import render_motion
-
     smooth = known_motion(num_frames, portrait.shape[:2], size, zoom=zoom)
     tracks = landmark_tracks(landmarker, render_motion(portrait, smooth, size), beta=beta, num_shifts=num_shifts)
     errors = {kind: stability_error(track, motion_reference(track[0], smooth))
@@ -262,3 +265,78 @@ def footage_jitter(tracks: LandmarkTracks, *, cutoff_frames: float = 6.0) -> Foo
         all_iod[kind] = jitter_residual(track, cutoff_frames=cutoff_frames, valid=valid) / interocular
         rigid_iod[kind] = jitter_residual(track[:, rigid], cutoff_frames=cutoff_frames, valid=valid) / interocular
     return FootageJitter(all_iod, rigid_iod, interocular, len(valid), int(valid.sum()))
+
+# --------------------------------------------------------------------------------------------------
+# Measures of a filtered track (lag, jitter residual)
+# --------------------------------------------------------------------------------------------------
+
+
+def measure_lag(reference: np.ndarray, filtered: np.ndarray, *, max_lag: int = 12) -> float:
+    """How many frames ``filtered`` trails ``reference``: the peak of the cross-correlation of their velocities.
+
+    Both tracks are differenced frame to frame (so a constant offset does not matter and a sudden move is a
+    sharp velocity pulse); the velocities of all coordinates are cross-correlated at integer shifts
+    ``-max_lag..max_lag``, and the peak is refined to a fraction of a frame with a parabola through it and
+    its two neighbours. A zero-phase filter gives 0; a causal filter a positive lag; a filter that anticipates
+    a negative one. It locates the peak of the motion, not its tail: a filter that arrives on time but
+    then creeps into place (a smear) is better seen in the per-frame error right after the move. The
+    measure is meant for clips with clear motion (a head move); on a still shot it only measures the noise.
+
+    Args:
+        reference: (T, ...) the true or the raw track.
+        filtered: (T, ...) the filtered track, same shape. NaN (frames without a face) counts as no motion.
+        max_lag: largest shift tried, in frames.
+
+    Returns:
+        The lag in frames, positive when ``filtered`` is late.
+
+    Raises:
+        ValueError: the shapes differ or the tracks are shorter than 3 frames.
+
+    Example:
+        >>> step = np.repeat([0.0, 10.0], 10)
+        >>> measure_lag(step, np.roll(step, 2))
+        2.0
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    out = np.asarray(filtered, dtype=np.float64)
+    if ref.shape != out.shape or ref.ndim < 1 or ref.shape[0] < 3:
+        raise ValueError(
+            f"reference and filtered must be the same (T, ...) shape with T >= 3; got {ref.shape}, {out.shape}"
+        )
+    v_ref = np.nan_to_num(np.diff(ref, axis=0).reshape(ref.shape[0] - 1, -1))
+    v_out = np.nan_to_num(np.diff(out, axis=0).reshape(out.shape[0] - 1, -1))
+    n = v_ref.shape[0]
+    max_lag = int(min(max_lag, n - 1))
+    shifts = np.arange(-max_lag, max_lag + 1)
+    # c[k] = sum_t v_ref[t] . v_out[t + k]: the filtered velocity k frames later matches the reference's.
+    corr = np.array([np.sum(v_ref[max(0, -k) : n - max(0, k)] * v_out[max(0, k) : n - max(0, -k)]) for k in shifts])
+    peak = int(np.argmax(corr))
+    lag = float(shifts[peak])
+    if 0 < peak < len(corr) - 1:
+        left, centre, right = corr[peak - 1], corr[peak], corr[peak + 1]
+        curvature = left - 2 * centre + right
+        if curvature < 0:
+            lag += float(0.5 * (left - right) / curvature)
+    return lag
+
+
+def jitter_residual(track: np.ndarray, *, cutoff_frames: float, valid: np.ndarray | None = None) -> float:
+    """RMS of :func:`high_pass` over every coordinate of every valid frame.
+
+    Use it on real footage, where the truth is unknown, to compare raw and smoothed tracks; divide by the
+    inter-ocular distance to compare shots.
+
+    Returns:
+        The residual's root mean square per coordinate, in the track's units (per 2-D point: multiply by
+        sqrt(2)). 0.0 when no run is long enough.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> noise = rng.normal(0, 0.5, (200, 68, 2))
+        >>> 0.4 < jitter_residual(noise, cutoff_frames=8) < 0.5
+        True
+    """
+    residual = high_pass(track, cutoff_frames=cutoff_frames, valid=valid)
+    finite = residual[np.isfinite(residual)]
+    return float(np.sqrt(np.mean(finite**2))) if finite.size else 0.0

@@ -31,10 +31,10 @@ from vfx.farm.task import (
     read_record,
     run_task,
 )
-from vfx.utils.atomic import TEMP_MARKER
 from vfx.io.image import read_image
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.shot.schema import EditVectorConfig, FarmConfig, ModelTraining
+from vfx.utils.atomic import TEMP_MARKER
 
 FRAMES = [f"{f}" for f in range(1001, 1009)]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from vfx.demo import load_portrait
 from vfx.errors import ConfigError, VfxError
@@ -26,6 +25,8 @@ from vfx.face.landmark import (
     jitter_average,
     refine_boxes,
 )
+
+from conftest import SHARED_DATA
 
 STILLS = SHARED_DATA / "stills"
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from vfx.cli import entrypoint
-from vfx.render.rendered import EDIT_MATTE_CHANNEL, read_rendered_frame
-from vfx.shot.layout import edit_sequence, rendered_sequence
+from vfx.edit.vectors import load_edit_vector, save_edit_vector
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image
-from vfx.edit.vectors import load_edit_vector, save_edit_vector
+from vfx.render.rendered import EDIT_MATTE_CHANNEL, read_rendered_frame
 from vfx.shot import load_shot, save_shot
+from vfx.shot.layout import edit_sequence, rendered_sequence
 from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
 from vfx.swap import swap_shot
 

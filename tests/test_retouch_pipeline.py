@@ -11,11 +11,11 @@ import pytest
 
 from vfx.cli import entrypoint
 from vfx.errors import ConfigError, MediaError
-from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, read_rendered_frame
 from vfx.io.image import read_image
+from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, read_rendered_frame
 from vfx.retouch import plan_retouch, retouch_shot
-from vfx.shot.layout import refiner_folder
 from vfx.shot import load_shot, save_shot
+from vfx.shot.layout import refiner_folder
 from vfx.shot.schema import RetouchOptions
 
 EDITS = [{"name": "smile", "group": "mouth", "keys": [{"frame": 1001}, {"frame": 1004, "move": [0, -0.03],

@@ -54,7 +54,7 @@ def test_hash_changes_with_content(tmp_path):
 
 def test_frozen(tmp_path):
     shot = parse_shot(MINIMAL, base_dir=tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):  # pydantic's ValidationError: the model is frozen
         shot.name = "other"
 
 

@@ -14,8 +14,8 @@ from vfx.cli import entrypoint
 from vfx.comb.checkpoint import Manifest, PersonaRecord, save_checkpoint
 from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, FrameRangeError, MediaError
-from vfx.render.rendered import SYNTHETIC_NOTICE, read_rendered_frame
 from vfx.io.image import read_image, write_image
+from vfx.render.rendered import SYNTHETIC_NOTICE, read_rendered_frame
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.swap import FaceSwapper, open_swap_model, swap_shot
 

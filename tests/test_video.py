@@ -18,8 +18,8 @@ import pytest
 
 from vfx.errors import ConfigError, ExternalToolError, FrameRangeError, MediaError
 from vfx.io import ffmpeg as ff
-from vfx.io.video import probe as video_mod
 from vfx.io.video import VideoInfo, VideoReader, encode_video, probe_video
+from vfx.io.video import probe as video_mod
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CLIPS = DATA / "clips"

@@ -131,7 +131,6 @@ def extract(
     from vfx.faceset.extract import ExtractConfig, extract_faceset
     from vfx.faceset.qc import write_contact_sheet, write_jitter_plot
     from vfx.faceset.store import Faceset
-
     from vfx.shot import FrameRange
 
     media, shot_frames = _media_source(source, persona=persona, start_frame=start_frame, colorspace=colorspace)

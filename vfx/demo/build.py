@@ -214,7 +214,8 @@ def build_demo(
         pattern = SequencePattern(str(folder / "plates" / f"{name}.####.exr"))
         video = folder / "media" / f"{name}.mp4"
 
-        def frames_8bit(portrait: np.ndarray = portrait, pattern: SequencePattern = pattern) -> Iterator[np.ndarray]:
+        def frames_8bit(portrait: np.ndarray = portrait, pattern: SequencePattern = pattern,
+                        name: str = name) -> Iterator[np.ndarray]:
             # One pass renders both forms: the EXR frame on the side, the 8-bit frame to the encoder.
             motion = performance_frames(portrait, num_frames, size)
             for frame, rgb in progress(zip(frame_range, motion), total=num_frames, desc=f"demo {name}"):

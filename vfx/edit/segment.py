@@ -41,8 +41,8 @@ from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, face_layout
 from vfx.faceset.store import Faceset
-from vfx.utils.atomic import atomic_write_text, fsync_path
 from vfx.shot.layout import seg_head_path
+from vfx.utils.atomic import atomic_write_text, fsync_path
 
 __all__ = [
     "SEGHEAD_SCHEMA",

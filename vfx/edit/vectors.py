@@ -45,10 +45,10 @@ from torch import Tensor
 
 import vfx
 from vfx.comb.losses import ssim
+from vfx.edit.segment import JointDecoder
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, FaceLabel
 from vfx.utils.atomic import atomic_write_text, fsync_path
-from vfx.edit.segment import JointDecoder
 
 __all__ = [
     "EDIT_SCHEMA",

@@ -15,6 +15,8 @@ from vfx.export.comp import (
     rebuild_frame,
     write_comp_package,
 )
+from vfx.export.review import write_review
+from vfx.export.sheet import write_swap_sheet
 from vfx.render.rendered import (
     SYNTHETIC_NOTICE,
     RenderedFrame,
@@ -23,8 +25,6 @@ from vfx.render.rendered import (
     read_rendered_frame,
     write_rendered_frame,
 )
-from vfx.export.review import write_review
-from vfx.export.sheet import write_swap_sheet
 
 __all__ = [
     "SYNTHETIC_NOTICE",

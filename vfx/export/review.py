@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from vfx.errors import ConfigError
+from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
+from vfx.io.plate import Plate, borrow_plate
+from vfx.io.video import VideoInfo, encode_video
 from vfx.render.rendered import (
     check_rendered_frames,
     frame_timecode,
     read_rendered_frame,
 )
-from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
-from vfx.io.plate import Plate, borrow_plate
-from vfx.io.video import VideoInfo, encode_video
 from vfx.shot.frames import FrameRange, SequencePattern
 from vfx.shot.layout import rendered_sequence, side_by_side_path
 from vfx.shot.schema import Shot

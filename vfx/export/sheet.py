@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vfx.render.rendered import read_rendered_frame
 from vfx.io.color import to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate
+from vfx.render.rendered import read_rendered_frame
 from vfx.shot.frames import SequencePattern
 
 __all__ = ["write_swap_sheet"]

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vfx.faceset.store import Faceset, FaceRecord
+from vfx.faceset.store import FaceRecord, Faceset
 from vfx.io.image import read_image
 
 __all__ = ["FacesetDataset"]

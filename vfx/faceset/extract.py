@@ -58,11 +58,11 @@ from vfx.face.track import (
 )
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
-from vfx.utils.atomic import atomic_write_text
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate, open_media
 from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
+from vfx.utils.atomic import atomic_write_text
 from vfx.utils.progress import progress
 
 __all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset", "extract_landmarks", "faceset_info"]

@@ -42,8 +42,8 @@ import yaml
 
 from vfx.errors import ConfigError, VfxError
 from vfx.farm.graph import STAGES, TaskGraph
-from vfx.utils.atomic import atomic_write_text
 from vfx.shot.frames import FrameRange
+from vfx.utils.atomic import atomic_write_text
 
 __all__ = ["EXPORT_TARGETS", "OPENCUE_SPEC_VERSION", "OPENJD_SPECIFICATION", "export_graph"]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from vfx.errors import ConfigError
 from vfx.farm.graph import plate_crop_size
-from vfx.utils.atomic import remove_stale_temps
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, SequencePattern
 from vfx.shot.schema import ModelConfig, ModelTraining, Shot
+from vfx.utils.atomic import remove_stale_temps
 
 __all__ = ["StageContext", "StageOutcome", "check_training", "count_done", "run_stage"]
 

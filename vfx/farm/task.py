@@ -27,9 +27,9 @@ from typing import Literal
 
 from vfx.errors import ConfigError, VfxError
 from vfx.farm.graph import STAGES, farm_folder, task_id
-from vfx.utils.atomic import atomic_write_text
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
+from vfx.utils.atomic import atomic_write_text
 
 __all__ = [
     "PROGRESS_FORMATS",

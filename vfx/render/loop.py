@@ -36,8 +36,8 @@ from vfx.io.image import Image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.render.rendered import (
     RenderedFrame,
-    check_rendered_frames,
     RenderInfo,
+    check_rendered_frames,
     frame_timecode,
     plate_start_timecode,
     read_rendered_frame,

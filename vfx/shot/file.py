@@ -14,8 +14,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vfx.errors import ShotFileError
-from vfx.utils.atomic import atomic_write_text
 from vfx.shot.schema import SCHEMA, Shot
+from vfx.utils.atomic import atomic_write_text
 
 __all__ = ["load_shot", "parse_shot", "dump_shot", "save_shot"]
 

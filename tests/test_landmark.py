@@ -624,7 +624,7 @@ def test_fan_decoding_matches_face_alignment() -> None:
     """Our vectorised peak decoding equals face-alignment's get_preds_fromhm (slow: numba compiles it)."""
     from face_alignment.utils import get_preds_fromhm
 
-    from vfx.face.landmark import _heatmap_peaks
+    from vfx.face.landmark.fan import _heatmap_peaks
 
     rng = np.random.default_rng(1)
     hm = rng.random((3, 68, 64, 64), dtype=np.float32)

@@ -159,6 +159,106 @@ def test_cuda_blend_matches_cpu():
     assert torch.allclose(cpu, gpu, atol=1e-5)
 
 
+# ---------------------------------------------------------------------------------------------- inference kernels
+
+def _reference_blend(source, target, cover, sigma, target_face_levels):
+    """The enhanced blend as the reference functions compute it (what the kernels must match bit for bit)."""
+    from vfx.blend.enhanced import _face_bands
+
+    return target + reconstruct(_face_bands(source, target, cover, sigma, target_face_levels))
+
+
+def _same_bits(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> bool:
+    a, b = (np.ascontiguousarray(x.numpy() if isinstance(x, torch.Tensor) else x) for x in (a, b))
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _odd_covers(size: int, batch: int) -> list[torch.Tensor]:
+    """Coverages that try the kernels' edge cases: a face at the border, single pixels in the corners, -0.0,
+    NaN, a subnormal that pooling loses, none at all."""
+    face = _face_cover(size, batch)
+    shifted = torch.roll(face, shifts=(size // 3, -size // 3), dims=(2, 3))
+    corners = torch.zeros(batch, 1, size, size)
+    corners[..., 0, 0], corners[..., -1, -1] = 1.0, 0.3
+    negative_zero = torch.full((batch, 1, size, size), -0.0)
+    negative_zero[..., size // 2, size // 2] = 1.0
+    nan = face.clone()
+    nan[..., size // 3, size // 4] = float("nan")
+    subnormal = torch.zeros(batch, 1, size, size)
+    subnormal[0, 0, size // 2, 1] = 1e-42
+    return [face, shifted, corners, negative_zero, nan, subnormal, torch.zeros(batch, 1, size, size)]
+
+
+@pytest.mark.parametrize("size", [2, 4, 16, 64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_blend_kernels_are_bit_identical_to_the_reference(size, dtype, backend):
+    from vfx.blend import kernels
+    from vfx.blend.enhanced import gaussian_weights
+
+    g = torch.Generator().manual_seed(size)
+    for batch in (1, 2):
+        source = torch.randn(batch, 3, size, size, generator=g, dtype=dtype) * 2
+        target = torch.rand(batch, 3, size, size, generator=g, dtype=dtype)
+        target[..., 0, :] = -0.0
+        for cover in _odd_covers(size, batch):
+            cover = cover.to(dtype)
+            for sigma in (0.0, 0.5, 1.0, 2.5):
+                weights = gaussian_weights(sigma) if sigma > 0 else None
+                for levels_from_t in range(pyramid_levels(size)):
+                    expected = _reference_blend(source, target, cover, sigma, levels_from_t)
+                    out = kernels.enhanced_face_change(source, target, cover, weights, levels_from_t, force=backend)
+                    assert _same_bits(out, expected), (batch, sigma, levels_from_t)
+
+
+def test_blend_crops_is_bit_identical_to_the_reference_on_a_face():
+    source, target = (torch.rand(1, 3, 256, 256, generator=torch.Generator().manual_seed(i)) for i in (1, 2))
+    cover = _face_cover(256)
+    for method_sigma in (1.0, 1.5, 4.0):
+        out = blend_crops(source, target, cover, sigma=method_sigma)
+        assert _same_bits(out, _reference_blend(source, target, cover, method_sigma, 2))
+    with torch.inference_mode():  # as the swapper calls it
+        assert _same_bits(blend_crops(source, target, cover), _reference_blend(source, target, cover, 1.0, 2))
+    # inputs of any layout, and a float64 target
+    layouts = [x.contiguous(memory_format=torch.channels_last) for x in (source, target, cover)]
+    assert _same_bits(blend_crops(*layouts), _reference_blend(source, target, cover, 1.0, 2))
+    assert _same_bits(blend_crops(source, target.double(), cover),
+                      _reference_blend(source, target.double(), cover, 1.0, 2))
+
+
+def test_blend_keeps_gradients_through_the_reference_path():
+    source, target = _images()
+    source.requires_grad_(True)
+    out = enhanced_blend(source, target, _face_cover(batch=2))
+    out.sum().backward()
+    assert source.grad is not None and source.grad.abs().sum() > 0
+    assert _same_bits(out.detach(), enhanced_blend(source.detach(), target, _face_cover(batch=2)))
+
+
+def test_blend_kernels_give_each_thread_its_own_buffers():
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [_images(seed=i) for i in range(8)]
+    cover = _face_cover(batch=2)
+    expected = [enhanced_blend(s, t, cover) for s, t in pairs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            outs = list(pool.map(lambda st: enhanced_blend(st[0], st[1], cover), pairs))
+            assert all(_same_bits(o, e) for o, e in zip(outs, expected))
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.7, 1.5, 4.0])
+def test_crop_matte_is_bit_identical_to_inward_face_mask(sigma):
+    for size in (16, 64, 256):
+        for cover in _odd_covers(size, 1):
+            cover = cover[0, 0].numpy()
+            expected = inward_face_mask(torch.from_numpy(cover.copy())[None, None], sigma)[0, 0].numpy()
+            matte = crop_matte(cover, sigma)
+            assert matte.flags.c_contiguous and _same_bits(matte, expected), size
+    assert _same_bits(crop_matte(np.ones((32, 32)), 1.5),  # float64 in, float32 out, as before
+                      inward_face_mask(torch.ones(1, 1, 32, 32), 1.5)[0, 0])
+
+
 # ---------------------------------------------------------------------------------------------- paste-back
 
 def _plate_and_crop(size=(90, 120)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -216,3 +316,14 @@ def test_paste_back_is_bit_identical_outside_the_matte_on_files(tmp_path, suffix
     assert before.dtype == after.dtype
     assert np.array_equal(before[outside], after[outside])
     assert not np.array_equal(before[~outside], after[~outside])
+
+
+def test_paste_back_takes_a_planar_crop_view_and_frames_past_rgb():
+    plate, crop, matte, matrix = _plate_and_crop()
+    expected = paste_back(plate, crop, matte, matrix)
+    planar = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))
+    pasted = paste_back(plate, planar.permute(1, 2, 0).numpy(), matte, matrix)  # as the swap hands crops over
+    assert _same_bits(pasted.frame, expected.frame) and _same_bits(pasted.matte, expected.matte)
+    alpha = np.random.default_rng(4).random((*plate.shape[:2], 1), dtype=np.float32)
+    rgba = paste_back(np.concatenate([plate, alpha], axis=2), crop, matte, matrix)
+    assert _same_bits(rgba.frame[..., :3], expected.frame) and _same_bits(rgba.frame[..., 3:], alpha)

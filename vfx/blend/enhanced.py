@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vfx.blend import kernels
 from vfx.blend.pyramid import (
     downsample_mask,
     laplacian_pyramid,
@@ -40,7 +41,7 @@ from vfx.blend.pyramid import (
 from vfx.errors import ConfigError
 
 __all__ = ["DEFAULT_SIGMA_PX", "DEFAULT_TARGET_FACE_LEVELS", "EnhancedMultiBandBlend", "enhanced_blend",
-           "enhanced_blend_pyramid", "gaussian_blur", "inward_face_mask"]
+           "enhanced_blend_pyramid", "gaussian_blur", "gaussian_weights", "inward_face_mask"]
 
 DEFAULT_SIGMA_PX = 1.0
 DEFAULT_TARGET_FACE_LEVELS = 2
@@ -57,15 +58,20 @@ def _blur_1d(x: Tensor, weights: list[float], dim: int) -> Tensor:
     return out
 
 
+def gaussian_weights(sigma: float) -> list[float]:
+    """The normalised taps of a Gaussian of σ pixels, radius max(1, ceil(3σ)), as Python floats."""
+    radius = max(1, math.ceil(3.0 * sigma))
+    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
+    total = sum(taps)
+    return [t / total for t in taps]
+
+
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
     """Separable Gaussian blur (radius 3σ) of (B, C, H, W) with zero padding: outside the crop counts as
     background. Shifted-slice sums rather than a grouped convolution (several times faster on the CPU)."""
     if sigma <= 0:
         return x
-    radius = max(1, math.ceil(3.0 * sigma))
-    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
-    total = sum(taps)
-    weights = [t / total for t in taps]
+    weights = gaussian_weights(sigma)
     return _blur_1d(_blur_1d(x, weights, 3), weights, 2)
 
 
@@ -155,6 +161,11 @@ def enhanced_blend(source: Tensor, target: Tensor, cover: Tensor, *, sigma: floa
         >>> bool(torch.equal(enhanced_blend(t, t, cover), t))  # S = T gives T back
         True
     """
+    levels = _check(source, target, cover, target_face_levels)
+    if target_face_levels < levels and kernels.can_run(source, target, cover):
+        # the same arithmetic into preallocated buffers, bit-identical (see vfx.blend.kernels)
+        weights = gaussian_weights(sigma) if sigma > 0 else None
+        return kernels.enhanced_face_change(source, target, cover, weights, target_face_levels)
     return target + reconstruct(_face_bands(source, target, cover, sigma, target_face_levels))
 
 

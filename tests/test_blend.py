@@ -194,7 +194,7 @@ def _odd_covers(size: int, batch: int) -> list[torch.Tensor]:
 @pytest.mark.parametrize("backend", ["numpy", "torch"])
 def test_blend_kernels_are_bit_identical_to_the_reference(size, dtype, backend):
     from vfx.blend import kernels
-    from vfx.blend.enhanced import gaussian_weights
+    from vfx.blend.filters import gaussian_weights
 
     g = torch.Generator().manual_seed(size)
     for batch in (1, 2):

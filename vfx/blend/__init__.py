@@ -1,5 +1,6 @@
 """Laplacian pyramids, enhanced multi-band blending (Fig. 5 of the comb-network patent), the baselines it is
-compared with, and paste-back into the plate, shared by the swap and retouch stages."""
+compared with, and paste-back into the plate, shared by the swap and retouch stages; and the toolkit's Gaussian
+kernels, blurs and SSIM (:mod:`vfx.blend.filters`)."""
 
 from vfx.blend.enhanced import (
     EnhancedMultiBandBlend,

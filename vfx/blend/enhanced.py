@@ -25,13 +25,11 @@ already gone at its 16² level, so the persona's mid-frequency structure (brow a
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfx.blend import kernels
+from vfx.blend.filters import gaussian_blur, gaussian_weights
 from vfx.blend.pyramid import (
     downsample_mask,
     laplacian_pyramid,
@@ -41,38 +39,10 @@ from vfx.blend.pyramid import (
 from vfx.errors import ConfigError
 
 __all__ = ["DEFAULT_SIGMA_PX", "DEFAULT_TARGET_FACE_LEVELS", "EnhancedMultiBandBlend", "enhanced_blend",
-           "enhanced_blend_pyramid", "gaussian_blur", "gaussian_weights", "inward_face_mask"]
+           "enhanced_blend_pyramid", "inward_face_mask"]
 
 DEFAULT_SIGMA_PX = 1.0
 DEFAULT_TARGET_FACE_LEVELS = 2
-
-
-def _blur_1d(x: Tensor, weights: list[float], dim: int) -> Tensor:
-    radius = len(weights) // 2
-    padding = [0, 0] * (x.ndim - 1 - dim) + [radius, radius]
-    p = F.pad(x, padding)
-    n = x.shape[dim]
-    out = p.narrow(dim, radius, n) * weights[radius]
-    for offset in range(1, radius + 1):
-        out = out + (p.narrow(dim, radius - offset, n) + p.narrow(dim, radius + offset, n)) * weights[radius + offset]
-    return out
-
-
-def gaussian_weights(sigma: float) -> list[float]:
-    """The normalised taps of a Gaussian of σ pixels, radius max(1, ceil(3σ)), as Python floats."""
-    radius = max(1, math.ceil(3.0 * sigma))
-    taps = [math.exp(-0.5 * (t / sigma) ** 2) for t in range(-radius, radius + 1)]
-    total = sum(taps)
-    return [t / total for t in taps]
-
-
-def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
-    """Separable Gaussian blur (radius 3σ) of (B, C, H, W) with zero padding: outside the crop counts as
-    background. Shifted-slice sums rather than a grouped convolution (several times faster on the CPU)."""
-    if sigma <= 0:
-        return x
-    weights = gaussian_weights(sigma)
-    return _blur_1d(_blur_1d(x, weights, 3), weights, 2)
 
 
 def inward_face_mask(cover: Tensor, sigma: float) -> Tensor:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from vfx.blend.filters import gaussian_blur_image
 from vfx.errors import ConfigError, InvalidPixelsError, MediaError
 
 __all__ = [
@@ -207,7 +208,7 @@ def skin_colour_difference(
 
     def blur(x: np.ndarray) -> np.ndarray:
         # Zero outside the frame: a normalised convolution, frame-border pixels have less weight, not fake ones.
-        return cv2.GaussianBlur(np.ascontiguousarray(x), (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        return gaussian_blur_image(x, sigma, border="zero")
 
     def local_mean(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         total = blur(weights)[edge]

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from vfx.align.similarity import warp_to_plate
-from vfx.blend.enhanced import gaussian_weights
+from vfx.blend.filters import gaussian_weights
 from vfx.blend.kernels import inward_mask_numpy
 from vfx.errors import VfxError
 

@@ -2,7 +2,8 @@
 
 SSIM is computed as ``skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
 use_sample_covariance=False, data_range=1)`` does: an 11-tap Gaussian window (sigma 1.5, truncated at 3.5
-sigma), K1 = 0.01, K2 = 0.03, averaged over the pixels whose window lies inside the image. MS-SSIM is Wang,
+sigma), K1 = 0.01, K2 = 0.03, averaged over the pixels whose window lies inside the image; the window and the
+local statistics are :mod:`vfx.blend.filters`', which the retouch refiner's SSIM shares. MS-SSIM is Wang,
 Simoncelli and Bovik's (2003): contrast-structure at every scale, luminance at the coarsest, the published
 five weights. Written here rather than taken from a library because the comb network trains at 32² and 64²,
 where the usual implementations refuse to run (pytorch-msssim asserts 5 scales, 161 px and more); here MS-SSIM
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vfx.blend.filters import SSIM_RADIUS, SSIM_SIGMA, gaussian_window, ssim_fractions, ssim_statistics
 from vfx.errors import ConfigError
 
 __all__ = ["ssim", "ms_ssim", "ms_ssim_scales", "masked_loss", "level_loss", "MaskMode", "MS_SSIM_WEIGHTS"]
@@ -29,42 +31,20 @@ MaskMode = Literal["target", "both"]
 """Eq. 1 of [0042] masks the target only (``"target"``); Eq. 2 masks both images (``"both"``)."""
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-_K1, _K2 = 0.01, 0.03
-_SIGMA = 1.5
-_RADIUS = int(3.5 * _SIGMA + 0.5)  # skimage's truncate=3.5 -> 5, an 11-tap window
-WINDOW = 2 * _RADIUS + 1
+WINDOW = 2 * SSIM_RADIUS + 1
 SSIM_LEVELS = 2
 """Levels 0..2 use SSIM on images upsampled to 16² ([0043]); MS-SSIM from level 3 (32²) on."""
 _SSIM_SIZE = 16
 
 
-def _window(channels: int, like: Tensor) -> Tensor:
-    coords = torch.arange(WINDOW, dtype=torch.float64) - _RADIUS
-    g = torch.exp(-(coords**2) / (2 * _SIGMA**2))
-    g = (g / g.sum()).to(device=like.device, dtype=like.dtype)
-    return g.view(1, 1, 1, -1).expand(channels, 1, 1, WINDOW).contiguous()
-
-
-def _blur(x: Tensor, window: Tensor) -> Tensor:
-    """Separable Gaussian filter, 'valid' (no padding): the border skimage crops off never enters."""
-    channels = x.shape[1]
-    x = F.conv2d(x, window, groups=channels)
-    return F.conv2d(x, window.transpose(2, 3), groups=channels)
-
-
 def _ssim_parts(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-image mean SSIM and mean contrast-structure term, (B,) each."""
+    """Per-image mean SSIM and mean contrast-structure term, (B,) each (:mod:`vfx.blend.filters`' SSIM over
+    the pixels whose window lies inside the image)."""
     if x.shape[-1] < WINDOW or x.shape[-2] < WINDOW:
         raise ConfigError("Image too small for SSIM", expected=f"at least {WINDOW}x{WINDOW} pixels",
                           found=f"{tuple(x.shape[-2:])}", fix="upsample first (level_loss does, to 16²)")
-    window = _window(x.shape[1], x)
-    c1, c2 = _K1**2, _K2**2
-    mu_x, mu_y = _blur(x, window), _blur(y, window)
-    var_x = _blur(x * x, window) - mu_x**2
-    var_y = _blur(y * y, window) - mu_y**2
-    cov = _blur(x * y, window) - mu_x * mu_y
-    cs = (2 * cov + c2) / (var_x + var_y + c2)
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    window = gaussian_window(SSIM_SIGMA, SSIM_RADIUS).to(device=x.device, dtype=x.dtype)
+    luminance, cs = ssim_fractions(ssim_statistics(x, y, border="valid", window=window))
     return (luminance * cs).flatten(1).mean(1), cs.flatten(1).mean(1)
 
 

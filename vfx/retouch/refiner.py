@@ -59,6 +59,7 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import vfx
+from vfx.blend.filters import SSIM_C1, SSIM_C2, SSIM_RADIUS, SSIM_SIGMA, gaussian_window, ssim_statistics
 from vfx.errors import ConfigError
 from vfx.utils.atomic import atomic_path, atomic_write_text
 
@@ -581,35 +582,19 @@ def masked_l1(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     return error.sum() / (mask.sum() * output.shape[1]).clamp_min(1e-6)
 
 
-_SSIM_SIGMA, _SSIM_RADIUS, _SSIM_C1, _SSIM_C2 = 1.5, 5, 0.01**2, 0.03**2
-
-
 def masked_ssim_loss(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """``1 - SSIM`` averaged over the pixels inside ``mask`` (weighted by it); 0 for an empty mask.
 
-    The same SSIM as :func:`vfx.comb.losses.ssim` (11-tap Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03,
-    data range 1), but as a per-pixel map with replicated borders, averaged under the mask. ``vfx.comb.losses.ssim``
-    returns one value per image over the window-valid pixels, so the unchanged pixels outside a small hole (SSIM 1)
-    would swamp it, and it drops the 5-pixel border where holes can lie.
+    The same SSIM as :func:`vfx.comb.losses.ssim` (:mod:`vfx.blend.filters`: 11-tap Gaussian window, sigma 1.5,
+    K1 = 0.01, K2 = 0.03, data range 1), but as a per-pixel map with replicated borders, averaged under the mask.
+    ``vfx.comb.losses.ssim`` returns one value per image over the window-valid pixels, so the unchanged pixels
+    outside a small hole (SSIM 1) would swamp it, and it drops the 5-pixel border where holes can lie.
     """
     x, y, mask = output.float(), target.float(), mask.float()
-    coords = torch.arange(-_SSIM_RADIUS, _SSIM_RADIUS + 1, dtype=torch.float32, device=x.device)
-    g = torch.exp(-(coords**2) / (2 * _SSIM_SIGMA**2))
-    g = g / g.sum()
-    channels = x.shape[1]
-    gx = g.view(1, 1, 1, -1).expand(channels, 1, 1, -1).contiguous()
-    gy = gx.transpose(2, 3)
-
-    def blur(t: Tensor) -> Tensor:
-        t = F.pad(t, (_SSIM_RADIUS,) * 4, mode="replicate")
-        return F.conv2d(F.conv2d(t, gx, groups=channels), gy, groups=channels)
-
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + _SSIM_C1) * (2 * cov + _SSIM_C2)) / (
-        (mu_x**2 + mu_y**2 + _SSIM_C1) * (var_x + var_y + _SSIM_C2))
+    window = gaussian_window(SSIM_SIGMA, SSIM_RADIUS, dtype=torch.float32, device=x.device)  # its own rounding
+    mu_x, mu_y, var_x, var_y, cov = ssim_statistics(x, y, border="replicate", window=window)
+    ssim_map = ((2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)) / (
+        (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2))
     return ((1 - ssim_map.mean(1, keepdim=True)) * mask).sum() / mask.sum().clamp_min(1e-6)
 
 

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from vfx.blend.filters import gaussian_blur_image
 from vfx.errors import VfxError
 from vfx.face.mask import LABEL_NAMES, FaceLabel
 
@@ -200,7 +201,7 @@ def _offsets(labels: Tensor, reach: float, blur: float) -> Tensor:
         shrink = np.minimum(1.0, reach / np.maximum(length, 1e-6))
         out[2 * label], out[2 * label + 1] = dx * shrink, dy * shrink
     if blur > 0:
-        out = np.stack([cv2.GaussianBlur(channel, (0, 0), blur) for channel in out])
+        out = np.stack([gaussian_blur_image(channel, blur, border="reflect") for channel in out])
     return torch.from_numpy(out).to(labels.device)
 
 

@@ -103,7 +103,8 @@ def test_graph_of_the_demo_shot(farm_base):
 def test_graph_with_training_edits_and_retouch(farm_base, tmp_path):
     shot = load_shot(farm_base)
     model = shot.model.model_copy(update={"training": ModelTraining(iters_per_level=10)})
-    shot = shot.model_copy(update={"model": model, "retouch": [{"type": "smile", "amount": 0.5}],
+    shot = shot.model_copy(update={"model": model,
+                                   "retouch": [{"name": "smile", "group": "mouth", "scale": [1.1, 1.0]}],
                                    "edit_vectors": [EditVectorConfig(vector=tmp_path / "lips.vfxedit")]})
     save_shot(shot, tmp_path / "all.yaml")
     graph = build_graph(tmp_path / "all.yaml", chunk=4)

@@ -22,13 +22,13 @@ Convention:
 from __future__ import annotations
 
 import math
-from enum import IntEnum
 
 import numpy as np
 
 from vfx.align.similarity import check_landmarks, parse_size, transform_points
 from vfx.errors import ConfigError, VfxError
 from vfx.face.types import LANDMARK_GROUPS
+from vfx.shot.edits import LABEL_NAMES, FaceLabel  # their home: a shot file's edits name the regions
 
 __all__ = [
     "FaceLabel",
@@ -48,23 +48,6 @@ __all__ = [
 _SUBSCANLINES = 8
 """Sub-scanlines per pixel row for antialiased coverage; coverage along x is exact."""
 
-
-class FaceLabel(IntEnum):
-    """Classes of the semantic face layout; the value is the label map's pixel value."""
-
-    BACKGROUND = 0
-    SKIN = 1
-    BROWS = 2
-    EYES = 3
-    NOSE = 4
-    UPPER_LIP = 5
-    LOWER_LIP = 6
-    MOUTH = 7
-    """The mouth interior (teeth, tongue, the dark gap): empty when the lips are closed."""
-
-
-LABEL_NAMES: tuple[str, ...] = tuple(label.name.lower() for label in FaceLabel)
-"""Name of each label, indexed by its value: ``LABEL_NAMES[FaceLabel.NOSE] == "nose"``."""
 
 LABEL_COLOURS: np.ndarray = np.array([
     (0, 0, 0),  # background

@@ -17,7 +17,10 @@ An artist states an edit once; it applies to every frame because it is expressed
   the cheek as the face moves.
 
 Edits apply in the order listed: group edits move the landmarks the layout is drawn from, then relabels and
-paints change the drawn layout. ``edits_from_shot`` validates the shot file's ``retouch:`` list.
+paints change the drawn layout. The edit models (:class:`GroupEdit`, :class:`RelabelEdit`, :class:`PaintEdit`,
+:data:`Edit`) live in :mod:`vfx.shot.edits`, so a shot file's ``retouch:`` list is validated when the shot
+loads; they are re-exported here. ``edits_from_shot`` validates a list of raw edits (and passes loaded ones
+through).
 
 Convention:
     - Landmarks (68, 2) crop pixels (x, y); label maps (H, W) uint8 of :class:`vfx.face.mask.FaceLabel`.
@@ -30,30 +33,37 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import TypeAdapter, ValidationError
 
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_COLOURS, LABEL_NAMES, face_axes, face_layout
 from vfx.face.types import LANDMARK_GROUPS
+from vfx.shot.edits import (
+    EDIT_GROUP_NAMES,
+    EDIT_KINDS,
+    Edit,
+    GroupEdit,
+    GroupKey,
+    GroupName,
+    PaintEdit,
+    RegionName,
+    RelabelEdit,
+    complete_edit,
+    duplicate_edit_names,
+)
 
 __all__ = [
     "EDIT_GROUPS",
     "Edit",
     "GroupEdit",
     "GroupKey",
+    "GroupName",
     "PaintEdit",
     "PaintedMap",
+    "RegionName",
     "RelabelEdit",
     "edit_landmarks",
     "edited_layout",
@@ -64,124 +74,18 @@ __all__ = [
     "warp_labels",
 ]
 
-EDIT_GROUPS: dict[str, tuple[int, ...]] = {
-    "mouth": LANDMARK_GROUPS["mouth"],
-    # The corners (48, 54) and inner corners (60, 64) belong to both lips: a lip edit leaves them in place.
+# The corners (48, 54) and inner corners (60, 64) belong to both lips: a lip edit leaves them in place.
+_LIP_POINTS: dict[str, tuple[int, ...]] = {
     "upper_lip": (49, 50, 51, 52, 53, 61, 62, 63),
     "lower_lip": (55, 56, 57, 58, 59, 65, 66, 67),
-    "left_brow": LANDMARK_GROUPS["left_brow"],
-    "right_brow": LANDMARK_GROUPS["right_brow"],
-    "left_eye": LANDMARK_GROUPS["left_eye"],
-    "right_eye": LANDMARK_GROUPS["right_eye"],
-    "nose": LANDMARK_GROUPS["nose"],
-    "jaw": LANDMARK_GROUPS["jaw"],
 }
-"""Landmark groups an edit can move (iBUG 68-point indices); "left" is the subject's left (image-right)."""
 
-GroupName = Literal["mouth", "upper_lip", "lower_lip", "left_brow", "right_brow", "left_eye", "right_eye", "nose", "jaw"]
-RegionName = Literal["background", "skin", "brows", "eyes", "nose", "upper_lip", "lower_lip", "mouth"]
+EDIT_GROUPS: dict[str, tuple[int, ...]] = {
+    name: _LIP_POINTS[name] if name in _LIP_POINTS else LANDMARK_GROUPS[name] for name in EDIT_GROUP_NAMES
+}
+"""Landmark groups an edit can move (iBUG 68-point indices), keyed by :data:`vfx.shot.edits.EDIT_GROUP_NAMES`;
+"left" is the subject's left (image-right)."""
 
-
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-def _pair(value: Any) -> Any:
-    """``1.2`` means ``[1.2, 1.2]``."""
-    return [value, value] if isinstance(value, (int, float)) else value
-
-
-class GroupKey(_Model):
-    """A group edit's values on one frame."""
-
-    frame: int
-    move: tuple[float, float] = Field(default=(0.0, 0.0), description="(across, down) in inter-ocular distances.")
-    scale: tuple[float, float] = Field(default=(1.0, 1.0), description="(across, down) factors about the group's centre.")
-    rotate: float = Field(default=0.0, description="Degrees, counter-clockwise on screen.")
-
-    @field_validator("scale", mode="before")
-    @classmethod
-    def _scale_pair(cls, value: Any) -> Any:
-        return _pair(value)
-
-    @field_validator("scale")
-    @classmethod
-    def _positive(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if min(value) <= 0:
-            raise ValueError(f"scale factors must be > 0, found {list(value)}")
-        return value
-
-    @field_validator("move")
-    @classmethod
-    def _moderate(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if max(abs(v) for v in value) > 1.0:
-            raise ValueError(f"a move of {list(value)} inter-ocular distances leaves the face; expected |move| <= 1")
-        return value
-
-
-class GroupEdit(_Model):
-    """Move, scale or rotate a landmark group, keyed over the shot."""
-
-    name: str
-    kind: Literal["group"] = "group"
-    group: GroupName
-    keys: list[GroupKey] = Field(min_length=1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _constant(cls, data: Any) -> Any:
-        """``move`` / ``scale`` / ``rotate`` given directly: one key that holds over the whole shot."""
-        if isinstance(data, dict) and "keys" not in data and any(k in data for k in ("move", "scale", "rotate")):
-            data = dict(data)
-            key = {k: data.pop(k) for k in ("move", "scale", "rotate") if k in data}
-            data["keys"] = [{"frame": 0, **key}]
-        return data
-
-    @field_validator("keys")
-    @classmethod
-    def _ordered(cls, keys: list[GroupKey]) -> list[GroupKey]:
-        frames = [k.frame for k in keys]
-        if frames != sorted(set(frames)):
-            raise ValueError(f"keys must be on increasing, distinct frames, found frames {frames}")
-        return keys
-
-    def at(self, frame: int) -> GroupKey:
-        """The values on ``frame``: linear between keys, held outside them."""
-        keys = self.keys
-        if frame <= keys[0].frame:
-            return keys[0].model_copy(update={"frame": frame})
-        if frame >= keys[-1].frame:
-            return keys[-1].model_copy(update={"frame": frame})
-        after = next(i for i, k in enumerate(keys) if k.frame >= frame)
-        a, b = keys[after - 1], keys[after]
-        t = (frame - a.frame) / (b.frame - a.frame)
-
-        def lerp(x: tuple[float, float], y: tuple[float, float]) -> tuple[float, float]:
-            return (x[0] + t * (y[0] - x[0]), x[1] + t * (y[1] - x[1]))
-
-        return GroupKey(frame=frame, move=lerp(a.move, b.move), scale=lerp(a.scale, b.scale),
-                        rotate=a.rotate + t * (b.rotate - a.rotate))
-
-
-class RelabelEdit(_Model):
-    """Every pixel of region ``source`` becomes region ``target``."""
-
-    name: str
-    kind: Literal["relabel"]
-    source: RegionName
-    target: RegionName
-
-
-class PaintEdit(_Model):
-    """A label map painted on one keyframe's aligned crop, carried to the other frames."""
-
-    name: str
-    kind: Literal["paint"]
-    keyframe: int
-    map: Path = Field(description="PNG of label values 0..7 or of the layout colours, the retouch crop's size.")
-
-
-Edit = Annotated[GroupEdit | RelabelEdit | PaintEdit, Field(discriminator="kind")]
 _EDIT = TypeAdapter(Edit)
 
 
@@ -190,7 +94,7 @@ def _edit_error(index: int, raw: Any, err: ValidationError) -> ConfigError:
     problems = []
     for e in err.errors():
         loc = list(e["loc"])
-        if loc and loc[0] in ("group", "relabel", "paint"):
+        if loc and loc[0] in EDIT_KINDS:
             loc = loc[1:]  # the union's tag, not a field
         where = ".".join(str(p) for p in loc) or "edit"
         message = e["msg"]
@@ -204,8 +108,12 @@ def _edit_error(index: int, raw: Any, err: ValidationError) -> ConfigError:
                        fix=f"groups: {', '.join(EDIT_GROUPS)}; regions: {', '.join(LABEL_NAMES)}")
 
 
-def edits_from_shot(raw_edits: Sequence[dict[str, Any]], *, base_dir: str | os.PathLike[str] | None = None) -> list[Edit]:
-    """Validate a shot file's ``retouch:`` list; relative paint maps resolve against ``base_dir``.
+def edits_from_shot(raw_edits: Sequence[Edit | dict[str, Any]], *,
+                    base_dir: str | os.PathLike[str] | None = None) -> list[Edit]:
+    """Validate a ``retouch:`` list; relative paint maps resolve against ``base_dir``.
+
+    A loaded shot's ``Shot.retouch`` holds edits validated already (they pass through as they are); raw
+    mappings, as a shot file spells them, are validated here, with ``kind`` and ``name`` defaulted as on load.
 
     Raises:
         ConfigError: an invalid edit (unknown group or region, bad keys), with the valid names listed;
@@ -213,19 +121,18 @@ def edits_from_shot(raw_edits: Sequence[dict[str, Any]], *, base_dir: str | os.P
     """
     edits: list[Edit] = []
     for index, raw in enumerate(raw_edits):
-        if isinstance(raw, dict) and "kind" not in raw:
-            raw = {**raw, "kind": "group"}
-        if isinstance(raw, dict) and "name" not in raw:
-            raw = {**raw, "name": f"edit{index + 1}"}
-        try:
-            edit = _EDIT.validate_python(raw)
-        except ValidationError as err:
-            raise _edit_error(index, raw, err) from None
+        if isinstance(raw, (GroupEdit, RelabelEdit, PaintEdit)):
+            edit = raw
+        else:
+            raw = complete_edit(index, raw)
+            try:
+                edit = _EDIT.validate_python(raw)
+            except ValidationError as err:
+                raise _edit_error(index, raw, err) from None
         if isinstance(edit, PaintEdit) and base_dir is not None and not edit.map.is_absolute():
             edit = edit.model_copy(update={"map": Path(base_dir) / edit.map})
         edits.append(edit)
-    names = [e.name for e in edits]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = duplicate_edit_names(edits)
     if duplicates:
         raise ConfigError("Retouch edits share a name", expected="one name per edit", found=", ".join(duplicates))
     return edits

@@ -91,29 +91,40 @@ def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:
     for item in err.errors(include_url=False):
         loc = tuple(item["loc"])
         loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
+        loc, owner = _walk(loc)
+        if item["type"] == "union_tag_invalid":
+            loc += (_discriminator(item),)  # point at the tag's own field (`kind`), not the whole entry
         dotted = _dotted(loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"{dotted} (line {line})" if line else dotted
-        problems.append(f"  - {where}: {_explain(item, loc)}")
+        problems.append(f"  - {where}: {_explain(item, loc, owner)}")
     count = len(problems)
     head = f"{source} does not match {SCHEMA} ({count} problem{'s' if count > 1 else ''}):"
     return "\n".join([head, *problems, "Fix: correct the fields above; `vfx shot show` prints a resolved example."])
 
 
-def _explain(item: dict[str, Any], loc: tuple[Any, ...]) -> str:
+def _explain(item: dict[str, Any], loc: tuple[Any, ...], owner: Any) -> str:
+    """What is wrong at ``loc``; ``owner`` is the model whose field (or unknown key) ``loc`` ends in."""
     kind = item["type"]
     if kind == "extra_forbidden":
-        valid = _fields_at(loc[:-1])
+        valid = _fields_of(owner)
         hint = difflib.get_close_matches(str(loc[-1]), valid, n=1)
         text = f"unknown field {loc[-1]!r}; valid fields here: {', '.join(valid)}"
         return text + (f"; did you mean {hint[0]!r}?" if hint else "")
     if kind == "missing":
-        return "required field is missing"
+        instead = getattr(owner, "SHORTHAND_FIELDS", {}).get(loc[-1]) if loc else None
+        return "required field is missing" + (f" (or give {_or(instead)} in its place)" if instead else "")
     message = item["msg"].removeprefix("Value error, ")
+    if kind == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(item.get("ctx", {}).get("expected_tags", "")).split(",")]
+        hint = difflib.get_close_matches(str(item.get("ctx", {}).get("tag")), tags, n=1)
+        return (f"unknown {loc[-1]} {item.get('ctx', {}).get('tag')!r}; valid choices: {', '.join(tags)}"
+                + (f"; did you mean {hint[0]!r}?" if hint else ""))
     if kind == "literal_error":
         choices = [c.strip(" '") for c in item.get("ctx", {}).get("expected", "").replace(" or ", ",").split(",")]
         hint = difflib.get_close_matches(str(item.get("input")), [c for c in choices if c], n=1)
-        message = f"{message} (valid choices)" + (f"; did you mean {hint[0]!r}?" if hint else "")
+        message = f"{message} (valid choices); found {item.get('input')!r}" + (
+            f"; did you mean {hint[0]!r}?" if hint else "")
     found = item.get("input")
     if kind != "literal_error" and not isinstance(found, (dict, list)):
         message += f"; found {found!r}"
@@ -148,30 +159,65 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """Valid field names of the model found by walking ``loc`` from :class:`Shot`."""
+def _walk(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    """``loc`` as the shot file spells it, and the model that holds its last part (walking from :class:`Shot`).
+
+    Pydantic puts a tagged union's tag into the location (``retouch.0.relabel.source``); the file has no such
+    level, so the tag is dropped (``retouch[0].source``) and picks the union's model for the parts after it.
+    """
     model: Any = Shot
+    owner: Any = None
+    shown: list[Any] = []
     for part in loc:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return []
-        field = model.model_fields.get(str(part)) or next(
-            (f for f in model.model_fields.values() if f.alias == part), None
-        )
-        if field is not None:  # else a list index or a dict key (a persona name): same model
-            model = _inner_model(field.annotation)
+        if isinstance(model, dict) and part in model:  # a tagged union's tag
+            model = model[part]
+            continue
+        owner = model
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            field = model.model_fields.get(str(part)) or next(
+                (f for f in model.model_fields.values() if f.alias == part), None
+            )
+            if field is not None:  # else a list index or a dict key (a persona name): same model
+                model = _inner_model(field.annotation)
+        shown.append(part)
+    return tuple(shown), owner
+
+
+def _discriminator(item: dict[str, Any]) -> str:
+    """The field a ``union_tag_invalid`` error's union is tagged by (pydantic quotes it: ``'kind'``)."""
+    return str(item.get("ctx", {}).get("discriminator", "kind")).strip("'")
+
+
+def _fields_of(model: Any) -> list[str]:
+    """Valid field names of ``model`` (a model's shorthands, such as a group edit's ``move``, included)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
-    return [field.alias or name for name, field in model.model_fields.items()]
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    shorthands = [name for names_ in getattr(model, "SHORTHAND_FIELDS", {}).values() for name in names_]
+    return names + [name for name in shorthands if name not in names]
+
+
+def _or(names: tuple[str, ...]) -> str:
+    """``('a', 'b', 'c')`` -> ``a, b or c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def _inner_model(annotation: Any) -> Any:
-    """The pydantic model inside ``X | None``, ``dict[str, X]`` or ``list[X]``, else the annotation."""
+    """The pydantic model inside ``X | None``, ``dict[str, X]`` or ``list[X]``, else the annotation; a union
+    tagged by a field (``Field(discriminator=...)``) gives a mapping of tag -> model."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        inner, *metadata = typing.get_args(annotation)
+        tag = next((m.discriminator for m in metadata if isinstance(getattr(m, "discriminator", None), str)), None)
+        if tag is None:
+            return _inner_model(inner)
+        members = [m for m in typing.get_args(inner) if isinstance(m, type) and issubclass(m, BaseModel)]
+        return {value: m for m in members for value in typing.get_args(m.model_fields[tag].annotation)}
     if origin in (typing.Union, types.UnionType, dict, list):
         for arg in reversed(typing.get_args(annotation)):
             inner = _inner_model(arg)
-            if isinstance(inner, type) and issubclass(inner, BaseModel):
+            if isinstance(inner, dict) or (isinstance(inner, type) and issubclass(inner, BaseModel)):
                 return inner
     return annotation

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from vfx.errors import VfxError
+from vfx.shot.edits import Edit, complete_edit, duplicate_edit_names
 from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange, SequencePattern, is_sequence_pattern, parse_fps
 
 __all__ = [
@@ -311,8 +312,9 @@ class Shot(_Frozen):
     model: ModelConfig | None = None
     swap: SwapConfig | None = None
     blend: BlendConfig = Field(default_factory=BlendConfig)
-    retouch: list[dict[str, Any]] = Field(
-        default_factory=list, description="Retouch edits, applied in order (validated by the retouch stage)."
+    retouch: list[Edit] = Field(
+        default_factory=list, description="Retouch edits on the semantic layout, applied in order: `group` (the "
+        "default kind), `relabel` or `paint` (see vfx.shot.edits).",
     )
     retouch_options: RetouchOptions = Field(default_factory=RetouchOptions)
     edit_vectors: list[EditVectorConfig] = Field(
@@ -325,13 +327,26 @@ class Shot(_Frozen):
 
     @field_validator("retouch", mode="before")
     @classmethod
-    def _paint_maps_from_shot_folder(cls, value: Any, info: ValidationInfo) -> Any:
-        """A paint edit's relative ``map`` is taken from the shot file's folder, like every other path."""
+    def _edit_defaults_and_paint_maps(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each edit's defaults (``kind: group``, ``name: edit<N>``); a paint edit's relative ``map`` is taken
+        from the shot file's folder, like every other path."""
+        if not isinstance(value, list):
+            return value
+        value = [complete_edit(index, e) for index, e in enumerate(value)]
         base = (info.context or {}).get("base_dir")
-        if base is None or not isinstance(value, list):
+        if base is None:
             return value
         return [{**e, "map": str(Path(base) / e["map"])} if isinstance(e, dict) and isinstance(e.get("map"), str)
                 and not Path(e["map"]).is_absolute() else e for e in value]
+
+    @field_validator("retouch")
+    @classmethod
+    def _edit_names_distinct(cls, value: list[Edit]) -> list[Edit]:
+        duplicates = duplicate_edit_names(value)
+        if duplicates:
+            raise ValueError(f"edits share a name ({', '.join(duplicates)}); give each edit its own name, "
+                             "`vfx retouch --edit NAME` picks them by it")
+        return value
 
     @model_validator(mode="after")
     def _swap_persona_exists(self) -> Shot:

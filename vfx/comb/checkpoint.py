@@ -8,7 +8,6 @@ temporary name and renamed, so a killed run never leaves half a checkpoint; the 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -16,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 import vfx
 from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, MediaError
-from vfx.utils.atomic import atomic_write_text, fsync_path
+from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [
     "COMB_SCHEMA",
@@ -37,6 +34,7 @@ __all__ = [
 
 COMB_SCHEMA = "vfx.CombModel/1"
 MODEL_FILE, OPTIMIZER_FILE, MANIFEST_FILE = "model.safetensors", "optimizer.safetensors", "manifest.json"
+_LAYOUT = Layout.folder(MANIFEST_FILE, MODEL_FILE, whole=True)
 
 
 @dataclass(frozen=True)
@@ -99,22 +97,10 @@ def save_checkpoint(run: str | os.PathLike[str], net: CombNetwork, optimizer: to
     """Write ``run/step_XXXXXXXX/`` atomically and drop all but the newest ``keep`` checkpoints."""
     run = Path(run)
     final = run / f"step_{manifest.step:08d}"
-    tmp = run / f".{final.name}.vfxtmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp / MODEL_FILE),
-              metadata={"schema": COMB_SCHEMA})
     tensors, groups = _flatten_optimizer(optimizer)
     tensors.update({f"generator.{name}": g.get_state() for name, g in generators.items()})
-    save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"schema": COMB_SCHEMA})
-    data = manifest.to_dict() | {"optimizer": groups}
-    atomic_write_text(tmp / MANIFEST_FILE, json.dumps(data, indent=2) + "\n")
-    for name in (MODEL_FILE, OPTIMIZER_FILE):
-        fsync_path(tmp / name)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    fsync_path(run)
+    write_stamped(final, COMB_SCHEMA, manifest.to_dict() | {"optimizer": groups}, net.state_dict(), layout=_LAYOUT,
+                  more_weights={OPTIMIZER_FILE: tensors})
     for old in sorted(run.glob("step_*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -132,15 +118,12 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     Raises:
         MediaError: no checkpoint there, or not a ``vfx.CombModel/1`` manifest.
     """
-    folder = checkpoint_folder(path)
-    try:
-        data = json.loads((folder / MANIFEST_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise MediaError(f"Cannot read the checkpoint manifest in {folder}", expected=f"{MANIFEST_FILE} (JSON)",
-                         found=str(err)) from None
-    if data.get("schema") != COMB_SCHEMA:
-        raise MediaError(f"Not a comb checkpoint: {folder}", expected=COMB_SCHEMA, found=repr(data.get("schema")))
-    return Manifest.from_dict(data)
+    return Manifest.from_dict(_read_manifest_data(checkpoint_folder(path)))
+
+
+def _read_manifest_data(folder: Path) -> dict[str, Any]:
+    return read_stamped(folder, COMB_SCHEMA, layout=_LAYOUT, what="checkpoint",
+                        fix="pass a checkpoint folder written by vfx train")
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None = None,
@@ -162,24 +145,23 @@ def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None =
         ConfigError: the checkpoint's architecture differs from ``config``.
     """
     folder = checkpoint_folder(path)
-    manifest = read_manifest(folder)
+    data = _read_manifest_data(folder)
+    manifest = Manifest.from_dict(data)
     if config is not None and config != manifest.config:
         raise ConfigError(f"Checkpoint {folder} has another architecture",
                           expected=str(config.to_dict()), found=str(manifest.config.to_dict()),
                           fix="train a new model, or pass the checkpoint's resolution, width and personas")
-    try:
-        weights = load_file(str(folder / MODEL_FILE), device=str(device))
-        optimizer = load_file(str(folder / OPTIMIZER_FILE)) if with_optimizer else {}
-    except (OSError, SafetensorError) as err:
-        raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"complete {MODEL_FILE} and {OPTIMIZER_FILE}",
-                         found=f"{type(err).__name__}: {err}", fix="use an older checkpoint of the run") from None
+    fix = "use an older checkpoint of the run"
+    weights = read_stamped_weights(folder, _LAYOUT, device=device, what="checkpoint", fix=fix)
+    optimizer = (read_stamped_weights(folder, _LAYOUT, name=OPTIMIZER_FILE, what="checkpoint", fix=fix)
+                 if with_optimizer else {})
     net = CombNetwork(manifest.config).to(device)
     missing, unexpected = net.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise MediaError(f"Checkpoint {folder} does not fit its own architecture",
                          expected="the tensors of a CombNetwork", found=f"missing {missing[:3]}, unexpected {unexpected[:3]}")
     net.grow(manifest.level, manifest.alpha)
-    groups = json.loads((folder / MANIFEST_FILE).read_text()).get("optimizer", {})
+    groups = data.get("optimizer", {})
     return net, manifest, {"tensors": optimizer, "groups": groups}
 
 

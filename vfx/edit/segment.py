@@ -20,7 +20,6 @@ Convention:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -32,8 +31,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 import vfx
@@ -42,7 +39,7 @@ from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, face_layout
 from vfx.faceset.store import Faceset
 from vfx.shot.layout import seg_head_path
-from vfx.utils.atomic import atomic_write_text, fsync_path
+from vfx.utils.stamped import SIDECAR, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [
     "SEGHEAD_SCHEMA",
@@ -62,7 +59,6 @@ log = logging.getLogger(__name__)
 
 SEGHEAD_SCHEMA = "vfx.SegHead/1"
 NUM_LABELS = len(LABEL_NAMES)
-_WEIGHTS, _INFO = ".safetensors", ".json"
 
 
 class SegHead(nn.Module):
@@ -340,14 +336,7 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
 def save_seg_head(path: str | os.PathLike[str], head: SegHead, info: SegHeadInfo) -> Path:
     """Write ``path.safetensors`` and ``path.json`` atomically (weights first: the JSON's presence marks a whole head)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    weights = path.with_name(path.name + _WEIGHTS)
-    tmp = weights.with_name(f".{weights.name}.vfxtmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}, str(tmp),
-              metadata={"schema": SEGHEAD_SCHEMA})
-    fsync_path(tmp)
-    os.replace(tmp, weights)
-    atomic_write_text(path.with_name(path.name + _INFO), json.dumps(info.to_dict(), indent=2) + "\n")
+    write_stamped(path, SEGHEAD_SCHEMA, info.to_dict(), head.state_dict(), layout=SIDECAR)
     return path
 
 
@@ -360,16 +349,9 @@ def load_seg_head(path: str | os.PathLike[str], *, fingerprint: str | None = Non
         ConfigError: the head belongs to other weights than ``fingerprint``.
     """
     path = Path(path)
-    info_file, weights_file = path.with_name(path.name + _INFO), path.with_name(path.name + _WEIGHTS)
-    try:
-        data = json.loads(info_file.read_text())
-        weights = load_file(str(weights_file), device=str(device))
-    except (OSError, json.JSONDecodeError, SafetensorError) as err:
-        raise MediaError(f"Cannot read the segmentation head {path}", expected=f"{info_file.name} and "
-                         f"{weights_file.name}", found=f"{type(err).__name__}: {err}",
-                         fix="train it again (`vfx edit learn` does when it is missing)") from None
-    if data.get("schema") != SEGHEAD_SCHEMA:
-        raise MediaError(f"Not a segmentation head: {path}", expected=SEGHEAD_SCHEMA, found=repr(data.get("schema")))
+    fix = "train it again (`vfx edit learn` does when it is missing)"
+    data = read_stamped(path, SEGHEAD_SCHEMA, layout=SIDECAR, what="segmentation head", fix=fix)
+    weights = read_stamped_weights(path, SIDECAR, device=device, what="segmentation head", fix=fix)
     info = SegHeadInfo.from_dict(data)
     if fingerprint is not None and info.fingerprint != fingerprint:
         raise ConfigError(f"Segmentation head {path} belongs to another model", expected=f"weights {fingerprint}",

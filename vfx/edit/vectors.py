@@ -28,9 +28,7 @@ Convention:
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -39,8 +37,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 import vfx
@@ -48,7 +44,7 @@ from vfx.comb.losses import ssim
 from vfx.edit.segment import JointDecoder
 from vfx.errors import ConfigError, MediaError
 from vfx.face.mask import LABEL_NAMES, FaceLabel
-from vfx.utils.atomic import atomic_write_text, fsync_path
+from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [
     "EDIT_SCHEMA",
@@ -80,6 +76,7 @@ CONTEXT_LABELS = (int(FaceLabel.BACKGROUND), int(FaceLabel.SKIN))
 (r would cover the whole face and nothing would be kept)."""
 
 _DELTA_FILE, _INFO_FILE = "delta.safetensors", "edit.json"
+_LAYOUT = Layout.folder(_INFO_FILE, _DELTA_FILE, whole=True)
 Perceptual = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -455,17 +452,7 @@ class EditVector:
 def save_edit_vector(path: str | os.PathLike[str], vector: EditVector) -> Path:
     """Write the vector folder (``delta.safetensors`` + ``edit.json``) atomically: a temporary folder renamed."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.vfxtmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({"delta": vector.delta.detach().to("cpu", torch.float32).contiguous()}, str(tmp / _DELTA_FILE),
-              metadata={"schema": EDIT_SCHEMA})
-    fsync_path(tmp / _DELTA_FILE)
-    atomic_write_text(tmp / _INFO_FILE, json.dumps(vector.info(), indent=2, default=float) + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
-    fsync_path(path.parent)
+    write_stamped(path, EDIT_SCHEMA, vector.info(), {"delta": vector.delta.to("cpu", torch.float32)}, layout=_LAYOUT)
     return path
 
 
@@ -476,14 +463,12 @@ def load_edit_vector(path: str | os.PathLike[str]) -> EditVector:
         MediaError: missing or unreadable files, or not a ``vfx.EditVector/1``.
     """
     path = Path(path)
-    try:
-        data = json.loads((path / _INFO_FILE).read_text())
-        delta = load_file(str(path / _DELTA_FILE))["delta"]
-    except (OSError, json.JSONDecodeError, SafetensorError, KeyError) as err:
-        raise MediaError(f"Cannot read the edit vector {path}", expected=f"a folder with {_DELTA_FILE} and "
-                         f"{_INFO_FILE} (written by `vfx edit learn`)", found=f"{type(err).__name__}: {err}") from None
-    if data.get("schema") != EDIT_SCHEMA:
-        raise MediaError(f"Not an edit vector: {path}", expected=EDIT_SCHEMA, found=repr(data.get("schema")))
+    fix = "learn it with `vfx edit learn`"
+    data = read_stamped(path, EDIT_SCHEMA, layout=_LAYOUT, what="edit vector", fix=fix)
+    delta = read_stamped_weights(path, _LAYOUT, what="edit vector", fix=fix).get("delta")
+    if delta is None:
+        raise MediaError(f"Cannot read the edit vector {path}", expected=f"a tensor 'delta' in {_DELTA_FILE}",
+                         found="none", fix=fix)
     return EditVector(delta=delta, persona=data["persona"], fingerprint=data["fingerprint"],
                       classes=tuple(int(c) for c in data["classes"]), labels=tuple(data["labels"]),
                       resolution=int(data.get("resolution", 0)), buffer=float(data.get("buffer", EditSettings.buffer)),

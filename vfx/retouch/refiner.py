@@ -41,7 +41,6 @@ Convention:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -53,15 +52,13 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 import vfx
 from vfx.blend.filters import SSIM_C1, SSIM_C2, SSIM_RADIUS, SSIM_SIGMA, gaussian_window, ssim_statistics
-from vfx.errors import ConfigError
-from vfx.utils.atomic import atomic_path, atomic_write_text
+from vfx.errors import ConfigError, MediaError
+from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [
     "REFINER_SCHEMA",
@@ -89,6 +86,7 @@ log = logging.getLogger(__name__)
 
 REFINER_SCHEMA = "vfx.Refiner/1"
 WEIGHTS_FILE, MANIFEST_FILE = "refiner.safetensors", "refiner.json"
+_LAYOUT = Layout.folder(MANIFEST_FILE, WEIGHTS_FILE)
 HISTORY_TAIL = 200
 """How many logged loss rows ``refiner.json`` keeps."""
 
@@ -864,13 +862,10 @@ def save_refiner(folder: str | os.PathLike[str], trained: TrainedRefiner) -> Pat
         The folder.
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().contiguous().cpu() for k, v in trained.generator.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(state, str(tmp), metadata={"schema": REFINER_SCHEMA})
+    state = {k: v.detach().float() for k, v in trained.generator.state_dict().items()}
     manifest = {"schema": REFINER_SCHEMA, "vfx_version": vfx.__version__, "config": trained.config.to_dict(),
                 "steps": trained.steps, "size": list(trained.size), "history": trained.history[-HISTORY_TAIL:]}
-    atomic_write_text(folder / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    write_stamped(folder, REFINER_SCHEMA, manifest, state, layout=_LAYOUT)
     return folder
 
 
@@ -892,26 +887,16 @@ def load_refiner(folder: str | os.PathLike[str], device: str | torch.device = "c
             raise ConfigError(f"Refiner file {folder / name} not found",
                               expected=f"{MANIFEST_FILE} and {WEIGHTS_FILE} in {folder}", found=f"no {name}", fix=how)
     try:
-        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"Unreadable refiner manifest {folder / MANIFEST_FILE}", expected="JSON",
-                          found=str(err), fix=how) from err
-    schema = manifest.get("schema") if isinstance(manifest, dict) else None
-    if schema != REFINER_SCHEMA:
-        raise ConfigError(f"Wrong refiner manifest schema in {folder / MANIFEST_FILE}",
-                          expected=repr(REFINER_SCHEMA), found=repr(schema),
-                          fix="retrain with `vfx retouch SHOT` (this vfx reads only that schema)")
+        manifest = read_stamped(folder, REFINER_SCHEMA, layout=_LAYOUT, what="refiner", fix=how)
+        state = read_stamped_weights(folder, _LAYOUT, what="refiner", fix=how)
+    except MediaError as err:  # this loader's callers expect a ConfigError (exit 2 all the same)
+        raise ConfigError(err.message, expected=err.expected, found=err.found, fix=err.fix) from err
     try:
         config = RefinerConfig.from_dict(manifest["config"])
         steps, size = int(manifest["steps"]), (int(manifest["size"][0]), int(manifest["size"][1]))
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise ConfigError(f"Incomplete refiner manifest {folder / MANIFEST_FILE}",
                           expected="config, steps and size entries", found=repr(err), fix=how) from err
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except (SafetensorError, OSError) as err:
-        raise ConfigError(f"Unreadable refiner weights {folder / WEIGHTS_FILE}", expected="a safetensors file",
-                          found=str(err), fix=how) from err
     net = LayoutRefiner(config)
     try:
         net.load_state_dict(state)

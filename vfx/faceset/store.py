@@ -26,6 +26,7 @@ import numpy as np
 import vfx
 from vfx.errors import ConfigError, MediaError
 from vfx.utils.atomic import atomic_write_text
+from vfx.utils.stamped import read_stamped, write_stamped
 
 __all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality"]
 
@@ -139,13 +140,7 @@ class Faceset:
             raise MediaError(f"No faceset at {folder}", expected=f"a folder with {cls.INFO_FILE}",
                              found="no such folder" if not folder.exists() else "a folder without it",
                              fix="run `vfx extract` to make one")
-        try:
-            data = json.loads(info_path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise MediaError(f"Cannot read {info_path}", expected="JSON", found=str(err)) from None
-        if data.get("schema") != FACESET_SCHEMA:
-            raise MediaError(f"Unsupported faceset schema in {info_path}", expected=FACESET_SCHEMA,
-                             found=repr(data.get("schema")), fix="re-extract with this vfx version")
+        data = read_stamped(info_path, FACESET_SCHEMA, what="faceset", fix="re-extract with this vfx version")
         return cls(folder, FacesetInfo(**data))
 
     @classmethod
@@ -175,7 +170,7 @@ class Faceset:
             raise ConfigError(f"Faceset folder {folder} is not empty and holds no faceset",
                               expected="a new or empty folder", fix="choose another --out folder")
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(folder / cls.INFO_FILE, json.dumps(asdict(info), indent=2) + "\n")
+        write_stamped(folder / cls.INFO_FILE, FACESET_SCHEMA, asdict(info))
         return cls(folder, info)
 
     def crop_path(self, track: int, frame: int) -> Path:

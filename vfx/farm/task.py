@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from vfx.errors import ConfigError, VfxError
+from vfx.errors import ConfigError, MediaError, VfxError
 from vfx.farm.graph import STAGES, farm_folder, task_id
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
-from vfx.utils.atomic import atomic_write_text
+from vfx.utils.stamped import read_stamped, write_stamped
 
 __all__ = [
     "PROGRESS_FORMATS",
@@ -91,16 +91,14 @@ class TaskRecord:
         return self.host != socket.gethostname() or _pid_alive(self.pid)
 
     def write(self, path: Path) -> None:
-        atomic_write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+        write_stamped(path, RECORD_SCHEMA, asdict(self))
 
 
 def read_record(path: Path) -> TaskRecord | None:
     """A task record, or None when there is none (or it is unreadable: it is rewritten by the next attempt)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("schema") != RECORD_SCHEMA:
+        data = read_stamped(path, RECORD_SCHEMA, what="task record")
+    except MediaError:
         return None
     try:
         return TaskRecord(**data)

@@ -60,6 +60,7 @@ from vfx.shot.layout import rendered_sequence
 from vfx.shot.schema import Shot
 from vfx.utils.atomic import atomic_write_text
 from vfx.utils.progress import progress as progress_bar
+from vfx.utils.stamped import read_stamped, write_stamped
 
 LAYER_MATTES = {RETOUCH_MATTE_CHANNEL: ("retouch_matte", "retouch matte"),
                 EDIT_MATTE_CHANNEL: ("edit_matte", "latent edit matte")}
@@ -441,12 +442,10 @@ def _write_if_changed(path: Path, text: str) -> bool:
 def _previous_transforms(path: Path, shot_hash: str) -> dict[str, Any]:
     """The frames an earlier run packaged for the same shot recipe (nothing when the recipe changed)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_stamped(path, TRANSFORMS_SCHEMA, what="comp transforms")
+    except MediaError:
         return {}
-    if not isinstance(data, dict) or data.get("schema") != TRANSFORMS_SCHEMA or data.get("shot_hash") != shot_hash:
-        return {}
-    return data
+    return data if data.get("shot_hash") == shot_hash else {}
 
 
 def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame: int, shot_hash: str) -> RenderInfo:
@@ -590,11 +589,11 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
                         "vfx/face_box, vfx/frame, vfx/persona, vfx/model, vfx/synthetic",
         }
         layout.folder.joinpath("render").mkdir(parents=True, exist_ok=True)
-        _write_if_changed(layout.transforms, json.dumps(transforms, indent=2) + "\n")
+        write_stamped(layout.transforms, TRANSFORMS_SCHEMA, transforms, if_changed=True)
         _write_if_changed(layout.nuke_script, nuke_script(shot.name, plate, everything,
                                                           exr_dtype=shot.outputs.exr_dtype,
                                                           compression=shot.outputs.exr_compression))
-        _write_if_changed(layout.manifest, json.dumps(manifest, indent=2) + "\n")
+        write_stamped(layout.manifest, SCHEMA, manifest, if_changed=True)
     return CompPackageSummary(layout=layout, frames=everything, written=len(todo),
                               skipped=len(frames) - len(todo), no_face=no_face,
                               seconds=time.perf_counter() - started)

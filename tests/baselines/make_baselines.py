@@ -69,7 +69,7 @@ def make_refiner(out: Path) -> Path:
 def make_faceset(out: Path) -> Path:
     import cv2
 
-    from vfx.faceset.store import Faceset, FaceRecord, FacesetInfo
+    from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 
     info = FacesetInfo(source="/plates/sh010.####.exr", source_kind="sequence", crop_size=8, landmarker="dlib",
                        jitter_beta=0.05, jitter_shifts=9, smooth_window=5, forehead_raise=0.0,

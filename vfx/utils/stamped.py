@@ -165,14 +165,15 @@ def register_upgrade(family: str, from_version: int) -> Callable[[Upgrade], Upgr
 
 def _upgrade(data: dict[str, Any], family: str, version: int, current: int, source: Path, what: str,
              fix: str | None) -> dict[str, Any]:
+    start = version
     while version < current:
         upgrade = _UPGRADES.get((family, version))
         if upgrade is None:
             readable = [f"{family}/{v}" for v in range(version + 1, current + 1)
                         if all((family, u) in _UPGRADES for u in range(v, current))]
-            raise MediaError(f"Unsupported {what} schema in {source}",
-                             expected=" or ".join(readable) + " (this vfx has no upgrade from older versions)",
-                             found=f"{family}/{version}", fix=fix or "write the file again with this vfx")
+            raise MediaError(f"Unsupported {what} schema in {source}: this vfx has no upgrade from {family}/{version}",
+                             expected=" or ".join(readable), found=f"{family}/{start}",
+                             fix=fix or "write the file again with this vfx")
         data = upgrade(dict(data))
         if not isinstance(data, dict):
             raise InternalError(f"The upgrade from {family}/{version} returned {type(data).__name__}",
@@ -345,7 +346,7 @@ def read_stamped(path: str | os.PathLike[str], schema: str, *, layout: Layout = 
 
         raise MediaError(f"Unsupported {what} schema in {source}", expected=f"{schema} or older",
                          found=f"{found}, newer than this vfx ({vfx.__version__}) reads",
-                         fix=f"use the vfx version that wrote it, or a newer one; or {fix or 'write it again with this one'}")
+                         fix=f"open it with the newer vfx that wrote it, or {fix or 'write it again with this one'}")
     return _upgrade(data, family, version, current, source, what, fix)
 
 

@@ -168,3 +168,100 @@ outputs: {{exr: out/sh010.####.exr}}
     no_consent = tmp_path / "no_consent.yaml"
     no_consent.write_text(shot.read_text().replace('consent: "public domain (NASA photo)"', "consent: null"))
     assert entrypoint(["task", "run", str(no_consent), "--stage", "train", "--device", "cpu"]) == 2
+
+
+# ---------------------------------------------------------------------------------------------- the one plan
+
+def _training_shot(folder, facesets, training: str, *, consent: str = '"public domain (NASA photo)"'):
+    shot = folder / "sh020.yaml"
+    shot.write_text(f"""\
+schema: vfx.Shot/1
+name: sh020
+plate: {{path: plates/sh020.####.exr, frames: 1001-1010}}
+personas:
+  hopper: {{faceset: {facesets['hopper']}, consent: "public domain (US Navy photo)"}}
+  astronaut: {{faceset: {facesets['astronaut']}, consent: {consent}}}
+model:
+  checkpoint: models/sh020_comb
+  resolution: 16
+  width: 0.05
+  {training}
+outputs: {{exr: out/sh020.####.exr}}
+""")
+    return shot
+
+
+def test_cli_and_farm_hand_train_comb_the_same_plan(facesets, tmp_path, monkeypatch):
+    """`vfx train SHOT` and the farm's train task make one plan from the shot: train_comb gets the same
+    TrainConfig, architecture, run folder, persona records and crops either way."""
+    import vfx.comb.train
+    from vfx.comb.plan import plan_training
+    from vfx.errors import VfxError
+    from vfx.farm.stages import check_training
+    from vfx.farm.task import TaskOptions, run_task
+    from vfx.shot import load_shot
+
+    class Stop(VfxError):
+        exit_code = 1
+
+    shot = _training_shot(tmp_path, facesets, "training: {iters_per_level: 3, batch_size: 2, mask: both, holdout: 0.2}")
+    calls = []
+
+    def capture(personas, run, **kwargs):
+        kwargs.pop("report", None)
+        calls.append({"personas": {n: (len(d), d.data_hash) for n, d in personas.items()}, "run": run, **kwargs})
+        raise Stop("captured")
+
+    monkeypatch.setattr(vfx.comb.train, "train_comb", capture)
+    assert entrypoint(["train", str(shot), "--device", "cpu"]) == 1
+    with pytest.raises(Stop):
+        run_task(shot, "train", options=TaskOptions(device="cpu"))
+    cli, farm = calls
+    assert cli == farm
+    config = cli["config"]
+    assert (config.iters_per_level, config.batch_size, config.mask_mode, config.checkpoint_every) == (3, 2, "both", 3)
+    assert cli["records"]["astronaut"].consent == "public domain (NASA photo)"
+    plan = plan_training(load_shot(shot))
+    assert check_training(load_shot(shot)) == plan and plan.config == config and plan.holdout == 0.2
+    assert plan.total_iterations == 3 * 3  # 4², 8², 16²
+
+
+def test_one_set_of_defaults_and_overrides(facesets, tmp_path):
+    """Without model.training `vfx train SHOT` uses ModelTraining()'s defaults, which are TrainConfig's own;
+    the checkpoint interval follows one rule; command-line overrides win over the shot."""
+    from vfx.comb.plan import DEFAULT_RESOLUTION, DEFAULT_WIDTH, TrainingOverrides, plan_training
+    from vfx.comb.train import TrainConfig
+    from vfx.shot import load_shot
+    from vfx.shot.schema import ModelTraining
+
+    defaults = ModelTraining()
+    config = TrainConfig()
+    assert (config.iters_per_level, config.fine_tune_iters, config.batch_size, config.mask_mode, config.seed) == (
+        defaults.iters_per_level, defaults.fine_tune_iters, defaults.batch_size, defaults.mask, defaults.seed)
+    assert config.iters_per_level == 1000 and config.checkpoint_every == 500
+    assert TrainConfig(iters_per_level=2).checkpoint_every == 2 and TrainConfig(checkpoint_every=0).checkpoint_every == 0
+    plain = plan_training(load_shot(_training_shot(tmp_path, facesets, "")))
+    assert plain.config == TrainConfig() and plain.holdout == defaults.holdout
+    assert (plain.resolution, plain.width) == (16, 0.05)
+    shot = load_shot(_training_shot(tmp_path, facesets, "training: {iters_per_level: 7, seed: 3}"))
+    plan = plan_training(shot, TrainingOverrides(iters_per_level=5, width=0.1, checkpoint_every=2))
+    assert (plan.config.iters_per_level, plan.config.seed, plan.config.checkpoint_every, plan.width) == (5, 3, 2, 0.1)
+    loose = plan_training(None, TrainingOverrides(personas=(("hopper", facesets["hopper"]),), out=tmp_path / "r",
+                                                  no_consent_record=True))
+    assert (loose.resolution, loose.width, loose.unconsented) == (DEFAULT_RESOLUTION, DEFAULT_WIDTH, ("hopper",))
+
+
+def test_cli_and_farm_refuse_a_persona_without_consent_alike(facesets, tmp_path, capsys):
+    """One consent policy: refused by both, with the same message; only `vfx train --no-consent-record` overrides."""
+    from vfx.comb.plan import consent_refusal
+    from vfx.farm.task import read_record
+
+    shot = _training_shot(tmp_path, facesets, "training: {iters_per_level: 1, batch_size: 1}", consent="null")
+    message = str(consent_refusal(["astronaut"]))
+    assert entrypoint(["train", str(shot)]) == 2
+    assert message in capsys.readouterr().err
+    assert entrypoint(["task", "run", str(shot), "--stage", "train", "--device", "cpu"]) == 2
+    assert message in capsys.readouterr().err
+    record = read_record(tmp_path / "out" / "sh020_farm" / "train.json")
+    assert record.state == "bad_input" and record.message == message
+    assert not (tmp_path / "models").exists()

@@ -108,8 +108,11 @@ def test_graph_with_training_edits_and_retouch(farm_base, tmp_path):
                                    "edit_vectors": [EditVectorConfig(vector=tmp_path / "lips.vfxedit")]})
     save_shot(shot, tmp_path / "all.yaml")
     graph = build_graph(tmp_path / "all.yaml", chunk=4)
-    assert graph.stages == ("extract", "track", "train", "swap", "seghead", "edit", "refiner", "retouch", "package")
+    # The demo's personas are footage: the personas task extracts them before the model trains.
+    assert graph.stages == ("personas", "extract", "track", "train", "swap", "seghead", "edit", "refiner", "retouch",
+                            "package")
     after = graph.stage_after
+    assert after["personas"] == () and after["train"] == ("personas",)
     assert after["swap"] == ("track", "train") and after["seghead"] == ("train",)
     assert after["edit"] == ("swap", "seghead") and after["refiner"] == ("edit",)
     assert after["retouch"] == ("refiner",) and after["package"] == ("retouch",)
@@ -164,6 +167,48 @@ def test_chunked_equals_whole_on_ray(farm_base, whole):
     assert summary.exit_code == 0, summary.describe()
     assert frames_of(chunked) == frames_of(whole)
     assert not temp_files(chunked)
+
+
+# ---------------------------------------------------------------------------------------------- personas as footage
+
+def test_farm_run_extracts_footage_personas_trains_and_swaps(farm_base, capsys):
+    """`vfx farm run` of the demo shot, whose personas are footage, with model.training: the personas task
+    extracts their facesets, the model trains on them, the swap and the package follow, nothing by hand."""
+    from vfx.comb.checkpoint import read_manifest
+    from vfx.farm.task import TaskOptions
+    from vfx.shot.layout import persona_faceset_folder
+    from vfx.shot.schema import ModelConfig
+
+    shot_file = shot_in(farm_base, "footage")
+    shot = load_shot(shot_file)
+    out = Path(shot.outputs.exr).parent
+    personas = {name: p.model_copy(update={"consent": f"{name}: public-domain portrait, tests only"})
+                for name, p in shot.personas.items()}
+    assert all(p.footage is not None and p.faceset is None for p in personas.values())
+    model = ModelConfig(checkpoint=out / "model", resolution=32, width=0.05,
+                        training=ModelTraining(iters_per_level=2, batch_size=2))
+    save_shot(shot.model_copy(update={"personas": personas, "model": model}), shot_file)
+    shot = load_shot(shot_file)
+    graph = build_graph(shot_file)
+    assert graph.stages == ("personas", "extract", "track", "train", "swap", "package")
+    assert entrypoint(["farm", "run", str(shot_file), "--workers", "2"]) == 0, capsys.readouterr().err[-3000:]
+    assert [r.state for r in farm_status(graph)] == ["done"] * len(graph.tasks)
+    for name in personas:
+        faceset = persona_faceset_folder(shot, name)
+        assert faceset.parent == out / "demo_personas" and len(list((faceset / "crops").rglob("*.png"))) >= 6
+    manifest = read_manifest(out / "model")
+    assert manifest.step == 4 * 2 and manifest.level == 3  # 4² ... 32², two iterations each
+    assert {r.name: r.facesets for r in manifest.personas} == {
+        n: (str(persona_faceset_folder(shot, n)),) for n in personas}
+    assert read_rendered_frame(str(shot.outputs.exr).replace("####", "1003")).info.persona == "hopper"
+    assert Path(shot.outputs.review).is_file() and (Path(shot.outputs.comp_package) / "demo.nk").is_file()
+    # The personas task is idempotent: run again, it finds both facesets complete and loads no model.
+    again = run_task(shot_file, "personas", options=TaskOptions(device="cpu"))
+    assert again.frames_skipped == 2 and again.frames_done == 0 and "already extracted" in again.message
+    # `vfx train SHOT` runs the same plan (same extraction, here found complete) into another run folder.
+    assert entrypoint(["train", str(shot_file), "--out", str(out / "cli_model"), "--device", "cpu"]) == 0
+    cli = read_manifest(out / "cli_model")
+    assert cli.step == manifest.step and cli.personas == manifest.personas
 
 
 # ---------------------------------------------------------------------------------------------- the task command

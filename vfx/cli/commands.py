@@ -149,91 +149,58 @@ def extract(
 
 @app.command("train")
 def train(
-    shot: Annotated[Optional[Path], typer.Argument(help="A shot file: its personas (facesets) and model settings.")] = None,
+    shot: Annotated[Optional[Path], typer.Argument(help="A shot file: its personas (facesets, or footage it extracts) and model settings (model.training).")] = None,
     persona: Annotated[Optional[list[str]], typer.Option("--persona", help="NAME=FACESET_FOLDER; repeat for each persona (instead of, or added to, the shot's).")] = None,
     consent: Annotated[Optional[list[str]], typer.Option("--consent", help="NAME=TEXT: who agreed, to what use, until when.")] = None,
     no_consent_record: Annotated[bool, typer.Option("--no-consent-record", help="Train personas that have no consent record (logged).")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", help="Run folder for checkpoints and previews (default: the shot's model.checkpoint).")] = None,
     res: Annotated[Optional[int], typer.Option("--res", help="Final crop resolution, a power of two (default: the shot's, else 64).")] = None,
     width: Annotated[Optional[float], typer.Option("--width", help="Channel-width multiplier (1.0: the patent's network; default: the shot's, else 0.25).")] = None,
-    iters_per_level: Annotated[int, typer.Option("--iters-per-level", help="Iterations per level (the patent: 100000).")] = 1000,
-    fine_tune_iters: Annotated[int, typer.Option("--fine-tune-iters", help="Iterations at lr 1e-5 after the last level.")] = 0,
-    batch: Annotated[int, typer.Option("--batch", help="Crops per step.")] = 8,
-    mask: Annotated[str, typer.Option("--mask", help="target (Eq. 1: mask the target) or both (Eq. 2).")] = "target",
-    holdout: Annotated[float, typer.Option("--holdout", help="Fraction of each faceset (its last frames) kept out of training for the previews.")] = 0.1,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, batches and augmentation.")] = 0,
+    iters_per_level: Annotated[Optional[int], typer.Option("--iters-per-level", help="Iterations per level (default: the shot's model.training, else 1000; the patent: 100000).")] = None,
+    fine_tune_iters: Annotated[Optional[int], typer.Option("--fine-tune-iters", help="Iterations at lr 1e-5 after the last level (default: the shot's, else 0).")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Crops per step (default: the shot's, else 8).")] = None,
+    mask: Annotated[Optional[str], typer.Option("--mask", help="target (Eq. 1: mask the target) or both (Eq. 2) (default: the shot's, else target).")] = None,
+    holdout: Annotated[Optional[float], typer.Option("--holdout", help="Fraction of each faceset (its last frames) kept out of training for the previews (default: the shot's, else 0.1).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed of the weights, batches and augmentation (default: the shot's, else 0).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     amp: Annotated[str, typer.Option("--amp", help="CUDA autocast: bf16, fp16 or off.")] = "bf16",
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the network (CUDA).")] = False,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", help="Iterations between checkpoints.")] = 500,
+    checkpoint_every: Annotated[Optional[int], typer.Option("--checkpoint-every", help="Iterations between checkpoints (default: the shot's, else min(500, iterations per level)).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's newest checkpoint.")] = False,
     base: Annotated[Optional[Path], typer.Option("--base", help="Add the --persona(s) to this trained model (run folder): new decoders start from its first decoder; only the final level trains.")] = None,
     shared_lr_scale: Annotated[float, typer.Option("--shared-lr-scale", help="Learning-rate factor of the encoder and tied levels (0 freezes them; for --base).")] = 1.0,
 ) -> None:
-    """Train a comb model (shared encoder, one decoder per persona) progressively from 4² up to --res."""
-    import logging
-
-    from vfx.comb.checkpoint import PersonaRecord, read_manifest
-    from vfx.comb.data import PersonaData
+    """Train a comb model (shared encoder, one decoder per persona) progressively from 4² up to --res: the
+    shot's training plan (the one the farm's train task runs), with these options as overrides. Personas
+    given as footage are extracted first."""
+    from vfx.comb.plan import TrainingOverrides, extract_personas, plan_training
     from vfx.comb.preview import write_loss_curve, write_preview
-    from vfx.comb.train import TrainConfig, held_out_ssim, train_comb
-    from vfx.errors import ConfigError
+    from vfx.comb.train import held_out_ssim, train_comb
     from vfx.shot import load_shot
 
-    sources: dict[str, tuple[list[Path], str | None]] = {}
-    model = None
-    if shot is not None:
-        loaded = load_shot(shot)
-        model = loaded.model
-        for name, config in loaded.personas.items():
-            if config.faceset is None:
-                raise ConfigError(f"Persona {name!r} of shot {loaded.name!r} has footage, not a faceset",
-                                  expected="personas.NAME.faceset, a folder made by vfx extract",
-                                  found=f"footage {config.footage}",
-                                  fix=f"run `vfx extract {shot} --persona {name} --out DIR` and pass --persona {name}=DIR")
-            sources[name] = ([Path(config.faceset)], config.consent)
-    for item in persona or []:
-        name, folder = _key_value("--persona", item)
-        sources.setdefault(name, ([], None))[0].append(Path(folder))
-    for item in consent or []:
-        name, text = _key_value("--consent", item)
-        if name not in sources:
-            raise ConfigError(f"--consent for an unknown persona {name!r}", expected=", ".join(sources) or "a --persona",
-                              found=name)
-        sources[name] = (sources[name][0], text)
-    if not sources:
-        raise ConfigError("No personas to train", expected="a shot file with faceset personas, or --persona NAME=FACESET",
-                          found="none")
-    unconsented = [name for name, (_, text) in sources.items() if not text]
-    if unconsented and not no_consent_record:
-        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
-                          expected="--consent NAME='who agreed, to what use, until when' (or personas.NAME.consent)",
-                          found="none", fix="record the consent, or pass --no-consent-record to train without one")
-    if unconsented:
-        logging.getLogger("vfx.train").warning("training without a consent record for: %s", ", ".join(unconsented))
-    run = out or (Path(model.checkpoint) if model is not None else None)
-    if run is None:
-        raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none")
-    base_config = read_manifest(base).config if base is not None else None
-    resolution = res or (base_config.resolution if base_config else model.resolution if model is not None else 64)
-    multiplier = width or (base_config.width if base_config else model.width if model is not None else 0.25)
-    config = TrainConfig(iters_per_level=iters_per_level, fine_tune_iters=fine_tune_iters, batch_size=batch,
-                         mask_mode=_choice("--mask", mask, ("target", "both")), seed=seed,
-                         checkpoint_every=checkpoint_every, amp=amp, compile=compile_,
-                         log_every=max(1, min(50, iters_per_level // 4)), shared_lr_scale=shared_lr_scale)
-    data = {name: PersonaData(name, folders, resolution, holdout=holdout) for name, (folders, _) in sources.items()}
-    records = {name: PersonaRecord(name, tuple(str(f.absolute()) for f in folders), text)
-               for name, (folders, text) in sources.items()}
-    typer.echo(f"training {', '.join(f'{n} ({len(d)} crops)' for n, d in data.items())} at {resolution}², width "
-               f"{multiplier}, {iters_per_level} iterations per level -> {run}", err=True)
-    net, manifest = train_comb(data, run, resolution=resolution, width=multiplier, config=config, records=records,
-                               device=resolve_device(device), resume=resume, base=base,
+    overrides = TrainingOverrides(
+        personas=tuple((name, Path(folder)) for name, folder in (_key_value("--persona", p) for p in persona or [])),
+        consent=tuple(_key_value("--consent", c) for c in consent or []), no_consent_record=no_consent_record,
+        out=out, resolution=res, width=width, iters_per_level=iters_per_level, fine_tune_iters=fine_tune_iters,
+        batch_size=batch, mask=_choice("--mask", mask, ("target", "both")) if mask is not None else None,
+        holdout=holdout, seed=seed, checkpoint_every=checkpoint_every, amp=amp, compile=compile_,
+        shared_lr_scale=shared_lr_scale, base=base, resume=resume)
+    plan = plan_training(load_shot(shot) if shot is not None else None, overrides)
+    chosen = resolve_device(device)
+    for summary in extract_personas(plan, device=chosen).values():
+        if summary is not None:
+            typer.echo(summary.describe(), err=True)
+    data = plan.persona_data()
+    typer.echo(f"training {', '.join(f'{n} ({len(d)} crops)' for n, d in data.items())} at {plan.resolution}², width "
+               f"{plan.width}, {plan.config.iters_per_level} iterations per level -> {plan.run}", err=True)
+    net, manifest = train_comb(data, plan.run, resolution=plan.resolution, width=plan.width, config=plan.config,
+                               records=plan.records, device=chosen, resume=plan.resume, base=plan.base,
                                report=lambda p: typer.echo(p.line(), err=True))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, process 0 reports and draws
-    preview = write_preview(net, data, Path(run) / "preview.png")
-    curve = write_loss_curve(manifest.losses, Path(run) / "loss.png")
-    typer.echo(f"model {run} (iteration {manifest.step}, level {manifest.level}, last loss "
+    preview = write_preview(net, data, plan.run / "preview.png")
+    curve = write_loss_curve(manifest.losses, plan.run / "loss.png")
+    typer.echo(f"model {plan.run} (iteration {manifest.step}, level {manifest.level}, last loss "
                f"{manifest.losses[-1][2] if manifest.losses else float('nan'):.4f})")
     for name, persona_data in data.items():
         scores = held_out_ssim(net, persona_data)

@@ -45,15 +45,22 @@ from vfx.comb.data import Augmentation, PersonaData
 from vfx.comb.losses import MaskMode, level_loss
 from vfx.comb.network import CombConfig, CombNetwork, level_size
 from vfx.errors import ConfigError
+from vfx.shot.schema import ModelTraining
 
 __all__ = ["TrainConfig", "TrainProgress", "train_comb", "alpha_at", "held_out_ssim", "describe"]
 
 log = logging.getLogger(__name__)
 
+_DEFAULTS = ModelTraining()
+"""The training defaults, stated once in :class:`vfx.shot.schema.ModelTraining`."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of a training run.
+
+    The defaults are those of :class:`vfx.shot.schema.ModelTraining` (the shot file's ``model.training``),
+    so a shot, ``vfx train`` and a farm run never disagree on them.
 
     Attributes:
         iters_per_level: iterations per stage (the patent: 1e5). An iteration is one step per persona.
@@ -62,9 +69,11 @@ class TrainConfig:
         lr, final_lr: Adam's learning rate, and the one after the final stage ([0043]).
         mask_mode: ``"target"`` (Eq. 1) or ``"both"`` (Eq. 2).
         seed: seeds the weights, the persona order, the batches and the augmentation.
-        checkpoint_every: iterations between checkpoints (0: only at the end).
+        checkpoint_every: iterations between checkpoints (0: only at the end); None (the default):
+            ``min(500, iters_per_level)``, so a short run still checkpoints every level.
         keep_checkpoints: how many to keep.
-        log_every: iterations between progress reports (and loss read-backs).
+        log_every: iterations between progress reports (and loss read-backs); None (the default):
+            ``max(1, min(50, iters_per_level // 4))``.
         augment: use the light augmentation (:class:`vfx.comb.data.Augmentation`).
         amp: on CUDA, "bf16", "fp16" or "off".
         compile: ``torch.compile`` the network (CUDA; first steps are slow while it compiles).
@@ -72,22 +81,27 @@ class TrainConfig:
             adding a persona to a trained model without disturbing the others.
     """
 
-    iters_per_level: int = 100_000
-    fine_tune_iters: int = 0
-    batch_size: int = 8
+    iters_per_level: int = _DEFAULTS.iters_per_level
+    fine_tune_iters: int = _DEFAULTS.fine_tune_iters
+    batch_size: int = _DEFAULTS.batch_size
     lr: float = 1e-4
     final_lr: float = 1e-5
-    mask_mode: MaskMode = "target"
-    seed: int = 0
-    checkpoint_every: int = 1000
+    mask_mode: MaskMode = _DEFAULTS.mask
+    seed: int = _DEFAULTS.seed
+    checkpoint_every: int | None = _DEFAULTS.checkpoint_every
     keep_checkpoints: int = 3
-    log_every: int = 50
+    log_every: int | None = None
     augment: bool = True
     amp: str = "bf16"
     compile: bool = False
     shared_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
+        # The one checkpoint (and log) interval rule, for every caller that leaves them unset.
+        if self.checkpoint_every is None:
+            object.__setattr__(self, "checkpoint_every", max(1, min(500, self.iters_per_level)))
+        if self.log_every is None:
+            object.__setattr__(self, "log_every", max(1, min(50, self.iters_per_level // 4)))
         for name in ("iters_per_level", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"Invalid {name}", expected="an integer >= 1", found=str(getattr(self, name)))

@@ -10,12 +10,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vfx.errors import ConfigError
 from vfx.farm.graph import plate_crop_size
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, SequencePattern
-from vfx.shot.schema import ModelConfig, ModelTraining, Shot
+from vfx.shot.schema import Shot
+
+if TYPE_CHECKING:
+    from vfx.comb.plan import TrainingPlan
 from vfx.utils.atomic import remove_stale_temps
 
 __all__ = ["StageContext", "StageOutcome", "check_training", "count_done", "run_stage"]
@@ -94,58 +98,52 @@ def _track_stage(context: StageContext) -> StageOutcome:
     return StageOutcome(len(frames), len(frames), 0, f"{len(records)} faces tracked on {len(frames)} frames")
 
 
-def _train(context: StageContext) -> StageOutcome:
-    from vfx.comb.checkpoint import PersonaRecord, latest_checkpoint, read_manifest
-    from vfx.comb.data import PersonaData
-    from vfx.comb.network import CombConfig
-    from vfx.comb.train import TrainConfig, train_comb
+def _personas(context: StageContext) -> StageOutcome:
+    from vfx.comb.plan import extract_personas
 
-    shot = context.shot
-    model, training = check_training(shot)
-    run = Path(model.checkpoint)
-    top = CombConfig(resolution=model.resolution, width=model.width, personas=tuple(shot.personas)).top_level
-    total = (top + 1) * training.iters_per_level + training.fine_tune_iters
-    newest = latest_checkpoint(run)
+    plan = check_training(context.shot)
+    done = extract_personas(plan, device=context.device, workers=context.threads)
+    extracted = [name for name, summary in done.items() if summary is not None]
+    lines = [f"{p.name}: {'extracted' if p.name in extracted else 'already extracted'} into {p.facesets[0]}"
+             for p in plan.footage]
+    return StageOutcome(len(done), len(extracted), len(done) - len(extracted), "; ".join(lines))
+
+
+def _train(context: StageContext) -> StageOutcome:
+    from vfx.comb.checkpoint import latest_checkpoint, read_manifest
+    from vfx.comb.plan import extract_personas
+    from vfx.comb.train import train_comb
+
+    plan = check_training(context.shot)
+    total = plan.total_iterations
+    newest = latest_checkpoint(plan.run)
     start = read_manifest(newest).step if newest is not None else 0
     if start >= total:
-        return StageOutcome(total, 0, total, f"model {run} already trained ({start} iterations)")
-    remove_stale_temps(run, under=True)
-    data = {n: PersonaData(n, [Path(p.faceset)], model.resolution, holdout=0.1)  # type: ignore[arg-type]
-            for n, p in shot.personas.items()}
-    records = {n: PersonaRecord(n, (str(p.faceset),), p.consent) for n, p in shot.personas.items()}
-    config = TrainConfig(iters_per_level=training.iters_per_level, fine_tune_iters=training.fine_tune_iters,
-                         batch_size=training.batch_size, seed=training.seed,
-                         checkpoint_every=max(1, min(500, training.iters_per_level)),
-                         log_every=max(1, min(50, training.iters_per_level // 4)))
-    _, manifest = train_comb(data, run, resolution=model.resolution, width=model.width, config=config,
-                             records=records, device=context.device, resume=newest is not None)
-    return StageOutcome(total, manifest.step - start, start, f"model {run}: iteration {manifest.step} of {total}")
+        return StageOutcome(total, 0, total, f"model {plan.run} already trained ({start} iterations)")
+    remove_stale_temps(plan.run, under=True)
+    extract_personas(plan, device=context.device, workers=context.threads)  # done by the personas task already
+    _, manifest = train_comb(plan.persona_data(), plan.run, resolution=plan.resolution, width=plan.width,
+                             config=plan.config, records=plan.records, device=context.device,
+                             resume=newest is not None, base=plan.base)
+    return StageOutcome(total, manifest.step - start, start, f"model {plan.run}: iteration {manifest.step} of {total}")
 
 
-def check_training(shot: Shot) -> tuple[ModelConfig, ModelTraining]:
-    """The train task's inputs, checked before anything starts (also before torchrun, whose processes' exit
-    codes it does not pass on).
+def check_training(shot: Shot) -> TrainingPlan:
+    """The training plan of the shot's ``personas`` and ``train`` tasks, checked before anything starts (also
+    before torchrun, whose processes' exit codes it does not pass on): the one plan ``vfx train SHOT`` makes,
+    without command-line overrides (so without ``--no-consent-record``: the farm always refuses a persona
+    without a consent record).
 
     Raises:
-        ConfigError: no ``model.training``, a persona without a faceset or without a consent record.
-
-    Returns:
-        The model and its training settings.
+        ConfigError: no ``model.training``, or what :func:`vfx.comb.plan.plan_training` refuses (a persona
+            without a consent record, a missing faceset or unreadable footage, ...).
     """
+    from vfx.comb.plan import plan_training
+
     model = shot.model
     if model is None or model.training is None:
         raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file")
-    training = model.training
-    missing = [n for n, p in shot.personas.items() if p.faceset is None]
-    if missing or not shot.personas:
-        raise ConfigError(f"Shot {shot.name!r} cannot train: persona(s) without a faceset: {', '.join(missing)}",
-                          expected="personas.NAME.faceset for every persona", fix="run `vfx extract SHOT --persona "
-                          "NAME --out DIR` and set personas.NAME.faceset")
-    unconsented = [n for n, p in shot.personas.items() if not p.consent]
-    if unconsented:
-        raise ConfigError(f"No consent record for persona(s) {', '.join(unconsented)}",
-                          expected="personas.NAME.consent: who agreed, to what use, until when", found="none")
-    return model, training
+    return plan_training(shot)
 
 
 def _swap(context: StageContext) -> StageOutcome:
@@ -245,7 +243,7 @@ def _package(context: StageContext) -> StageOutcome:
 
 
 _RUNNERS: dict[str, Callable[[StageContext], StageOutcome]] = {
-    "extract": _extract, "track": _track_stage, "train": _train, "swap": _swap, "seghead": _seghead,
+    "personas": _personas, "extract": _extract, "track": _track_stage, "train": _train, "swap": _swap, "seghead": _seghead,
     "edit": _edit, "refiner": _refiner, "retouch": _retouch, "package": _package,
 }
 

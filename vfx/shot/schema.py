@@ -165,12 +165,24 @@ class ModelConfig(_Frozen):
 
 
 class ModelTraining(_Frozen):
-    """How a farm run trains the shot's model (the `train` task); without it the model is trained beforehand."""
+    """How the shot's model is trained, by a farm run (the `train` task) and by `vfx train SHOT` alike.
 
-    iters_per_level: int = Field(ge=1, description="Iterations per level of progressive growing (the patent: 100000).")
+    The one statement of the training defaults: `vfx train` without a shot's `model.training` uses
+    ``ModelTraining()``, and :class:`vfx.comb.train.TrainConfig` takes its defaults from here. Without
+    `model.training` a farm run does not train (the checkpoint is trained beforehand).
+    """
+
+    iters_per_level: int = Field(default=1000, ge=1, description="Iterations per level of progressive growing "
+                                 "(the patent: 100000).")
     fine_tune_iters: int = Field(default=0, ge=0, description="Iterations at lr 1e-5 after the last level.")
     batch_size: int = Field(default=8, ge=1, description="Crops per step.")
     seed: int = Field(default=0, description="Seed of the weights, batches and augmentation.")
+    mask: Literal["target", "both"] = Field(default="target", description="Loss mask: on the target (Eq. 1) or "
+                                            "on both images (Eq. 2).")
+    holdout: float = Field(default=0.1, ge=0, lt=1, description="Fraction of each faceset (its last faces) kept out "
+                           "of training, for the previews and the held-out SSIM.")
+    checkpoint_every: int | None = Field(default=None, ge=0, description="Iterations between checkpoints (0: only "
+                                         "at the end). Default: min(500, iters_per_level).")
     gpus: int = Field(default=1, ge=1, description="GPUs of one node the farm task trains on (torchrun above 1).")
 
 

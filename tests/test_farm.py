@@ -19,7 +19,6 @@ import pytest
 from tests.test_swap import _with_model, demo_without_face_on_1008, save_tiny_model
 from vfx.cli import entrypoint
 from vfx.errors import ConfigError, FrameRangeError
-from vfx.export.frames import read_rendered_frame
 from vfx.farm.graph import build_graph, farm_folder
 from vfx.farm.local import run_local
 from vfx.farm.status import farm_status, format_status
@@ -32,6 +31,7 @@ from vfx.farm.task import (
     run_task,
 )
 from vfx.io.image import read_image
+from vfx.render.rendered import read_rendered_frame
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.shot.schema import EditVectorConfig, FarmConfig, ModelTraining
 from vfx.utils.atomic import TEMP_MARKER

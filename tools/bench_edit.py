@@ -13,15 +13,15 @@ import time
 import torch
 
 from vfx.comb.network import CombConfig, CombNetwork
-from vfx.face.mask import FaceLabel
-from vfx.retouch.latent import (
+from vfx.edit.segment import JointDecoder, SegHead
+from vfx.edit.vectors import (
     EditSettings,
     apply_vector,
     buffer_pixels,
     learn_edit,
     refine_edit,
 )
-from vfx.retouch.segment import JointDecoder, SegHead
+from vfx.face.mask import FaceLabel
 
 
 def _sync(device: torch.device) -> None:

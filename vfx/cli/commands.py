@@ -248,15 +248,15 @@ def retouch(
     """Retouch the shot's face with the edits declared on its semantic layout (landmark-group moves, relabels,
     painted label maps) and write the frames (only those not on disk yet); with the whole shot done, also
     the review video and the compositor package, made from the retouched frames."""
-    from vfx.export.frames import retouch_sequence
     from vfx.export.handoff import write_handoff
     from vfx.retouch import plan_retouch, run_retouch
     from vfx.shot import FrameRange, load_shot
+    from vfx.shot.layout import retouch_preview_path
 
     loaded = load_shot(shot)
     plan = plan_retouch(loaded, frames=FrameRange.parse(frames) if frames else None, edits=edit or None,
                         device=resolve_device(device))
-    preview_path = retouch_sequence(loaded).directory / f"{loaded.name}_retouch_preview.png" if preview else None
+    preview_path = retouch_preview_path(loaded) if preview else None
     summary = run_retouch(plan, workers=workers, preview=preview_path)
     typer.echo(summary.describe())
     if preview_path is not None and preview_path.is_file():
@@ -277,7 +277,7 @@ def edit_labels(
 ) -> None:
     """Write a keyframe's decoded segmentation for the artist to paint the edit on (trains the persona's
     segmentation head first when the model has none)."""
-    from vfx.retouch.latent_pipeline import write_keyframe_labels
+    from vfx.edit.pipeline import write_keyframe_labels
     from vfx.shot import load_shot
 
     labels, face = write_keyframe_labels(load_shot(shot), keyframe=keyframe, out=out, persona=persona, scale=scale,
@@ -297,7 +297,7 @@ def edit_learn(
 ) -> None:
     """Turn an edited segmentation of one keyframe into an edit vector: optimise a latent offset so the
     decoded segmentation shows the edit while the face outside the edited region stays put."""
-    from vfx.retouch.latent_pipeline import learn_shot_edit
+    from vfx.edit.pipeline import learn_shot_edit
     from vfx.shot import load_shot
 
     summary = learn_shot_edit(load_shot(shot), keyframe=keyframe, labels=labels, persona=persona, out=out,
@@ -317,9 +317,9 @@ def edit_apply(
 ) -> None:
     """Apply edit vectors to every frame of the swap (z_t + s(t)·δ, refined per frame) and write the edited
     frames (only those not on disk yet); outside each frame's edit region they keep the swap's bits."""
+    from vfx.edit.pipeline import parse_strength, plan_edit_apply, run_edit_apply
     from vfx.errors import ConfigError
     from vfx.export.handoff import write_handoff
-    from vfx.retouch.latent_pipeline import parse_strength, plan_edit_apply, run_edit_apply
     from vfx.shot import FrameRange, load_shot
 
     loaded = load_shot(shot)

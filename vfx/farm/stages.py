@@ -17,10 +17,10 @@ from vfx.farm.graph import plate_crop_size
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, SequencePattern
 from vfx.shot.schema import Shot
+from vfx.utils.atomic import remove_stale_temps
 
 if TYPE_CHECKING:
     from vfx.comb.plan import TrainingPlan
-from vfx.utils.atomic import remove_stale_temps
 
 __all__ = ["StageContext", "StageOutcome", "check_training", "count_done", "run_stage"]
 
@@ -154,7 +154,7 @@ def _swap(context: StageContext) -> StageOutcome:
     _clean(plan.outputs, plan.frames)
     model = context.cached(("swap", str(plan.checkpoint), plan.persona, context.device),
                            lambda: open_swap_model(plan.checkpoint, persona=plan.persona, resolution=plan.resolution,
-                                                   device=plan.device))
+                                                   device=plan.device, checked=True))
     summary = run_swap(plan, workers=1, show_progress=False, model=model)  # type: ignore[arg-type]
     return StageOutcome(summary.frames, summary.rendered, summary.skipped, summary.describe().splitlines()[0])
 

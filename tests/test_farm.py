@@ -32,6 +32,7 @@ from vfx.farm.task import (
 )
 from vfx.io.image import read_image
 from vfx.render.rendered import read_rendered_frame
+from vfx.retouch.edits import edits_from_shot
 from vfx.shot import FrameRange, load_shot, save_shot
 from vfx.shot.schema import EditVectorConfig, FarmConfig, ModelTraining
 from vfx.utils.atomic import TEMP_MARKER
@@ -104,7 +105,7 @@ def test_graph_with_training_edits_and_retouch(farm_base, tmp_path):
     shot = load_shot(farm_base)
     model = shot.model.model_copy(update={"training": ModelTraining(iters_per_level=10)})
     shot = shot.model_copy(update={"model": model,
-                                   "retouch": [{"name": "smile", "group": "mouth", "scale": [1.1, 1.0]}],
+                                   "retouch": edits_from_shot([{"name": "smile", "group": "mouth", "scale": [1.1, 1.0]}]),
                                    "edit_vectors": [EditVectorConfig(vector=tmp_path / "lips.vfxedit")]})
     save_shot(shot, tmp_path / "all.yaml")
     graph = build_graph(tmp_path / "all.yaml", chunk=4)

@@ -42,8 +42,12 @@ def shots(tmp_path_factory) -> dict[str, Path]:
             update={"frames": FrameRange.parse("1001-1008x2")})}),
         "list": shot.model_copy(update={"plate": shot.plate.model_copy(
             update={"frames": FrameRange.parse("1001-1003,1006-1008")})}),
+        # personas given as facesets: the graph starts at the plate (footage would add a `personas` stage first)
         "train": shot.model_copy(update={"model": shot.model.model_copy(
-            update={"training": ModelTraining(iters_per_level=1, gpus=2)})}),
+            update={"training": ModelTraining(iters_per_level=1, gpus=2)}),
+            "personas": {name: persona.model_copy(update={"footage": None, "faceset": folder / "facesets" / name,
+                                                          "consent": "test data"})
+                         for name, persona in shot.personas.items()}}),
     }
     paths = {}
     for name, variant in variants.items():

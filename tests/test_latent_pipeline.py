@@ -16,6 +16,7 @@ from vfx.edit.vectors import load_edit_vector, save_edit_vector
 from vfx.face.mask import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image
 from vfx.render.rendered import EDIT_MATTE_CHANNEL, read_rendered_frame
+from vfx.retouch.edits import edits_from_shot
 from vfx.shot import load_shot, save_shot
 from vfx.shot.layout import edit_sequence, rendered_sequence
 from vfx.shot.schema import EditOptions, EditVectorConfig, ModelConfig, StrengthKey
@@ -175,7 +176,7 @@ def test_a_layout_retouch_of_an_edited_shot_starts_from_the_edited_frames(applie
     from vfx.retouch import plan_retouch
 
     shot = applied.model_copy(update={"edit_vectors": [EditVectorConfig(vector=strong)],
-                                      "retouch": [{"name": "brow", "group": "left_brow", "move": [0, -0.04]}]})
+                                      "retouch": edits_from_shot([{"name": "brow", "group": "left_brow", "move": [0, -0.04]}])})
     plan = plan_retouch(shot)
     assert plan.source == "swap" and plan.swap_frames.pattern == edit_sequence(shot).pattern
 

@@ -14,6 +14,7 @@ from vfx.errors import ConfigError, MediaError
 from vfx.io.image import read_image
 from vfx.render.rendered import RETOUCH_MATTE_CHANNEL, read_rendered_frame
 from vfx.retouch import plan_retouch, retouch_shot
+from vfx.retouch.edits import edits_from_shot
 from vfx.shot import load_shot, save_shot
 from vfx.shot.layout import refiner_folder
 from vfx.shot.schema import RetouchOptions
@@ -32,7 +33,7 @@ def retouch_setup(tmp_path_factory) -> Path:
     result = demo_without_face_on_1008(folder)
     shot = load_shot(result.shot_file)
     shot = shot.model_copy(update={
-        "swap": None, "model": None, "retouch": EDITS,
+        "swap": None, "model": None, "retouch": edits_from_shot(EDITS),
         "retouch_options": RetouchOptions(resolution=64, refiner_seconds=3.0, refiner_samples=4, refiner_width=0.125),
         "outputs": shot.outputs.model_copy(update={"exr": None, "retouch": folder / "out" / "rt.####.exr",
                                                    "review": None, "comp_package": folder / "out" / "comp"}),
@@ -141,8 +142,8 @@ def test_bad_edits_are_refused_before_anything_is_written(retouch_setup, tmp_pat
 def test_an_edit_too_large_for_the_warp_warns_and_still_renders(retouch_setup, tmp_path):
     shot = load_shot(retouch_setup)
     shot = shot.model_copy(update={
-        "retouch": [{"name": "gape", "kind": "relabel", "source": "lower_lip", "target": "mouth"},
-                    {"name": "wide", "group": "mouth", "scale": [1.0, 2.5]}],
+        "retouch": edits_from_shot([{"name": "gape", "kind": "relabel", "source": "lower_lip", "target": "mouth"},
+                                    {"name": "wide", "group": "mouth", "scale": [1.0, 2.5]}]),
         "retouch_options": shot.retouch_options.model_copy(update={"refiner_seconds": 1.0}),
         "outputs": shot.outputs.model_copy(update={"retouch": tmp_path / "g.####.exr"})})
     from vfx.shot.frames import FrameRange

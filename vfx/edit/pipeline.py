@@ -46,7 +46,7 @@ from vfx.edit.vectors import (
     save_edit_vector,
 )
 from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.face.mask import LABEL_NAMES, colourise_layout, read_painted_map
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.faceset.store import FaceRecord
 from vfx.io.color import WORKING_SPACE, ColorConverter
@@ -65,7 +65,6 @@ from vfx.render.loop import (
     to_working_fn,
 )
 from vfx.render.rendered import EDIT_MATTE_CHANNEL, RenderInfo
-from vfx.retouch.edits import read_painted_map
 from vfx.shot.frames import FrameRange
 from vfx.shot.layout import edit_vector_folder, seg_head_path
 from vfx.shot.schema import ModelConfig, Shot, StrengthKey

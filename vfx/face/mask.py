@@ -22,11 +22,13 @@ Convention:
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 
 import numpy as np
 
 from vfx.align.similarity import check_landmarks, parse_size, transform_points
-from vfx.errors import ConfigError, VfxError
+from vfx.errors import ConfigError, MediaError, VfxError
 from vfx.face.types import LANDMARK_GROUPS
 from vfx.shot.edits import LABEL_NAMES, FaceLabel  # their home: a shot file's edits name the regions
 
@@ -43,6 +45,7 @@ __all__ = [
     "layout_polygons",
     "face_layout",
     "colourise_layout",
+    "read_painted_map",
 ]
 
 _SUBSCANLINES = 8
@@ -431,3 +434,42 @@ def colourise_layout(label_map: np.ndarray) -> np.ndarray:
         raise VfxError("Unknown labels in the label map", expected=f"values 0..{len(FaceLabel) - 1}",
                        found=f"values {int(labels.min())}..{int(labels.max())}")
     return LABEL_COLOURS[labels]
+
+
+def read_painted_map(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:
+    """Read a painted label map: label values 0..7 (grey) or the layout colours (RGB), ``size`` exactly.
+
+    Raises:
+        MediaError: missing or unreadable file, the wrong size, or values that are no label.
+    """
+    import cv2
+
+    path = Path(path)
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
+    if pixels is None:
+        raise MediaError(f"Cannot read the painted label map {path}", expected="a PNG label map",
+                         fix="paint it on the keyframe's layout preview (`vfx retouch SHOT --preview`)")
+    if pixels.shape[:2] != tuple(size):
+        raise MediaError(f"Painted label map {path} is the wrong size",
+                         expected=f"{size[1]}x{size[0]} (width x height), the retouch crop",
+                         found=f"{pixels.shape[1]}x{pixels.shape[0]}",
+                         fix="paint on the layout the preview writes, at the shot's retouch resolution")
+    if pixels.ndim == 2:
+        if pixels.max() >= len(LABEL_NAMES):
+            raise MediaError(f"Painted label map {path} has values that are no label",
+                             expected=f"values 0..{len(LABEL_NAMES) - 1} ({', '.join(LABEL_NAMES)})",
+                             found=f"values up to {int(pixels.max())}")
+        return pixels.astype(np.uint8)
+    rgb = pixels[:, :, 2::-1].astype(np.int32)  # OpenCV reads BGR(A)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    palette = (LABEL_COLOURS[:, 0].astype(np.int32) << 16) | (LABEL_COLOURS[:, 1].astype(np.int32) << 8) | LABEL_COLOURS[:, 2]
+    lookup = {int(c): i for i, c in enumerate(palette)}
+    unknown = sorted(set(np.unique(codes).tolist()) - set(lookup))
+    if unknown:
+        found = ", ".join(f"#{c:06x}" for c in unknown[:5])
+        raise MediaError(f"Painted label map {path} has colours that are no label",
+                         expected="only the layout colours (see the preview's legend)", found=found)
+    labels = np.zeros(codes.shape, np.uint8)
+    for code, label in lookup.items():
+        labels[codes == code] = label
+    return labels

@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
-from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_COLOURS, LABEL_NAMES, face_axes, face_layout
+from vfx.errors import ConfigError
+from vfx.face.mask import LABEL_NAMES, face_axes, face_layout, read_painted_map
 from vfx.face.types import LANDMARK_GROUPS
 from vfx.shot.edits import (
     EDIT_GROUP_NAMES,
@@ -221,45 +221,6 @@ class PaintedMap:
 
     changes: np.ndarray
     landmarks: np.ndarray
-
-
-def read_painted_map(path: str | os.PathLike[str], size: tuple[int, int]) -> np.ndarray:
-    """Read a painted label map: label values 0..7 (grey) or the layout colours (RGB), ``size`` exactly.
-
-    Raises:
-        MediaError: missing or unreadable file, the wrong size, or values that are no label.
-    """
-    import cv2
-
-    path = Path(path)
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
-    if pixels is None:
-        raise MediaError(f"Cannot read the painted label map {path}", expected="a PNG label map",
-                         fix="paint it on the keyframe's layout preview (`vfx retouch SHOT --preview`)")
-    if pixels.shape[:2] != tuple(size):
-        raise MediaError(f"Painted label map {path} is the wrong size",
-                         expected=f"{size[1]}x{size[0]} (width x height), the retouch crop",
-                         found=f"{pixels.shape[1]}x{pixels.shape[0]}",
-                         fix="paint on the layout the preview writes, at the shot's retouch resolution")
-    if pixels.ndim == 2:
-        if pixels.max() >= len(LABEL_NAMES):
-            raise MediaError(f"Painted label map {path} has values that are no label",
-                             expected=f"values 0..{len(LABEL_NAMES) - 1} ({', '.join(LABEL_NAMES)})",
-                             found=f"values up to {int(pixels.max())}")
-        return pixels.astype(np.uint8)
-    rgb = pixels[:, :, 2::-1].astype(np.int32)  # OpenCV reads BGR(A)
-    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    palette = (LABEL_COLOURS[:, 0].astype(np.int32) << 16) | (LABEL_COLOURS[:, 1].astype(np.int32) << 8) | LABEL_COLOURS[:, 2]
-    lookup = {int(c): i for i, c in enumerate(palette)}
-    unknown = sorted(set(np.unique(codes).tolist()) - set(lookup))
-    if unknown:
-        found = ", ".join(f"#{c:06x}" for c in unknown[:5])
-        raise MediaError(f"Painted label map {path} has colours that are no label",
-                         expected="only the layout colours (see the preview's legend)", found=found)
-    labels = np.zeros(codes.shape, np.uint8)
-    for code, label in lookup.items():
-        labels[codes == code] = label
-    return labels
 
 
 def edited_layout(landmarks: np.ndarray, size: tuple[int, int], edits: Sequence[Edit], frame: int, *,

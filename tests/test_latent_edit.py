@@ -40,7 +40,7 @@ from vfx.edit.vectors import (
     save_edit_vector,
 )
 from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_COLOURS, FaceLabel
+from vfx.face.layout import LABEL_COLOURS, FaceLabel
 from vfx.shot.schema import StrengthKey
 
 

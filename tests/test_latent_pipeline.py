@@ -13,7 +13,7 @@ import torch
 
 from vfx.cli import entrypoint
 from vfx.edit.vectors import load_edit_vector, save_edit_vector
-from vfx.face.mask import LABEL_COLOURS, FaceLabel
+from vfx.face.layout import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image
 from vfx.render.rendered import EDIT_MATTE_CHANNEL, read_rendered_frame
 from vfx.retouch.edits import edits_from_shot

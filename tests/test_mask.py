@@ -11,20 +11,16 @@ import pytest
 
 from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
 from vfx.errors import ConfigError, VfxError
-from vfx.face.mask import (
+from vfx.face.layout import (
     LABEL_COLOURS,
     LABEL_NAMES,
     PAINT_ORDER,
     FaceLabel,
     colourise_layout,
-    face_axes,
     face_layout,
-    face_mask,
-    face_polygon,
     layout_polygons,
-    polygon_area,
-    rasterise_polygon,
 )
+from vfx.face.mask import face_axes, face_mask, face_polygon, polygon_area, rasterise_polygon
 
 from face_shapes import MEAN_SHAPE  # tests/ is on sys.path
 

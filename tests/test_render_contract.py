@@ -24,7 +24,7 @@ import torch
 
 from vfx.edit.pipeline import learn_shot_edit, plan_edit_apply, run_edit_apply, write_keyframe_labels
 from vfx.edit.vectors import load_edit_vector, save_edit_vector
-from vfx.face.mask import LABEL_COLOURS, FaceLabel
+from vfx.face.layout import LABEL_COLOURS, FaceLabel
 from vfx.io.image import read_image
 from vfx.io.plate import Plate
 from vfx.render.rendered import EDIT_MATTE_CHANNEL, RETOUCH_MATTE_CHANNEL, read_rendered_frame

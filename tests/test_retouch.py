@@ -10,7 +10,8 @@ import torch
 from tests.face_shapes import MEAN_SHAPE
 from vfx.errors import ConfigError, MediaError
 from vfx.eval.retouch import known_warp_case
-from vfx.face.mask import LABEL_COLOURS, FaceLabel, face_axes, face_layout
+from vfx.face.layout import LABEL_COLOURS, FaceLabel, face_layout
+from vfx.face.mask import face_axes
 from vfx.retouch.edits import (
     GroupKey,
     PaintedMap,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vfx.errors import ConfigError
-from vfx.face.mask import FaceLabel
+from vfx.face.layout import FaceLabel
 from vfx.retouch.refiner import (
     MANIFEST_FILE,
     REFINER_SCHEMA,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vfx.face.mask import FaceLabel
+from vfx.face.layout import FaceLabel
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 

@@ -21,7 +21,7 @@ from vfx.edit.vectors import (
     learn_edit,
     refine_edit,
 )
-from vfx.face.mask import FaceLabel
+from vfx.face.layout import FaceLabel
 
 
 def _sync(device: torch.device) -> None:

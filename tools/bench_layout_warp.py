@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 
 from vfx.align.similarity import AlignTemplate, estimate_alignment, transform_points
-from vfx.face.mask import face_layout
+from vfx.face.layout import face_layout
 from vfx.retouch.edits import GroupKey, edit_landmarks
 from vfx.retouch.warp import WarpConfig, dense_layout_warp, edit_mask, layout_warp
 

@@ -34,7 +34,7 @@ from vfx.edit.segment import (
 )
 from vfx.edit.vectors import EditSettings
 from vfx.eval.retouch import latent_edit_case
-from vfx.face.mask import LABEL_NAMES, colourise_layout
+from vfx.face.layout import LABEL_NAMES, colourise_layout
 from vfx.io.image import write_image
 
 

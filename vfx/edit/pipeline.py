@@ -46,7 +46,7 @@ from vfx.edit.vectors import (
     save_edit_vector,
 )
 from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_NAMES, colourise_layout, read_painted_map
+from vfx.face.layout import LABEL_NAMES, colourise_layout, read_painted_map
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.faceset.store import FaceRecord
 from vfx.io.color import WORKING_SPACE, ColorConverter

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 import vfx
 from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_NAMES, face_layout
+from vfx.face.layout import LABEL_NAMES, face_layout
 from vfx.faceset.store import Faceset
 from vfx.shot.layout import seg_head_path
 from vfx.utils.stamped import SIDECAR, read_stamped, read_stamped_weights, write_stamped

@@ -43,7 +43,7 @@ import vfx
 from vfx.comb.losses import ssim
 from vfx.edit.segment import JointDecoder
 from vfx.errors import ConfigError, MediaError
-from vfx.face.mask import LABEL_NAMES, FaceLabel
+from vfx.face.layout import LABEL_NAMES, FaceLabel
 from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [

@@ -35,7 +35,7 @@ from vfx.edit.vectors import (
     refine_edit,
     region_iou,
 )
-from vfx.face.mask import face_layout
+from vfx.face.layout import face_layout
 from vfx.retouch.edits import GroupKey, edit_landmarks, group_field
 from vfx.retouch.perturb import remap_image
 from vfx.retouch.warp import WarpConfig, layout_warp

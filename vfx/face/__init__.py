@@ -1,7 +1,7 @@
 """Faces in a frame: detection and 68-point landmarks (:mod:`vfx.face.landmark`: a base, dlib, FAN, jitter
 averaging), tracking across frames (:mod:`vfx.face.track`), the zero-lag temporal filter
 (:mod:`vfx.face.smooth`), identity descriptors (:mod:`vfx.face.identity`), and face masks and the semantic face
-layout (:mod:`vfx.face.mask`).
+layout (:mod:`vfx.face.mask`, :mod:`vfx.face.layout`).
 
 Floor 3: imports :mod:`vfx.align`, :mod:`vfx.utils` and :mod:`vfx.errors` only.
 """

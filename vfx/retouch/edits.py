@@ -39,7 +39,8 @@ import numpy as np
 from pydantic import TypeAdapter, ValidationError
 
 from vfx.errors import ConfigError
-from vfx.face.mask import LABEL_NAMES, face_axes, face_layout, read_painted_map
+from vfx.face.layout import LABEL_NAMES, face_layout, read_painted_map
+from vfx.face.mask import face_axes
 from vfx.face.types import LANDMARK_GROUPS
 from vfx.shot.edits import (
     EDIT_GROUP_NAMES,

@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from vfx.face.mask import face_axes, face_layout
+from vfx.face.layout import face_layout
+from vfx.face.mask import face_axes
 from vfx.retouch.edits import EDIT_GROUPS, GroupKey, group_field
 from vfx.retouch.refiner import RefinerSample
 from vfx.retouch.warp import WarpConfig, layout_warp, mask_box

@@ -24,7 +24,7 @@ import torch
 
 from vfx.blend.paste import crop_matte, empty_paste, paste_back
 from vfx.errors import ConfigError
-from vfx.face.mask import colourise_layout
+from vfx.face.layout import colourise_layout
 from vfx.faceset.store import FaceRecord
 from vfx.io.image import write_image
 from vfx.render.loop import (

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from vfx.blend.filters import gaussian_blur_image
 from vfx.errors import VfxError
-from vfx.face.mask import LABEL_NAMES, FaceLabel
+from vfx.face.layout import LABEL_NAMES, FaceLabel
 
 __all__ = [
     "LayoutWarp",

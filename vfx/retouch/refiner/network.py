@@ -1,9 +1,4 @@
-"""The layout-conditioned refiner of a face retouch: it repairs the warped crop inside the hole, trained per shot.
-
-A retouch warps a face crop towards an edited semantic layout (:class:`vfx.face.mask.FaceLabel`, 8 classes); the
-warp leaves artefacts and holes. :class:`LayoutRefiner` takes (edited layout, warped image, hole mask) and repaints
-the hole; everything outside it is the warped input, bit for bit (Eq. 12 of seed 001:
-``y = G(x, c, m) * m + x * (1 - m)``).
+"""The refiner's networks: its config, the layout-conditioned generator and the multi-scale discriminator.
 
 Generator (seed 000 §2, the multi-resolution generator): a base encoder (1x1 stem, residual down blocks) gives F0 at
 1/2**depth resolution; a bottom-up encoder (residual down blocks F1..Fn) continues to 1/2**(depth + n); a latent head
@@ -15,39 +10,16 @@ Two deviations for retouching (explained at :class:`LayoutRefiner`): the RGB out
 image, and the decoder gets the base encoder's finer features through U-Net skips.
 
 Discriminator (pix2pixHD, seed 003): :class:`MultiScaleDiscriminator`, ``disc_scales`` spectrally normalised
-PatchGANs on an image pyramid, each conditioned on cat(image, layout one-hot, hole). Losses: hinge adversarial
-loss (as Eq. 14 of seed 001, sign corrected), pix2pixHD's feature-matching loss (Eq. 4), L1 and 1 - SSIM inside
-the hole, and the KL term of seed 000 (weight 0.01, [0071]).
+PatchGANs on an image pyramid, each conditioned on cat(image, layout one-hot, hole).
 
-No pretrained network exists here or can be downloaded, so there is no VGG perceptual loss (seed 000 [0071], seed
-001 Eq. 13): the feature-matching loss on the discriminators' own features stands in for it, as pix2pixHD allows
-(its full objective is GAN + feature matching; VGG is an optional extra).
-
-Training alternates a discriminator and a generator step (:func:`train_refiner`); half of each batch trains at
-z = mu, the latent the eval mode uses, because a posterior the KL term pulls to N(0, I) never samples near its
-mean in 64 dimensions (without this the eval output was measurably worse than the training output on the toy test).
-Training is self-supervised per shot (seed 001 §4): the caller makes (layout, warped, hole, target) samples from the
-shot's own frames, e.g. by warping or occluding a frame and keeping the original as the target.
-
-Convention:
-    - Images (B, 3, H, W) float in [0, 1], RGB; holes (B, 1, H, W) in [0, 1], 1 = repaint.
-    - Layouts (B, L, H, W) float one-hot for the networks, (H, W) or (B, H, W) integer labels elsewhere
-      (:func:`layout_onehot` converts); L = ``config.num_labels`` (8 = ``len(FaceLabel)``).
-    - H and W must be multiples of ``config.size_multiple`` = 2**(depth + bottom_up_levels) (32 by default).
-    - Sizes are (height, width).
-    - Works on the CPU in float32; on CUDA the helpers run channels-last under bf16 autocast.
+Also here: :func:`layout_onehot` (label maps to the networks' one-hot input), :class:`TrainedRefiner` (what training
+and loading return) and :func:`refine` (inference). Conventions: see :mod:`vfx.retouch.refiner`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-import os
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
@@ -55,40 +27,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-import vfx
-from vfx.blend.filters import SSIM_C1, SSIM_C2, SSIM_RADIUS, SSIM_SIGMA, gaussian_window, ssim_statistics
-from vfx.errors import ConfigError, MediaError
-from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
+from vfx.errors import ConfigError
 
 __all__ = [
-    "REFINER_SCHEMA",
     "DiscriminatorOutput",
     "LayoutRefiner",
     "MultiScaleDiscriminator",
     "RefinerConfig",
     "RefinerOutput",
-    "RefinerSample",
     "TrainedRefiner",
-    "feature_matching_loss",
-    "hinge_d_loss",
-    "hinge_g_loss",
-    "kl_divergence",
     "layout_onehot",
-    "load_refiner",
-    "masked_l1",
-    "masked_ssim_loss",
     "refine",
-    "save_refiner",
-    "train_refiner",
 ]
-
-log = logging.getLogger(__name__)
-
-REFINER_SCHEMA = "vfx.Refiner/1"
-WEIGHTS_FILE, MANIFEST_FILE = "refiner.safetensors", "refiner.json"
-_LAYOUT = Layout.folder(MANIFEST_FILE, WEIGHTS_FILE)
-HISTORY_TAIL = 200
-"""How many logged loss rows ``refiner.json`` keeps."""
 
 _LEAK = 0.2
 _BASE_CHANNELS = 32
@@ -519,7 +469,7 @@ class MultiScaleDiscriminator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Losses
+# Inputs
 
 
 def layout_onehot(labels: Tensor, num_labels: int = 8) -> Tensor:
@@ -538,84 +488,8 @@ def layout_onehot(labels: Tensor, num_labels: int = 8) -> Tensor:
     return onehot.movedim(-1, -3).contiguous()
 
 
-def kl_divergence(mu: Tensor, logvar: Tensor) -> Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)): ``-1/2 sum_j (1 + logvar - mu**2 - exp(logvar))``, mean over the batch."""
-    mu, logvar = mu.float(), logvar.float()
-    return -0.5 * (1 + logvar - mu.square() - logvar.exp()).sum(1).mean()
-
-
-def feature_matching_loss(fake: Sequence[DiscriminatorOutput], real: Sequence[DiscriminatorOutput]) -> Tensor:
-    """pix2pixHD's feature-matching loss (Eq. 4), with its weights.
-
-    ``sum_k sum_i 1/S * 4/(n+1) * mean|D_k^i(fake) - D_k^i(real)|`` over the S scales and each scale's n + 1
-    intermediate layers (the logits excluded); the real features are detached.
-    """
-    if len(fake) != len(real):
-        raise ConfigError("Feature matching needs one output per scale for both images",
-                          expected=f"{len(fake)} real outputs", found=str(len(real)))
-    total = torch.zeros((), device=fake[0].logits.device)
-    for f, r in zip(fake, real, strict=True):
-        weight = 1.0 / len(fake) * 4.0 / len(f.features)
-        for a, b in zip(f.features, r.features, strict=True):
-            total = total + weight * (a.float() - b.detach().float()).abs().mean()
-    return total
-
-
-def hinge_d_loss(real: Sequence[DiscriminatorOutput], fake: Sequence[DiscriminatorOutput]) -> Tensor:
-    """Hinge loss of the discriminator, mean over scales: ``relu(1 - D(real)) + relu(1 + D(fake))``."""
-    losses = [F.relu(1 - r.logits.float()).mean() + F.relu(1 + f.logits.float()).mean()
-              for r, f in zip(real, fake, strict=True)]
-    return torch.stack(losses).mean()
-
-
-def hinge_g_loss(fake: Sequence[DiscriminatorOutput]) -> Tensor:
-    """Hinge loss of the generator, mean over scales: ``-D(fake)``."""
-    return torch.stack([-f.logits.float().mean() for f in fake]).mean()
-
-
-def masked_l1(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """Mean absolute error weighted by ``mask`` (B, 1, H, W) over the whole batch; 0 for an empty mask."""
-    mask = mask.float()
-    error = (output.float() - target.float()).abs() * mask
-    return error.sum() / (mask.sum() * output.shape[1]).clamp_min(1e-6)
-
-
-def masked_ssim_loss(output: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """``1 - SSIM`` averaged over the pixels inside ``mask`` (weighted by it); 0 for an empty mask.
-
-    The same SSIM as :func:`vfx.comb.losses.ssim` (:mod:`vfx.blend.filters`: 11-tap Gaussian window, sigma 1.5,
-    K1 = 0.01, K2 = 0.03, data range 1), but as a per-pixel map with replicated borders, averaged under the mask.
-    ``vfx.comb.losses.ssim`` returns one value per image over the window-valid pixels, so the unchanged pixels
-    outside a small hole (SSIM 1) would swamp it, and it drops the 5-pixel border where holes can lie.
-    """
-    x, y, mask = output.float(), target.float(), mask.float()
-    window = gaussian_window(SSIM_SIGMA, SSIM_RADIUS, dtype=torch.float32, device=x.device)  # its own rounding
-    mu_x, mu_y, var_x, var_y, cov = ssim_statistics(x, y, border="replicate", window=window)
-    ssim_map = ((2 * mu_x * mu_y + SSIM_C1) * (2 * cov + SSIM_C2)) / (
-        (mu_x**2 + mu_y**2 + SSIM_C1) * (var_x + var_y + SSIM_C2))
-    return ((1 - ssim_map.mean(1, keepdim=True)) * mask).sum() / mask.sum().clamp_min(1e-6)
-
-
 # ----------------------------------------------------------------------------------------------------------------
-# Training
-
-
-@dataclass
-class RefinerSample:
-    """One training sample of a shot.
-
-    Attributes:
-        layout: (H, W) integer labels (any integer dtype) of the edited layout, values in [0, num_labels) -- label
-            maps, not one-hot, as :func:`vfx.face.mask.face_layout` draws them (``torch.from_numpy`` them).
-        warped: (3, H, W) float in [0, 1], the warped image (the network's guide).
-        hole: (1, H, W) float in [0, 1], 1 where the refiner repaints.
-        target: (3, H, W) float in [0, 1], the ground truth (outside the hole it should equal ``warped``).
-    """
-
-    layout: Tensor
-    warped: Tensor
-    hole: Tensor
-    target: Tensor
+# Trained refiners and inference
 
 
 @dataclass
@@ -638,32 +512,6 @@ class TrainedRefiner:
     history: list[dict[str, float]]
 
 
-def _stack_samples(samples: Sequence[RefinerSample], config: RefinerConfig) -> dict[str, Tensor]:
-    if len(samples) == 0:
-        raise ConfigError("No refiner training samples", expected="at least one RefinerSample", found="none",
-                          fix="check the shot's retouch frames")
-    h, w = samples[0].layout.shape[-2:] if samples[0].layout.ndim == 2 else (-1, -1)
-    for index, s in enumerate(samples):
-        if s.layout.ndim != 2 or s.layout.dtype.is_floating_point or s.layout.dtype == torch.bool:
-            raise ConfigError(f"Refiner sample {index} has a wrong layout", expected="(H, W) integer labels",
-                              found=f"{s.layout.dtype} {tuple(s.layout.shape)}",
-                              fix="pass label maps, not one-hot layouts")
-        for name, channels in (("warped", 3), ("hole", 1), ("target", 3)):
-            tensor = getattr(s, name)
-            if tuple(tensor.shape) != (channels, h, w):
-                raise ConfigError(f"Refiner sample {index} has a wrong {name} shape",
-                                  expected=f"{(channels, h, w)} (all samples one size)",
-                                  found=str(tuple(tensor.shape)))
-    config.check_size(h, w)
-    layouts = torch.stack([s.layout for s in samples]).long()
-    if int(layouts.min()) < 0 or int(layouts.max()) >= config.num_labels:
-        raise ConfigError("Refiner layout label out of range", expected=f"labels in [0, {config.num_labels})",
-                          found=f"labels from {int(layouts.min())} to {int(layouts.max())}")
-    return {"layout": layouts.to(torch.uint8 if config.num_labels <= 256 else torch.long),
-            **{name: torch.stack([getattr(s, name) for s in samples]).float()
-               for name in ("warped", "hole", "target")}}
-
-
 def _resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
@@ -673,149 +521,6 @@ def _resolve_device(device: str | torch.device) -> torch.device:
         raise ConfigError("CUDA device requested but none is available", expected="a machine with a CUDA GPU",
                           found=f"device={device!r}", fix="pass device='cpu'")
     return dev
-
-
-def train_refiner(samples: Sequence[RefinerSample], config: RefinerConfig = RefinerConfig(), *,
-                  device: str | torch.device = "cpu", steps: int | None = None, seconds: float | None = None,
-                  batch_size: int = 4, log_every: int = 50,
-                  progress: Callable[[dict[str, float]], None] | None = None) -> TrainedRefiner:
-    """Train a refiner on one shot's samples: discriminator and generator updated alternately.
-
-    Each step draws ``batch_size`` samples (epochs of shuffled order), flips each horizontally with probability 1/2
-    (layout, warped image, hole and target together; the 8-class layout has no left/right classes, so a flip is
-    label-safe), updates the discriminator (hinge loss), then the generator:
-    ``l1 * L1 + ssim * (1 - SSIM)`` inside the hole, ``fm * feature matching + adv * hinge`` against the
-    discriminator, ``kl * KL(z)``. The discriminator's real image is ``target * hole + warped * (1 - hole)``, so real
-    and fake agree outside the hole and it can only judge the hole's content. Half of each batch (alternating
-    samples) runs at z = mu rather than a sampled z, so the decoder is trained at the latent eval mode uses.
-
-    Args:
-        samples: the shot's samples, all one size (a multiple of ``config.size_multiple``).
-        config: architecture, losses and optimiser settings.
-        device: where to train; on CUDA the models run channels-last under bf16 autocast.
-        steps: stop after this many steps.
-        seconds: stop after this much wall-clock time (checked between steps). With ``steps`` too, whichever comes
-            first; at least one is required.
-        batch_size: samples per step.
-        log_every: steps per row of the loss history (the only host read-backs of the losses); the last step is
-            always logged.
-        progress: called with each history row as it is logged.
-
-    Returns:
-        A :class:`TrainedRefiner` with the generator in eval mode. On the CPU two runs with the same config (seed)
-        and samples give identical weights and losses; the caller's torch random state is left as it was.
-    """
-    if steps is None and seconds is None:
-        raise ConfigError("No training budget for the refiner", expected="steps, seconds, or both",
-                          found="neither", fix="pass steps=N or seconds=S")
-    if steps is not None:
-        _check_positive_int(steps, "steps", minimum=0)
-    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
-        raise ConfigError("Invalid training time budget", expected="seconds > 0", found=repr(seconds))
-    _check_positive_int(batch_size, "batch_size")
-    _check_positive_int(log_every, "log_every")
-    dev = _resolve_device(device)
-    data = {k: v.to(dev) for k, v in _stack_samples(samples, config).items()}
-    count, (height, width) = data["layout"].shape[0], tuple(data["layout"].shape[-2:])
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-        torch.manual_seed(config.seed)
-        generator, done, history = _train(data, count, config, dev, steps, seconds, batch_size, log_every, progress)
-    return TrainedRefiner(generator.eval(), config, done, (height, width), history)
-
-
-def _train(data: dict[str, Tensor], count: int, config: RefinerConfig, dev: torch.device, steps: int | None,
-           seconds: float | None, batch_size: int, log_every: int, progress: Callable[[dict[str, float]], None] | None,
-           ) -> tuple[LayoutRefiner, int, list[dict[str, float]]]:
-    cuda = dev.type == "cuda"
-    generator = LayoutRefiner(config).to(dev)
-    discriminator = MultiScaleDiscriminator(config).to(dev)
-    memory = torch.channels_last if cuda else torch.contiguous_format
-    generator.to(memory_format=memory).train()
-    discriminator.to(memory_format=memory).train()
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=config.betas)
-    batches = torch.Generator().manual_seed(config.seed)  # on the CPU: the same batches on every device
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
-    order: list[int] = []
-
-    def batch() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        nonlocal order
-        picked = []
-        while len(picked) < batch_size:
-            if not order:
-                order = torch.randperm(count, generator=batches).tolist()
-            picked.append(order.pop())
-        index = torch.tensor(picked, device=dev)
-        flip = (torch.rand(batch_size, generator=batches) < 0.5).to(dev).view(-1, 1, 1, 1)
-        # Labels were checked once in _stack_samples; one_hot here avoids layout_onehot's per-step host sync.
-        layout = F.one_hot(data["layout"][index].long(), config.num_labels).movedim(-1, 1).float()
-        tensors = [layout, data["warped"][index], data["hole"][index], data["target"][index]]
-        tensors = [torch.where(flip, t.flip(-1), t).contiguous(memory_format=memory) for t in tensors]
-        return tensors[0], tensors[1], tensors[2], tensors[3]
-
-    names = ("g_total", "l1", "ssim", "fm", "adv", "kl", "d")
-    window = torch.zeros(len(names), device=dev)
-    window_steps = 0
-    history: list[dict[str, float]] = []
-    started = time.perf_counter()
-    step = 0
-    while (steps is None or step < steps) and (seconds is None or time.perf_counter() - started < seconds):
-        layout, warped, hole, target = batch()
-        real = target * hole + warped * (1 - hole)
-        # Half of each batch (alternating) trains at z = mu, the latent eval mode uses: the KL term drives the
-        # posterior towards N(0, I), and in 64 dimensions its samples lie on a shell (RMS ~1) that never comes near
-        # mu ~ 0, so a decoder trained on samples alone is markedly worse at z = mu.
-        sampled = ((torch.arange(batch_size, device=dev) + step) % 2 == 1).float()[:, None]
-        noise = torch.randn(batch_size, config.z_dim, device=dev) * sampled
-        with autocast():
-            fake, mu, logvar = generator(layout, warped, hole, return_latent=True, noise=noise)
-
-        # Discriminator step.
-        discriminator.requires_grad_(True)
-        with autocast():
-            d_loss = hinge_d_loss(discriminator(real, layout, hole), discriminator(fake.detach(), layout, hole))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-
-        # Generator step, against the updated discriminator.
-        discriminator.requires_grad_(False)
-        with autocast():
-            pred_fake = discriminator(fake, layout, hole)
-            with torch.no_grad():
-                pred_real = discriminator(real, layout, hole)
-        l1 = masked_l1(fake, target, hole)
-        ssim = masked_ssim_loss(fake, target, hole)
-        fm = feature_matching_loss(pred_fake, pred_real)
-        adv = hinge_g_loss(pred_fake)
-        kl = kl_divergence(mu, logvar)
-        g_loss = (config.l1_weight * l1 + config.ssim_weight * ssim + config.fm_weight * fm
-                  + config.adv_weight * adv + config.kl_weight * kl)
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-
-        step += 1
-        window += torch.stack([g_loss, l1, ssim, fm, adv, kl, d_loss]).detach().float()
-        window_steps += 1
-        finished = (steps is not None and step >= steps) or (
-            seconds is not None and time.perf_counter() - started >= seconds)
-        if step % log_every == 0 or finished:
-            means = (window / window_steps).tolist()  # the one host read-back, at log intervals
-            row = {"step": float(step), "seconds": round(time.perf_counter() - started, 3),
-                   **{name: float(value) for name, value in zip(names, means, strict=True)}}
-            history.append(row)
-            log.info("refiner step %d  g %.4f  l1 %.4f  ssim %.4f  fm %.4f  adv %.4f  kl %.4f  d %.4f",
-                     step, *means)
-            if progress is not None:
-                progress(row)
-            window.zero_()
-            window_steps = 0
-    return generator.to(memory_format=torch.contiguous_format), step, history
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Inference
 
 
 def refine(refiner: LayoutRefiner | TrainedRefiner, layout: Tensor, warped: Tensor, hole: Tensor) -> Tensor:
@@ -846,64 +551,3 @@ def refine(refiner: LayoutRefiner | TrainedRefiner, layout: Tensor, warped: Tens
     finally:
         net.train(was_training)
     return out.float().clamp(0, 1).contiguous()
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Saving and loading
-
-
-def save_refiner(folder: str | os.PathLike[str], trained: TrainedRefiner) -> Path:
-    """Write ``folder/refiner.safetensors`` and ``folder/refiner.json`` (schema ``vfx.Refiner/1``), each atomically.
-
-    The weights are written first and the manifest last, so a folder with a manifest always has its weights. The
-    manifest holds the config, the steps, the training size and the last :data:`HISTORY_TAIL` history rows.
-
-    Returns:
-        The folder.
-    """
-    folder = Path(folder)
-    state = {k: v.detach().float() for k, v in trained.generator.state_dict().items()}
-    manifest = {"schema": REFINER_SCHEMA, "vfx_version": vfx.__version__, "config": trained.config.to_dict(),
-                "steps": trained.steps, "size": list(trained.size), "history": trained.history[-HISTORY_TAIL:]}
-    write_stamped(folder, REFINER_SCHEMA, manifest, state, layout=_LAYOUT)
-    return folder
-
-
-def load_refiner(folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> TrainedRefiner:
-    """Load a refiner written by :func:`save_refiner`, in eval mode on ``device``.
-
-    Raises:
-        ConfigError: a missing folder or file (``vfx retouch SHOT`` trains and writes one), a manifest that is not
-            ``vfx.Refiner/1`` JSON, or weights that do not match the manifest's architecture.
-    """
-    folder = Path(folder)
-    how = "run `vfx retouch SHOT` to train the shot's refiner and write it there"
-    if not folder.is_dir():
-        raise ConfigError(f"Refiner folder {folder} not found",
-                          expected=f"a folder holding {MANIFEST_FILE} and {WEIGHTS_FILE}",
-                          found="a file" if folder.exists() else "nothing at that path", fix=how)
-    for name in (MANIFEST_FILE, WEIGHTS_FILE):
-        if not (folder / name).is_file():
-            raise ConfigError(f"Refiner file {folder / name} not found",
-                              expected=f"{MANIFEST_FILE} and {WEIGHTS_FILE} in {folder}", found=f"no {name}", fix=how)
-    try:
-        manifest = read_stamped(folder, REFINER_SCHEMA, layout=_LAYOUT, what="refiner", fix=how)
-        state = read_stamped_weights(folder, _LAYOUT, what="refiner", fix=how)
-    except MediaError as err:  # this loader's callers expect a ConfigError (exit 2 all the same)
-        raise ConfigError(err.message, expected=err.expected, found=err.found, fix=err.fix) from err
-    try:
-        config = RefinerConfig.from_dict(manifest["config"])
-        steps, size = int(manifest["steps"]), (int(manifest["size"][0]), int(manifest["size"][1]))
-    except (KeyError, TypeError, ValueError, IndexError) as err:
-        raise ConfigError(f"Incomplete refiner manifest {folder / MANIFEST_FILE}",
-                          expected="config, steps and size entries", found=repr(err), fix=how) from err
-    net = LayoutRefiner(config)
-    try:
-        net.load_state_dict(state)
-    except RuntimeError as err:
-        raise ConfigError(f"Refiner weights {folder / WEIGHTS_FILE} do not match its manifest",
-                          expected="the architecture of refiner.json's config", found=str(err).splitlines()[0],
-                          fix=how) from err
-    dev = _resolve_device(device)
-    history = [dict(row) for row in manifest.get("history", [])]
-    return TrainedRefiner(net.to(dev).eval(), config, steps, size, history)

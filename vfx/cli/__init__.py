@@ -19,7 +19,7 @@ log = logging.getLogger("vfx.cli")
 
 def entrypoint(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code instead of exiting."""
-    from vfx.cli.commands import app
+    from vfx.cli.app import app
 
     try:
         # Standalone mode lets typer report usage errors itself (exit 2) and exit 0 on success.
@@ -44,7 +44,7 @@ def main() -> None:
 
 def __getattr__(name: str) -> object:
     if name == "app":
-        from vfx.cli.commands import app
+        from vfx.cli.app import app
 
         return app
     raise AttributeError(name)

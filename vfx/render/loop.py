@@ -330,7 +330,7 @@ def _render(plan: RenderPlan, stage: FrameStage, started: float, *, show_progres
     stage.prepare(context)
     if not todo:
         return summary(0, ())
-    warm = sorted(set(warmup)) if todo else []
+    warm = sorted(set(warmup))  # only when there is something to render (returned above otherwise)
     start_tc, start_frame = plate_start_timecode(plate)
     shot_hash = shot.content_hash()
 

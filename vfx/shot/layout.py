@@ -34,7 +34,6 @@ __all__ = [
     "edit_vector_folder",
     "edits_folder",
     "farm_folder",
-    "newest_sequence",
     "persona_faceset_folder",
     "plate_faces_folder",
     "plate_format_sequence",
@@ -223,8 +222,6 @@ def rendered_sequence(shot: Shot) -> SequencePattern:
         return retouch_sequence(shot)
     return edit_sequence(shot) if shot.edit_vectors else swap_sequence(shot)
 
-
-newest_sequence = rendered_sequence
 
 
 # ---------------------------------------------------------------------------------------------- folders

@@ -10,7 +10,7 @@ frames on disk, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,6 @@ class SwapPlan(RenderPlan):
     method: str
     checkpoint: Path
     """The exact checkpoint folder checked (a run folder's newest step when planned); the run loads this one."""
-    faces_folder: Path = field(default_factory=Path)
 
 
 def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | None = None,
@@ -66,8 +65,6 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
         FrameRangeError / MissingFramesError / MediaError: frames outside the plate, missing frames, a plate
             whose size changes mid-sequence, an unreadable model.
     """
-    from vfx.shot.layout import plate_faces_folder
-
     if shot.model is None:
         raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained "
                           "checkpoint", fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
@@ -76,7 +73,6 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
         raise ConfigError(f"Shot {shot.name!r} does not say which persona to swap in", expected="`swap: {persona: "
                           "NAME}` in the shot file or --persona NAME")
     method = check_blend_method(method or shot.blend.method)
-    faces_folder = plate_faces_folder(shot)
     checkpoint, _ = check_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
     base = plan_render(shot, "swap", frames=frames, resolution=shot.model.resolution, device=device)
     try:
@@ -88,7 +84,7 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     except BaseException:
         base.close()
         raise
-    return SwapPlan(**vars(base), persona=persona, method=method, checkpoint=checkpoint, faces_folder=faces_folder)
+    return SwapPlan(**vars(base), persona=persona, method=method, checkpoint=checkpoint)
 
 
 class SwapStage(FrameStage):

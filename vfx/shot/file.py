@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 import types
 import typing
 from collections.abc import Callable
@@ -17,7 +18,17 @@ from vfx.errors import ShotFileError
 from vfx.shot.schema import SCHEMA, Shot
 from vfx.utils.atomic import atomic_write_text
 
-__all__ = ["load_shot", "parse_shot", "dump_shot", "save_shot"]
+__all__ = ["load_shot", "parse_shot", "dump_shot", "save_shot", "safe_load_limited", "MAX_SHOT_BYTES"]
+
+#: A shot file is a few KB; anything over this is refused before it is read (a 30 MB YAML would take minutes).
+MAX_SHOT_BYTES = 1024 * 1024
+#: Deepest nesting of mappings and lists (a real shot file nests about 5 deep).
+MAX_DEPTH = 64
+#: Aliases (``*name``) in one file: a few are handy (``&defaults`` ... ``<<: *defaults``), thousands are a bomb.
+MAX_ALIASES = 256
+#: Values (scalars, lists, mappings) in the file, and in the document with every alias expanded (the "billion
+#: laughs" is small on disk and huge expanded). A shot file holds a few hundred.
+MAX_VALUES = 50_000
 
 # Older schemas map to newer ones here, one step at a time (vfx.Shot/1 is the first).
 _UPGRADES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
@@ -37,23 +48,26 @@ def load_shot(path: str | os.PathLike[str]) -> Shot:
     if path.is_dir():
         raise ShotFileError(f"Shot file {str(path)!r} is a directory", expected="a YAML file, e.g. shots/sh010.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()  # the size is checked before anything is read
+        if not stat.S_ISREG(info.st_mode):
+            raise ShotFileError(f"Shot file {str(path)!r} is not a regular file", expected="a YAML file",
+                                found="a device, pipe or socket", fix="pass the shot file itself")
+        _check_size(info.st_size, str(path))
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SHOT_BYTES + 1)
+        _check_size(len(data), str(path))  # it grew while we looked
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ShotFileError(f"Cannot read shot file {str(path)!r}", expected="a UTF-8 YAML file", found=str(err)) from None
     return parse_shot(text, base_dir=path.parent.absolute(), source=str(path))
 
 
 def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<string>") -> Shot:
-    """Validate shot YAML text. Relative paths are joined to ``base_dir`` when it is given."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ShotFileError(f"{source} is not valid YAML{where}: {problem}",
-                            fix="check indentation and quoting around that line") from None
+    """Validate shot YAML text. Relative paths are joined to ``base_dir`` when it is given.
+
+    The YAML is read with limits (:func:`safe_load_limited`): size, nesting depth, aliases and expanded size.
+    """
+    root, raw = _load_yaml(text, source)
     if raw is None:
         raise ShotFileError(f"{source} is empty", expected=f"a YAML mapping starting with 'schema: {SCHEMA}'",
                             fix="start from one of the examples in shots/ or the shot file `vfx demo` writes")
@@ -64,7 +78,7 @@ def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<strin
     if schema is None:
         raise ShotFileError(f"{source} has no 'schema' field", expected=f"'schema: {SCHEMA}' as the first line",
                             fix=f"add 'schema: {SCHEMA}'")
-    while schema in _UPGRADES:
+    while isinstance(schema, str) and schema in _UPGRADES:
         raw = _UPGRADES[schema](raw)
         schema = raw["schema"]
     if schema != SCHEMA:
@@ -84,6 +98,165 @@ def dump_shot(shot: Shot) -> str:
 def save_shot(shot: Shot, path: str | os.PathLike[str]) -> None:
     """Write the shot as YAML, atomically."""
     atomic_write_text(path, dump_shot(shot))
+
+
+def safe_load_limited(text: str, source: str = "<string>", *, max_bytes: int = MAX_SHOT_BYTES,
+                      what: str = "shot file") -> Any:
+    """``yaml.safe_load`` with limits: at most ``max_bytes`` of text, :data:`MAX_DEPTH` levels of nesting,
+    :data:`MAX_ALIASES` aliases, :data:`MAX_VALUES` nodes with every alias expanded, no recursive
+    aliases and no duplicate keys. For any YAML the toolkit reads back from a user-editable file.
+
+    Raises:
+        ShotFileError: what limit was exceeded (or where the YAML is broken), and how to fix it.
+    """
+    return _load_yaml(text, source, max_bytes=max_bytes, what=what)[1]
+
+
+def _check_size(size: int, source: str, max_bytes: int = MAX_SHOT_BYTES, what: str = "shot file") -> None:
+    if size > max_bytes:
+        raise ShotFileError(f"{source} is too large for a {what}", expected=f"at most {_size(max_bytes)} "
+                            f"(a {what} is a few KB)", found=_size(size),
+                            fix=f"pass the {what} itself; media, weights and lists of frames belong in files it names")
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024 ** 2:.1f} MB" if count >= 1024 ** 2 else f"{count} bytes"
+
+
+#: libyaml's loader where PyYAML was built with it (30x faster on a large file); the limits are the same.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_events(text: str, source: str) -> int:
+    """Walk the YAML's events (no document is built): refuse deep nesting, many aliases, many values and
+    duplicate keys before the composer (which recurses once per level) sees them. Returns the alias count."""
+    loader = _Loader(text)
+    aliases = nodes = 0
+    # One entry per open mapping or list: [is a mapping, nodes seen in it, its keys so far (key -> line)].
+    stack: list[list[Any]] = []
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+                stack.pop()
+                continue
+            if not isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.SequenceStartEvent,
+                                      yaml.MappingStartEvent)):
+                continue
+            line = event.start_mark.line + 1
+            nodes += 1
+            if nodes > MAX_VALUES:
+                raise ShotFileError(f"{source} holds too many values (line {line})",
+                                    expected=f"at most {MAX_VALUES} values", found=f"more than {MAX_VALUES}",
+                                    fix="keep long lists in files the shot names")
+            if stack and stack[-1][0]:
+                parent = stack[-1]
+                if parent[1] % 2 == 0 and isinstance(event, yaml.ScalarEvent) and not (
+                        event.value == "<<" and event.implicit[0]):
+                    _check_key(parent[2], event, line, source)
+                parent[1] += 1
+            if isinstance(event, yaml.AliasEvent):
+                aliases += 1
+                if aliases > MAX_ALIASES:
+                    raise ShotFileError(f"{source} has too many YAML aliases (line {line})",
+                                        expected=f"at most {MAX_ALIASES} aliases (*name)",
+                                        found=f"more than {MAX_ALIASES}",
+                                        fix="write the values out; a file of many aliases is a YAML bomb")
+            elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+                stack.append([isinstance(event, yaml.MappingStartEvent), 0, {}])
+                if len(stack) > MAX_DEPTH:
+                    raise ShotFileError(f"{source} nests too deeply (line {line})",
+                                        expected=f"at most {MAX_DEPTH} levels of mappings and lists",
+                                        found=f"more than {MAX_DEPTH}", fix="flatten the structure at that line")
+    finally:
+        loader.dispose()
+    return aliases
+
+
+def _check_key(seen: dict[tuple[Any, ...], int], event: yaml.ScalarEvent, line: int, source: str) -> None:
+    key = (event.value, event.tag, event.implicit[0])
+    first = seen.get(key)
+    if first is not None:
+        shown = event.value if len(event.value) <= 60 else event.value[:57] + "..."
+        raise ShotFileError(f"{source} has the key {shown!r} twice (lines {first} and {line})",
+                            expected="each key once in a mapping", found=f"a second {shown!r} at line {line}",
+                            fix="keep one of them (YAML would silently keep only the last)")
+    seen[key] = line
+
+
+def _load_yaml(text: str, source: str, *, max_bytes: int = MAX_SHOT_BYTES,
+               what: str = "shot file") -> tuple[yaml.Node | None, Any]:
+    """The composed node graph (for line numbers) and the constructed data of ``text``, read with limits."""
+    if len(text) > max_bytes // 4:  # characters: at least a quarter as many bytes
+        _check_size(len(text.encode("utf-8", "surrogatepass")), source, max_bytes, what)
+    try:
+        aliases = _check_events(text, source)
+        loader = _Loader(text)
+        try:
+            root = loader.get_single_node()
+            if root is not None and aliases:
+                _check_graph(root, source)
+            raw = None if root is None else loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        problem = " ".join(str(problem).split())[:300]
+        raise ShotFileError(f"{source} is not valid YAML{where}",
+                            expected="YAML: `key: value` lines, lists as `- item`, one document", found=problem,
+                            fix="check indentation and quoting around that line") from None
+    except (ValueError, OverflowError, RecursionError) as err:  # e.g. an integer of 5000 digits, a 13th month
+        raise ShotFileError(f"{source} holds a value YAML cannot read", expected="numbers, dates and text of "
+                            "ordinary size", found=f"{type(err).__name__}: {str(err)[:200]}",
+                            fix="quote the value or correct it") from None
+    return root, raw
+
+
+def _check_graph(root: yaml.Node, source: str) -> None:
+    """Refuse recursive aliases and a document whose size with every alias expanded is over the cap."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    # Iterative post-order walk; the composed graph is a DAG unless an alias refers to its own ancestor.
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            open_nodes.discard(key)
+            children = _children(node)
+            total = 1 + sum(sizes[id(c)] for c in children)
+            if total > MAX_VALUES:
+                raise ShotFileError(f"{source} expands to too many values (line {node.start_mark.line + 1})",
+                                    expected=f"at most {MAX_VALUES} values with every alias expanded",
+                                    found=f"more than {MAX_VALUES}",
+                                    fix="write the values out instead of nesting aliases; this is a YAML bomb")
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ShotFileError(f"{source} has a recursive YAML alias (line {node.start_mark.line + 1})",
+                                expected="aliases to values defined before them", found="an alias inside the "
+                                "value it names", fix="remove the alias at that line")
+        open_nodes.add(key)
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in open_nodes:
+                raise ShotFileError(f"{source} has a recursive YAML alias (line {child.start_mark.line + 1})",
+                                    expected="aliases to values defined before them", found="an alias inside "
+                                    "the value it names", fix="remove the alias at that line")
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:

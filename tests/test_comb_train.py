@@ -144,3 +144,38 @@ def test_add_a_persona_to_a_trained_model(tmp_path):
     assert moved, "the new decoder trains"
     with pytest.raises(ConfigError, match="Cannot add personas"):
         train_comb(newcomer, tmp_path / "bad", resolution=16, width=0.1, config=frozen, base=tmp_path / "base")
+
+
+@pytest.mark.parametrize("stops", [(5,), (2, 7, 11)])
+def test_resume_keeps_the_loss_history_exactly(tmp_path, stops):
+    """Stops between log rows and between checkpoints: the running sums travel in the checkpoint, and a stop
+    logs no extra row, so the loss history (manifest.losses, loss.png) equals an uninterrupted run's."""
+    config = TrainConfig(iters_per_level=4, fine_tune_iters=3, batch_size=2, checkpoint_every=1, log_every=3)
+    _, straight = train_comb(_personas(), tmp_path / "a", resolution=16, width=0.05, config=config)
+    for index, stop in enumerate(stops):
+        train_comb(_personas(), tmp_path / "b", resolution=16, width=0.05, config=config, stop_after=stop,
+                   resume=index > 0)
+    _, resumed = train_comb(_personas(), tmp_path / "b", resolution=16, width=0.05, config=config, resume=True)
+    assert [row[0] for row in straight.losses] == [3, 6, 9, 12, 15]  # every 3rd iteration and the last
+    assert resumed.losses == straight.losses
+    a, _, _ = load_checkpoint(tmp_path / "a")
+    b, _, _ = load_checkpoint(tmp_path / "b")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_training_settings_out_of_range_are_refused():
+    for bad in ({"iters_per_level": 0}, {"iters_per_level": -5}, {"batch_size": 0}, {"batch_size": 10 ** 6},
+                {"fine_tune_iters": -1}, {"checkpoint_every": -1}, {"seed": -1}, {"lr": 0.0}, {"lr": float("nan")},
+                {"final_lr": -1e-5}, {"shared_lr_scale": 1.5}, {"iters_per_level": 2.5}, {"batch_size": True},
+                {"amp": "fp8"}, {"mask_mode": "face"}, {"log_every": 0}):
+        with pytest.raises(ConfigError) as err:
+            TrainConfig(**bad)
+        assert err.value.expected and err.value.found and err.value.fix, bad
+
+
+def test_train_refuses_an_unavailable_device_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="not available"):
+        train_comb(_personas(), tmp_path / "run", resolution=16, width=0.05, config=FAST, device="cuda")
+    assert not (tmp_path / "run").exists()

@@ -1,30 +1,43 @@
 """Comb checkpoints: safetensors weights and optimiser state, a JSON manifest (schema ``vfx.CombModel/1``).
 
 A checkpoint is a folder ``step_00001234/`` holding ``model.safetensors`` (the network), ``optimizer.safetensors``
-(Adam's moments, and the random generators' states) and ``manifest.json`` (architecture, persona records, level,
-alpha, step, learning rate, data hashes, training settings, vfx version). The folder is written under a
-temporary name and renamed, so a killed run never leaves half a checkpoint; the newest ``keep`` are kept.
+(Adam's moments, the random generators' states and the loss log's running sums) and ``manifest.json``
+(architecture, persona records, level, alpha, step, learning rate, data hashes, training settings, vfx version).
+The folder is written under a temporary name and renamed, so a killed run never leaves half a checkpoint; the
+newest ``keep`` are kept.
+
+Every read is checked before anything is loaded: the manifest against its schema model (:class:`ManifestModel`,
+at most :data:`MAX_MANIFEST_BYTES`), and every tensor's name, shape and dtype in the safetensors headers against
+the network the manifest describes (:func:`check_checkpoint`: header reads only, cheap enough for a plan). A
+truncated, foreign, mis-shaped or non-safetensors file is a :class:`~vfx.errors.MediaError` (exit 2) naming the
+file, the tensor or field, and the fix.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import vfx
 from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, MediaError
-from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
+from vfx.utils.stamped import Layout, parse_schema, read_stamped, read_stamped_weights, write_stamped
 
 __all__ = [
     "COMB_SCHEMA",
+    "MAX_MANIFEST_BYTES",
     "Manifest",
+    "ManifestModel",
     "PersonaRecord",
+    "check_checkpoint",
     "checkpoint_folder",
     "latest_checkpoint",
     "load_checkpoint",
@@ -35,6 +48,9 @@ __all__ = [
 COMB_SCHEMA = "vfx.CombModel/1"
 MODEL_FILE, OPTIMIZER_FILE, MANIFEST_FILE = "model.safetensors", "optimizer.safetensors", "manifest.json"
 _LAYOUT = Layout.folder(MANIFEST_FILE, MODEL_FILE, whole=True)
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+"""A manifest larger than this is refused unread (a run of 10⁵ iterations per level logs well under 1 MB)."""
+_FIX = "pass a checkpoint written by vfx train (a run folder or one of its step_* folders), or an older step_* of its run"
 
 
 @dataclass(frozen=True)
@@ -92,44 +108,271 @@ class Manifest:
                    data["step"], data["level_step"], data["lr"], data.get("train", {}), data.get("losses", []))
 
 
+# ---------------------------------------------------------------------------------------------- the manifest's schema
+
+_Strict = ConfigDict(strict=True, extra="ignore", allow_inf_nan=False)
+
+
+class _ConfigModel(BaseModel):
+    model_config = _Strict
+    resolution: int
+    width: float
+    personas: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+
+
+class _PersonaModel(BaseModel):
+    model_config = _Strict
+    name: str = Field(min_length=1)
+    facesets: list[str] = []
+    consent: str | None = None
+    data_hash: str = ""
+
+
+class _OptimizerModel(BaseModel):
+    model_config = _Strict
+    param_groups: list[dict[str, Any]]
+
+
+class ManifestModel(BaseModel):
+    """The schema of ``manifest.json`` (``vfx.CombModel/1``): types and ranges of every field a reader uses.
+
+    The ``schema`` field itself is checked by :func:`vfx.utils.stamped.read_stamped`; fields it does not know are
+    ignored. The loss rows are ``[step, level, loss]`` (the loss may be NaN, as a diverged run logs it).
+    """
+
+    model_config = _Strict
+    vfx_version: str = ""
+    config: _ConfigModel
+    personas: list[_PersonaModel] = Field(min_length=1)
+    level: int = Field(ge=0, le=8)
+    alpha: float = Field(ge=0.0, le=1.0)
+    step: int = Field(ge=0)
+    level_step: int = Field(ge=0)
+    lr: float = Field(ge=0.0)
+    train: dict[str, Any] = {}
+    losses: list[Annotated[list[Annotated[float, Field(allow_inf_nan=True)]], Field(min_length=3, max_length=3)]] = []
+    optimizer: _OptimizerModel | None = None
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(the whole file)"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _validated(data: dict[str, Any], source: Path) -> dict[str, Any]:
+    """``data`` (a manifest's JSON) once checked against :class:`ManifestModel` and the architecture's own rules."""
+    try:
+        ManifestModel.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        more = err.error_count() - 1
+        missing = first["type"] == "missing"
+        raise MediaError(f"Invalid checkpoint manifest {source}: field {_field(first['loc'])!r}"
+                         + (f" (and {more} more)" if more else ""),
+                         expected=f"field {_field(first['loc'])!r}: " + ("present (required)" if missing
+                                                                         else first["msg"].replace("Input should be", "").strip()),
+                         found="no such field" if missing else _shown(first.get("input")), fix=_FIX) from None
+    config = data["config"]
+    try:
+        arch = CombConfig(resolution=config["resolution"], width=config["width"], personas=tuple(config["personas"]))
+    except ConfigError as err:
+        raise MediaError(f"Invalid checkpoint manifest {source}: field 'config' ({err.message})",
+                         expected=err.expected, found=err.found, fix=_FIX) from None
+    names = [p["name"] for p in data["personas"]]
+    if names != list(arch.personas):
+        raise MediaError(f"Invalid checkpoint manifest {source}: field 'personas'",
+                         expected=f"one record per decoder, in order: {list(arch.personas)}", found=_shown(names), fix=_FIX)
+    if data["level"] > arch.top_level:
+        raise MediaError(f"Invalid checkpoint manifest {source}: field 'level'",
+                         expected=f"0 to {arch.top_level} for a {arch.resolution}² network", found=str(data["level"]),
+                         fix=_FIX)
+    return data
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
 def save_checkpoint(run: str | os.PathLike[str], net: CombNetwork, optimizer: torch.optim.Optimizer,
-                    generators: dict[str, torch.Generator], manifest: Manifest, *, keep: int = 3) -> Path:
-    """Write ``run/step_XXXXXXXX/`` atomically and drop all but the newest ``keep`` checkpoints."""
+                    generators: dict[str, torch.Generator], manifest: Manifest, *, keep: int = 3,
+                    extra: Mapping[str, torch.Tensor] | None = None) -> Path:
+    """Write ``run/step_XXXXXXXX/`` atomically and drop all but the newest ``keep`` checkpoints.
+
+    Args:
+        extra: more tensors for ``optimizer.safetensors``, under their names (training's running loss sums,
+            ``loss.*``): state a resumed run needs to continue exactly.
+    """
     run = Path(run)
     final = run / f"step_{manifest.step:08d}"
     tensors, groups = _flatten_optimizer(optimizer)
     tensors.update({f"generator.{name}": g.get_state() for name, g in generators.items()})
+    tensors.update({name: tensor.detach().contiguous().cpu() for name, tensor in (extra or {}).items()})
     write_stamped(final, COMB_SCHEMA, manifest.to_dict() | {"optimizer": groups}, net.state_dict(), layout=_LAYOUT,
                   more_weights={OPTIMIZER_FILE: tensors})
     for old in sorted(run.glob("step_*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        if old != final:
+            _remove_checkpoint(old)
     return final
 
 
+def _remove_checkpoint(folder: Path) -> None:
+    """Remove a checkpoint folder, its manifest first: a kill midway leaves a folder no reader takes for one."""
+    (folder / MANIFEST_FILE).unlink(missing_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
 def latest_checkpoint(run: str | os.PathLike[str]) -> Path | None:
     """The newest complete checkpoint folder of a run, or None."""
-    found = sorted(p for p in Path(run).glob("step_*") if (p / MANIFEST_FILE).is_file())
+    run = Path(run)
+    if not run.is_dir():
+        return None
+    found = sorted(p for p in run.glob("step_*") if (p / MANIFEST_FILE).is_file())
     return found[-1] if found else None
 
 
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
-    """The manifest of a checkpoint folder (or of a run folder: its newest checkpoint).
+    """The manifest of a checkpoint folder (or of a run folder: its newest checkpoint), checked against its schema.
 
     Raises:
-        MediaError: no checkpoint there, or not a ``vfx.CombModel/1`` manifest.
+        MediaError: no checkpoint there, not a ``vfx.CombModel/1`` manifest, not JSON, larger than
+            :data:`MAX_MANIFEST_BYTES`, or a field missing, of the wrong type or out of range (the message names
+            the file and the field).
     """
     return Manifest.from_dict(_read_manifest_data(checkpoint_folder(path)))
 
 
 def _read_manifest_data(folder: Path) -> dict[str, Any]:
-    return read_stamped(folder, COMB_SCHEMA, layout=_LAYOUT, what="checkpoint",
-                        fix="pass a checkpoint folder written by vfx train")
+    source = _LAYOUT.json_path(folder)
+    try:
+        size = source.stat().st_size
+    except OSError:
+        size = 0  # read_stamped says what is wrong
+    if size > MAX_MANIFEST_BYTES:
+        raise MediaError(f"Checkpoint manifest {source} is too large to be one",
+                         expected=f"at most {MAX_MANIFEST_BYTES // (1024 * 1024)} MB", found=f"{size / 1024 ** 2:.1f} MB",
+                         fix=_FIX)
+    try:
+        data = read_stamped(folder, COMB_SCHEMA, layout=_LAYOUT, what="checkpoint", fix=_FIX)
+    except RecursionError:  # JSON nested deeper than Python parses
+        raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"{MANIFEST_FILE} (JSON, schema {COMB_SCHEMA})",
+                         found="JSON nested too deeply to parse", fix=_FIX) from None
+    return _validated(data, source)
+
+
+_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+           torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_tensors(config: CombConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Name -> (shape, safetensors dtype) of every tensor of the network ``config`` describes (built on the meta
+    device: no memory, no initialisation)."""
+    with torch.device("meta"):
+        net = CombNetwork(config)
+    return {name: (tuple(t.shape), _DTYPES.get(t.dtype, str(t.dtype))) for name, t in net.state_dict().items()}
+
+
+def _read_header(file: Path, folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Name -> (shape, dtype) from a safetensors header (no tensor read), after checking it is one of ours."""
+    from safetensors import safe_open
+
+    if not file.is_file():
+        raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"a complete {file.name} (safetensors)",
+                         found=f"no {file}" if not file.exists() else f"{file} is not a file", fix=_FIX)
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            metadata = f.metadata() or {}
+            header = {}
+            for name in f.keys():
+                tensor = f.get_slice(name)
+                header[name] = (tuple(tensor.get_shape()), tensor.get_dtype())
+    except Exception as err:  # noqa: BLE001 - safetensors raises its own and plain errors for a hostile file
+        raise MediaError(f"Cannot read the checkpoint weights {file}",
+                         expected="a complete safetensors file written by vfx train",
+                         found=f"not one ({type(err).__name__}: {err}); truncated, or another format", fix=_FIX) from None
+    schema = metadata.get("schema")
+    if schema is not None and (parse_schema(schema) or ("",))[0] != COMB_SCHEMA.split("/")[0]:
+        raise MediaError(f"Foreign weights in checkpoint {file}", expected=f"safetensors stamped {COMB_SCHEMA}",
+                         found=f"stamped {schema!r}", fix=_FIX)
+    return header
+
+
+def _check_model_header(folder: Path, config: CombConfig) -> None:
+    file = folder / MODEL_FILE
+    header = _read_header(file, folder)
+    expected = _expected_tensors(config)
+    missing = [name for name in expected if name not in header]
+    unexpected = [name for name in header if name not in expected]
+    if missing or unexpected:
+        found = (f"{len(missing)} missing (e.g. {missing[0]!r})" if missing else "none missing") + ", " + \
+                (f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})" if unexpected else "none unexpected")
+        raise MediaError(f"Checkpoint weights {file} are not those of the network its manifest describes",
+                         expected=f"the {len(expected)} tensors of a comb network {config.resolution}², width "
+                                  f"{config.width}, personas {', '.join(config.personas)}",
+                         found=f"tensor names: {found}", fix=_FIX)
+    for name, (shape, dtype) in expected.items():
+        if header[name] != (shape, dtype):
+            raise MediaError(f"Checkpoint weights {file}: tensor {name!r} does not fit the network its manifest "
+                             "describes", expected=f"shape {list(shape)}, dtype {dtype}",
+                             found=f"shape {list(header[name][0])}, dtype {header[name][1]}", fix=_FIX)
+
+
+def _check_optimizer_header(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    file = folder / OPTIMIZER_FILE
+    header = _read_header(file, folder)
+    for name, (shape, dtype) in header.items():
+        kind, _, rest = name.partition(".")
+        index, _, moment = rest.partition(".")
+        good = (kind == "state" and index.isdigit() and moment in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")) \
+            or (kind == "generator" and shape == _GENERATOR_STATE and dtype == "U8") \
+            or name in _LOSS_STATE
+        if not good or (name in _LOSS_STATE and (shape, dtype) != _LOSS_STATE[name]):
+            raise MediaError(f"Checkpoint optimiser state {file}: unexpected tensor {name!r}",
+                             expected="Adam moments state.N.exp_avg / exp_avg_sq / step, generator states (uint8 "
+                                      f"{list(_GENERATOR_STATE)}) and the loss sums {', '.join(_LOSS_STATE)}",
+                             found=f"{name!r}: shape {list(shape)}, dtype {dtype}", fix=_FIX)
+    return header
+
+
+_GENERATOR_STATE = tuple(torch.Generator().get_state().shape)
+_LOSS_STATE = {"loss.window_sum": ((1,), "F32"), "loss.window_count": ((1,), "I64")}
+"""The loss log's running sums between two log intervals (:mod:`vfx.comb.train`), saved so a resumed run logs
+exactly the losses of an uninterrupted one."""
+
+
+def check_checkpoint(path: str | os.PathLike[str], *, optimizer: bool = False) -> Manifest:
+    """Check a checkpoint without loading it: its manifest against the schema, and every tensor of
+    ``model.safetensors`` (and with ``optimizer``, the names in ``optimizer.safetensors``) against the network
+    the manifest describes: names, shapes, dtypes. Header reads only, so a plan can call it before any work.
+
+    Args:
+        path: a checkpoint folder, or a run folder (its newest checkpoint).
+        optimizer: also check the optimiser state a resumed training run reads.
+
+    Returns:
+        The checkpoint's manifest.
+
+    Raises:
+        MediaError: no checkpoint there; a manifest that is not JSON, too large, or with a missing, mistyped or
+            out-of-range field; weights that are truncated, not safetensors, foreign (other tensor names) or
+            mis-shaped. The message names the file, the field or tensor, and the fix.
+    """
+    folder = checkpoint_folder(path)
+    manifest = Manifest.from_dict(_read_manifest_data(folder))
+    _check_model_header(folder, manifest.config)
+    if optimizer:
+        _check_optimizer_header(folder)
+    return manifest
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None = None,
                     device: torch.device | str = "cpu",
                     with_optimizer: bool = True) -> tuple[CombNetwork, Manifest, dict[str, Any]]:
-    """Load a checkpoint folder (or a run folder's newest checkpoint).
+    """Load a checkpoint folder (or a run folder's newest checkpoint), after :func:`check_checkpoint`.
 
     Args:
         path: the checkpoint or run folder.
@@ -141,7 +384,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None =
         (network at the saved level and alpha, manifest, optimiser state: ``{"tensors": ..., "groups": ...}``).
 
     Raises:
-        MediaError: missing or truncated files.
+        MediaError: missing, truncated, foreign or mis-shaped files, an invalid manifest (see :func:`check_checkpoint`).
         ConfigError: the checkpoint's architecture differs from ``config``.
     """
     folder = checkpoint_folder(path)
@@ -151,32 +394,58 @@ def load_checkpoint(path: str | os.PathLike[str], *, config: CombConfig | None =
         raise ConfigError(f"Checkpoint {folder} has another architecture",
                           expected=str(config.to_dict()), found=str(manifest.config.to_dict()),
                           fix="train a new model, or pass the checkpoint's resolution, width and personas")
-    fix = "use an older checkpoint of the run"
-    weights = read_stamped_weights(folder, _LAYOUT, device=device, what="checkpoint", fix=fix)
-    optimizer = (read_stamped_weights(folder, _LAYOUT, name=OPTIMIZER_FILE, what="checkpoint", fix=fix)
+    _check_model_header(folder, manifest.config)
+    if with_optimizer:
+        _check_optimizer_header(folder)
+    weights = read_stamped_weights(folder, _LAYOUT, device=device, what="checkpoint", fix=_FIX)
+    optimizer = (read_stamped_weights(folder, _LAYOUT, name=OPTIMIZER_FILE, what="checkpoint", fix=_FIX)
                  if with_optimizer else {})
     net = CombNetwork(manifest.config).to(device)
-    missing, unexpected = net.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise MediaError(f"Checkpoint {folder} does not fit its own architecture",
-                         expected="the tensors of a CombNetwork", found=f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+    net.load_state_dict(weights)  # names, shapes and dtypes checked above
     net.grow(manifest.level, manifest.alpha)
-    groups = data.get("optimizer", {})
-    return net, manifest, {"tensors": optimizer, "groups": groups}
+    groups = data.get("optimizer") or {}
+    return net, manifest, {"tensors": optimizer, "groups": groups, "folder": folder}
 
 
 def restore_optimizer(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """Put the saved Adam moments and settings back into ``optimizer`` (same parameter order)."""
+    """Put the saved Adam moments and settings back into ``optimizer`` (same parameter order), once checked to fit.
+
+    Raises:
+        MediaError: saved groups or moments that do not fit ``optimizer``'s parameters (another training setup,
+            or a damaged file).
+    """
     tensors, groups = state["tensors"], state["groups"]
+    source = state.get("folder", "the checkpoint")
     params = [p for group in optimizer.param_groups for p in group["params"]]
+    current = optimizer.state_dict()["param_groups"]
+    saved = groups.get("param_groups") if isinstance(groups, dict) else None
+    if not isinstance(saved, list) or len(saved) != len(current) or \
+            any(not isinstance(g, dict) or g.get("params") != c["params"] for g, c in zip(saved, current)):
+        raise MediaError(f"The optimiser state of {source} does not fit this training run",
+                         expected=f"{len(current)} parameter group(s) of {[len(c['params']) for c in current]} "
+                                  "parameters", found=_shown(saved if not isinstance(saved, list) else
+                                                             [len(g.get("params", ())) if isinstance(g, dict) else g
+                                                              for g in saved]),
+                         fix="resume with the settings the run was started with (e.g. --shared-lr-scale), or "
+                             "start a new run")
     per_param: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if not key.startswith("state."):
             continue
         _, index, name = key.split(".", 2)
+        position = int(index)
+        expected = () if name == "step" else tuple(params[position].shape) if position < len(params) else None
+        if expected is None or tuple(value.shape) != expected or not value.is_floating_point():
+            raise MediaError(f"The optimiser state of {source} does not fit this training run: tensor {key!r}",
+                             expected="a moment per trained parameter, of its shape" if expected is None else
+                                      f"shape {list(expected)}, floating point",
+                             found=f"shape {list(value.shape)}, dtype {value.dtype}" + (
+                                 f" for parameter {position} of {len(params)}" if expected is None else ""),
+                             fix="resume with the settings the run was started with, or start a new run")
         # Adam keeps its step count on the CPU and its moments beside the parameter.
-        per_param.setdefault(int(index), {})[name] = value if name == "step" else value.to(params[int(index)].device)
-    optimizer.load_state_dict({"state": per_param, "param_groups": groups["param_groups"]})
+        per_param.setdefault(position, {})[name] = value if name == "step" else value.to(params[position].device)
+    restored = [{**c, **g, "params": c["params"]} for g, c in zip(saved, current)]
+    optimizer.load_state_dict({"state": per_param, "param_groups": restored})
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -197,6 +466,7 @@ def checkpoint_folder(path: str | os.PathLike[str]) -> Path:
     latest = latest_checkpoint(folder) if folder.is_dir() else None
     if latest is None:
         raise MediaError(f"No comb checkpoint at {folder}", expected=f"a step_* folder with {MANIFEST_FILE}",
-                         found="no such folder" if not folder.exists() else "none inside",
+                         found="no such folder" if not folder.exists() else "none inside" if folder.is_dir()
+                         else "a file, not a folder",
                          fix="pass a run folder written by vfx train, or one of its step_* folders")
     return latest

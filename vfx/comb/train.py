@@ -17,14 +17,19 @@ persona in the same step on its own batches and DistributedDataParallel averages
 writes the checkpoints. Resuming a multi-process run is exact for process 0's data stream only.
 
 Checkpoints (:mod:`vfx.comb.checkpoint`) are written every ``checkpoint_every`` iterations and at the end;
-``resume`` continues from the newest one exactly where it stopped (same batches, same losses on the CPU).
+``resume`` continues from the newest one exactly where it stopped (same batches, same losses on the CPU). A
+checkpoint also holds the loss log's running sums (the sum and count of the losses since the last log row), and
+a run stopped early (``stop_after``, a farm chunk, a kill) logs no extra row at its stop, so a resumed run
+records exactly the loss history (``manifest.losses``, ``loss.png``) of an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -46,6 +51,8 @@ from vfx.comb.losses import MaskMode, level_loss
 from vfx.comb.network import CombConfig, CombNetwork, level_size
 from vfx.errors import ConfigError
 from vfx.shot.schema import ModelTraining
+from vfx.utils.atomic import TEMP_MARKER
+from vfx.utils.device import resolve_device
 
 __all__ = ["TrainConfig", "TrainProgress", "train_comb", "alpha_at", "held_out_ssim", "describe"]
 
@@ -97,27 +104,58 @@ class TrainConfig:
     shared_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        # The one checkpoint (and log) interval rule, for every caller that leaves them unset.
+        # Integers first (the interval rule below computes with iters_per_level), then the one checkpoint (and
+        # log) interval rule for every caller that leaves them unset, then the rest.
+        for name in ("iters_per_level", "batch_size"):
+            _check_int(name, getattr(self, name), 1)
         if self.checkpoint_every is None:
             object.__setattr__(self, "checkpoint_every", max(1, min(500, self.iters_per_level)))
         if self.log_every is None:
             object.__setattr__(self, "log_every", max(1, min(50, self.iters_per_level // 4)))
-        for name in ("iters_per_level", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"Invalid {name}", expected="an integer >= 1", found=str(getattr(self, name)))
         for name in ("fine_tune_iters", "checkpoint_every", "keep_checkpoints"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"Invalid {name}", expected="an integer >= 0", found=str(getattr(self, name)))
-        if self.log_every < 1:
-            raise ConfigError("Invalid log_every", expected="an integer >= 1", found=str(self.log_every))
+            _check_int(name, getattr(self, name), 0)
+        _check_int("log_every", self.log_every, 1)
+        _check_int("seed", self.seed, 0, _MAX_SEED)
+        if self.batch_size > _MAX_BATCH:
+            _refuse("batch_size", f"an integer from 1 to {_MAX_BATCH}", self.batch_size)
+        for name, low in (("lr", "(0"), ("final_lr", "[0")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \
+                    value < 0 or (value == 0 and name == "lr") or value > 1:
+                _refuse(name, f"a learning rate in {low}, 1] (the patent: 1e-4, then 1e-5)", value)
         if self.mask_mode not in ("target", "both"):
             raise ConfigError("Invalid mask mode", expected="'target' (Eq. 1) or 'both' (Eq. 2)",
-                              found=repr(self.mask_mode))
-        if not 0.0 <= self.shared_lr_scale <= 1.0:
-            raise ConfigError("Invalid shared_lr_scale", expected="a factor in [0, 1] (0 freezes the encoder)",
-                              found=str(self.shared_lr_scale))
+                              found=repr(self.mask_mode), fix="use --mask target or --mask both")
+        value = self.shared_lr_scale
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            _refuse("shared_lr_scale", "a factor in [0, 1] (0 freezes the encoder)", value)
         if self.amp not in ("bf16", "fp16", "off"):
-            raise ConfigError("Invalid amp setting", expected="bf16, fp16 or off", found=repr(self.amp))
+            raise ConfigError("Invalid amp setting", expected="bf16, fp16 or off", found=repr(self.amp),
+                              fix="use --amp bf16, fp16 or off")
+        for name in ("augment", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                _refuse(name, "true or false", getattr(self, name))
+
+
+_MAX_SEED = 2 ** 63 - 1
+_MAX_BATCH = 65536
+_MAX_ITERATIONS = 10 ** 9
+_OPTIONS = {"iters_per_level": "--iters-per-level", "fine_tune_iters": "--fine-tune-iters", "batch_size": "--batch",
+            "checkpoint_every": "--checkpoint-every", "seed": "--seed", "shared_lr_scale": "--shared-lr-scale"}
+"""The ``vfx train`` option (and shot field ``model.training.NAME``) of each setting, for the messages' fixes."""
+
+
+def _refuse(name: str, expected: str, value: object) -> None:
+    option = _OPTIONS.get(name)
+    where = (f"{option} (or model.training.{name} in the shot file)" if option and name != "shared_lr_scale"
+             else option or f"TrainConfig.{name}")
+    raise ConfigError(f"Invalid training setting {name}", expected=expected, found=repr(value),
+                      fix=f"set {where} to {expected}")
+
+
+def _check_int(name: str, value: object, low: int, high: int = _MAX_ITERATIONS) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        _refuse(name, f"an integer from {low} to {high}", value)
 
 
 @dataclass(frozen=True)
@@ -166,7 +204,8 @@ def train_comb(
         resolution, width: the architecture (:class:`CombConfig`).
         config: the training settings.
         records: persona records for the manifest (default: names only).
-        device: ``"cpu"`` or ``"cuda[:N]"``.
+        device: ``"cpu"``, ``"cuda[:N]"`` or ``"auto"`` (:func:`vfx.utils.device.resolve_device`: a CUDA device
+            this machine lacks is a :class:`~vfx.errors.ConfigError`, before anything is read or written).
         resume: continue from the newest checkpoint in ``run`` (an error when there is none, or when it is
             of another architecture).
         report: called with a :class:`TrainProgress` every ``log_every`` iterations.
@@ -181,6 +220,14 @@ def train_comb(
     Returns:
         The network and the last manifest written.
     """
+    device = resolve_device(device)
+    if not isinstance(config, TrainConfig):
+        raise ConfigError("Invalid training settings", expected="a vfx.comb.train.TrainConfig",
+                          found=type(config).__name__, fix="pass TrainConfig(...)")
+    if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
+        raise ConfigError("Invalid stop_after", expected="an iteration count >= 0, or None", found=repr(stop_after))
+    if not personas:
+        raise ConfigError("No personas to train", expected="one or more name -> PersonaData", found="none")
     names = tuple(personas)  # the personas trained here
     base_net, base_manifest = None, None
     if base is not None:
@@ -215,6 +262,10 @@ def train_comb(
     order_generator = torch.Generator().manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed + 7919 * rank)
     losses: list[list[float]] = []
+    window_sum, window_count = 0.0, 0  # the loss log's running sums since the last row, as a checkpoint holds them
+    if Path(run).exists() and not Path(run).is_dir():
+        raise ConfigError(f"Run folder {run} is a file", expected="a folder for the checkpoints (new or a run's)",
+                          found="a file", fix="choose another --out")
     if not resume and latest_checkpoint(run) is not None:
         raise ConfigError(f"Run folder {run} already holds a model", expected="a new run folder, or --resume",
                           found=f"checkpoint {latest_checkpoint(run).name}",
@@ -226,9 +277,17 @@ def train_comb(
                               found="none", fix="run without --resume to start training")
         net, manifest, saved = load_checkpoint(checkpoint, config=arch, device=dev)
         step, losses = manifest.step, [list(row) for row in manifest.losses]
-        order_generator.set_state(saved["tensors"]["generator.order"])
+        tensors = saved["tensors"]
+        if "generator.order" not in tensors or "generator.batches" not in tensors:
+            raise ConfigError(f"Cannot resume {checkpoint}: it holds no training state",
+                              expected="the random generators' states vfx train saves (generator.order, "
+                                       "generator.batches)", found=", ".join(sorted(tensors)[:4]) or "none",
+                              fix="resume a run written by vfx train, or start a new run (--base to build on it)")
+        order_generator.set_state(tensors["generator.order"])
+        if "loss.window_sum" in tensors:  # older checkpoints: their sums were lost, the log restarts at zero
+            window_sum, window_count = tensors["loss.window_sum"], int(tensors["loss.window_count"][0])
         if rank == 0:
-            generator.set_state(saved["tensors"]["generator.batches"])
+            generator.set_state(tensors["generator.batches"])
         else:  # only process 0's stream is saved; the others start fresh ones, distinct per process and step
             generator.manual_seed(config.seed + 7919 * rank + step)
     elif base_net is not None:
@@ -279,9 +338,12 @@ def train_comb(
         scaler.update()
         return loss.detach()
 
+    if rank == 0:  # a checkpoint write a kill interrupted left its temporary folder
+        for stale in Path(run).glob(f".step_*{TEMP_MARKER}*"):
+            shutil.rmtree(stale, ignore_errors=True)
     window_started, images_done = time.perf_counter(), 0
-    window = torch.zeros((), device=dev)
-    window_count = 0
+    # The window's sum stays on the device (read back at log intervals only) as float32, and is saved bit-exact.
+    window = torch.as_tensor(window_sum, dtype=torch.float32).reshape(()).to(dev)
     checkpointed = False
     limit = total_steps if stop_after is None else min(total_steps, stop_after)
     while step < limit:
@@ -300,7 +362,9 @@ def train_comb(
             window_count += 1
             images_done += config.batch_size * world
         step += 1
-        if step % config.log_every == 0 or step == limit:
+        # A row at every log interval and at the end of training; not where a chunk stops (stop_after), so a
+        # resumed run logs exactly the rows of an uninterrupted one.
+        if step % config.log_every == 0 or step == total_steps:
             mean_loss = float(window) / max(1, window_count)  # the one host read-back, at log intervals
             losses.append([step, level, round(mean_loss, 6)])
             elapsed = time.perf_counter() - window_started
@@ -317,7 +381,9 @@ def train_comb(
                                 asdict(config), losses)
             if rank == 0:
                 generators = {"order": order_generator, "batches": generator}
-                save_checkpoint(run, net, optimizer, generators, manifest, keep=config.keep_checkpoints)
+                sums = {"loss.window_sum": window.detach().reshape(1).float().cpu(),
+                        "loss.window_count": torch.tensor([window_count], dtype=torch.int64)}
+                save_checkpoint(run, net, optimizer, generators, manifest, keep=config.keep_checkpoints, extra=sums)
             if world > 1:
                 torch.distributed.barrier()
             checkpointed = True

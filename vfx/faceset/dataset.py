@@ -44,7 +44,7 @@ class FacesetDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, object]:
         record = self.records[index]
-        pixels = read_image(self.faceset.folder / record.crop).pixels[..., :3]
+        pixels = read_image(self.faceset.crop_file(record)).pixels[..., :3]
         return {
             "image": torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1))),
             "landmarks": torch.from_numpy(np.asarray(record.crop_landmarks, dtype=np.float32)),

@@ -19,20 +19,27 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import vfx
 from vfx.errors import ConfigError, MediaError
 from vfx.utils.atomic import atomic_write_text
 from vfx.utils.stamped import read_stamped, write_stamped
 
-__all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality"]
+__all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality", "MAX_INDEX_BYTES", "MAX_LINE_BYTES"]
 
 FACESET_SCHEMA = "vfx.Faceset/1"
 
 Quality = Literal["ok", "interpolated", "no_face"]
+
+#: ``index.jsonl`` limits: a line is about 5 KB (three sets of 68 points); a long shot's index a few hundred MB.
+MAX_INDEX_BYTES = 2 * 1024**3
+MAX_LINE_BYTES = 64 * 1024
+_MAX_PATH = 1024
+_FIX_INDEX = "extract the faceset again with `vfx extract` (it rewrites index.jsonl), or restore the file"
 
 
 @dataclass(frozen=True)
@@ -95,26 +102,138 @@ class FaceRecord:
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, line: str) -> FaceRecord:
-        data = json.loads(line)
-        if data["quality"] == "no_face":
-            return cls(frame=data["frame"], track=None, quality="no_face")
+    def from_json(cls, line: str | bytes, *, source: str = "index line") -> FaceRecord:
+        """One index line, validated (types, ranges, 68 points, a 2x3 matrix, no unknown fields).
+
+        Raises:
+            MediaError: the line is not JSON or does not match; the message names ``source`` and the field.
+        """
+        try:
+            data = _IndexLine.model_validate_json(line)
+        except ValidationError as err:
+            raise _schema_error(err, source, _FIX_INDEX) from None
+        if data.quality == "no_face":
+            return cls(frame=data.frame, track=None, quality="no_face")
         return cls(
-            frame=data["frame"],
-            track=data["track"],
-            quality=data["quality"],
-            crop=data["crop"],
-            box=tuple(data["box"]),
-            score=data.get("score"),
-            landmarks=np.array(data["landmarks"], dtype=np.float64),
-            landmarks_raw=np.array(data["landmarks_raw"], dtype=np.float64),
-            crop_landmarks=np.array(data["crop_landmarks"], dtype=np.float64),
-            matrix=np.array(data["matrix"], dtype=np.float64),
+            frame=data.frame,
+            track=data.track,
+            quality=data.quality,
+            crop=data.crop,
+            box=data.box,
+            score=data.score,
+            landmarks=np.array(data.landmarks, dtype=np.float64),
+            landmarks_raw=np.array(data.landmarks_raw, dtype=np.float64),
+            crop_landmarks=np.array(data.crop_landmarks, dtype=np.float64),
+            matrix=np.array(data.matrix, dtype=np.float64),
         )
+
+
+def _inside(root: str, relative: str, where: str) -> str:
+    """``root``/``relative`` with symlinks resolved, refused unless ``relative`` is a relative path that stays
+    inside ``root`` (itself a real path) and names no special characters."""
+    bad = None
+    if "\0" in relative or "\\" in relative:
+        bad = "a path with NUL or backslash characters"
+    elif os.path.isabs(relative):
+        bad = "an absolute path"
+    else:
+        target = os.path.realpath(os.path.join(root, relative))
+        if target == root:
+            bad = "the faceset folder itself"
+        elif os.path.commonpath([root, target]) != root:
+            bad = "a path that leads out of the folder" + (" (through a symlink)" if ".." not in Path(relative).parts
+                                                           else "")
+    if bad is None:
+        return target
+    shown = relative if len(relative) <= 80 else relative[:77] + "..."
+    raise MediaError(f"{where}: the crop path {shown!r} is refused", expected="a path relative to the faceset "
+                     "folder that stays inside it, e.g. crops/t00/1001.png", found=bad, fix=_FIX_INDEX +
+                     "; keep the crops inside the faceset folder (no symlinks out of it)")
 
 
 def _points(points: np.ndarray | None) -> list[list[float]] | None:
     return None if points is None else np.asarray(points, dtype=np.float64).round(4).tolist()
+
+
+# ---------------------------------------------------------------------------------------------- schema models
+
+_Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e9, le=1e9)]
+_Point = tuple[_Number, _Number]
+_Points = Annotated[list[_Point], Field(min_length=68, max_length=68)]
+_Row = tuple[_Number, _Number, _Number]
+
+
+class _IndexLine(BaseModel):
+    """One line of ``index.jsonl`` as read back: every field typed and bounded, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    frame: int = Field(ge=-(10**9), le=10**9)
+    track: Annotated[int, Field(ge=0, le=999)] | None
+    quality: Quality
+    crop: Annotated[str, Field(min_length=1, max_length=_MAX_PATH)] | None = None
+    box: tuple[_Number, _Number, _Number, _Number] | None = None
+    score: _Number | None = None
+    landmarks: _Points | None = None
+    landmarks_raw: _Points | None = None
+    crop_landmarks: _Points | None = None
+    matrix: tuple[_Row, _Row] | None = None
+
+    @model_validator(mode="after")
+    def _face_fields(self) -> _IndexLine:
+        if self.quality != "no_face":
+            missing = [name for name in ("track", "crop", "box", "landmarks", "landmarks_raw", "crop_landmarks",
+                                         "matrix") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a {self.quality!r} line needs {', '.join(missing)} (only 'no_face' lines "
+                                 "have none)")
+        return self
+
+
+class _InfoModel(BaseModel):
+    """``faceset.json`` as read back."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    schema_: Literal["vfx.Faceset/1"] = Field(alias="schema")
+    source: Annotated[str, Field(max_length=4096)]
+    source_kind: Annotated[str, Field(max_length=64)]
+    crop_size: int = Field(ge=4, le=4096)
+    landmarker: Annotated[str, Field(max_length=256)]
+    jitter_beta: float = Field(allow_inf_nan=False, ge=0, le=1e6)
+    jitter_shifts: int = Field(ge=0, le=10**6)
+    smooth_window: int = Field(ge=0, le=10**6)
+    forehead_raise: float = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
+    colorspace: Annotated[str, Field(max_length=256)]
+    shot: Annotated[str, Field(max_length=256)] | None = None
+    vfx_version: Annotated[str, Field(max_length=64)]
+
+
+def _schema_error(err: ValidationError, what: str, fix: str) -> MediaError:
+    """A pydantic error of a file the toolkit reads back, as exit 2 naming the field (``what`` names the file)."""
+    items = err.errors(include_url=False)
+    first = items[0]
+    more = f" (and {len(items) - 1} more problem{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "json_invalid":
+        return MediaError(f"{what} is not valid JSON", expected="one JSON object per line", found=message, fix=fix)
+    if not first["loc"]:
+        return MediaError(f"{what} does not match its schema{more}", expected=message,
+                          found=_shown(first.get("input")), fix=fix)
+    field_name = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "missing":
+        return MediaError(f"{what}: field {field_name!r} is missing{more}", expected=f"a {field_name!r} field",
+                          found="none", fix=fix)
+    return MediaError(f"{what}: field {field_name!r} is wrong{more}", expected=message,
+                      found=_shown(first.get("input")), fix=fix)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        text = "an object with the fields " + ", ".join(str(k) for k in list(value)[:12])
+    else:
+        text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 class Faceset:
@@ -140,8 +259,13 @@ class Faceset:
             raise MediaError(f"No faceset at {folder}", expected=f"a folder with {cls.INFO_FILE}",
                              found="no such folder" if not folder.exists() else "a folder without it",
                              fix="run `vfx extract` to make one")
-        data = read_stamped(info_path, FACESET_SCHEMA, what="faceset", fix="re-extract with this vfx version")
-        return cls(folder, FacesetInfo(**data))
+        fix = "re-extract with this vfx version (`vfx extract`)"
+        data = read_stamped(info_path, FACESET_SCHEMA, what="faceset", fix=fix)
+        try:
+            checked = _InfoModel.model_validate(data)
+        except ValidationError as err:
+            raise _schema_error(err, f"Faceset info {info_path}", fix) from None
+        return cls(folder, FacesetInfo(**checked.model_dump(exclude={"schema_"})))
 
     @classmethod
     def create(cls, folder: str | os.PathLike[str], info: FacesetInfo) -> Faceset:
@@ -191,14 +315,46 @@ class Faceset:
         return True
 
     def records(self) -> Iterator[FaceRecord]:
-        """The index, line by line (empty when no index has been written yet)."""
+        """The index, line by line (empty when no index has been written yet), each line validated.
+
+        Raises:
+            MediaError: the index is too large, a line is too long, not JSON or does not match the schema, or a
+                ``crop`` path is absolute or leads out of the faceset folder (symlinks resolved); the message
+                names the file, the line and the field.
+        """
         path = self.folder / self.INDEX_FILE
         if not path.is_file():
             return
-        with path.open() as handle:
-            for line in handle:
+        size = path.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise MediaError(f"Faceset index {path} is too large", expected=f"at most {MAX_INDEX_BYTES // 1024**3} GB",
+                             found=f"{size / 1024**3:.1f} GB", fix=_FIX_INDEX)
+        root = os.path.realpath(self.folder)
+        with path.open("rb") as handle:
+            number = 0
+            while line := handle.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                where = f"Faceset index {path}, line {number}"
+                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                    raise MediaError(f"{where} is too long", expected=f"lines of at most {MAX_LINE_BYTES // 1024} KB "
+                                     "(one face: about 5 KB)", found=f"a longer line", fix=_FIX_INDEX)
                 if line.strip():
-                    yield FaceRecord.from_json(line)
+                    record = FaceRecord.from_json(line, source=where)
+                    if record.crop is not None:
+                        _inside(root, record.crop, where)
+                    yield record
+
+    def crop_file(self, record: FaceRecord) -> Path:
+        """The crop file of ``record``, checked to lie inside the faceset folder (symlinks resolved).
+
+        Raises:
+            MediaError: the record has no crop, or its path is absolute or leads out of the folder.
+        """
+        if record.crop is None:
+            raise MediaError(f"Frame {record.frame} of faceset {self.folder} has no crop",
+                             expected="a face line with a crop", found=f"quality {record.quality!r}",
+                             fix="leave 'no_face' lines out (Faceset.faces() does)")
+        return Path(_inside(os.path.realpath(self.folder), record.crop, f"Faceset {self.folder}, frame {record.frame}"))
 
     def faces(self, track: int | None = None) -> list[FaceRecord]:
         """Records that have a crop, optionally of one track."""

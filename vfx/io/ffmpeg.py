@@ -45,6 +45,7 @@ __all__ = [
     "find_ffmpeg",
     "format_rational",
     "header_argv",
+    "media_arg",
     "mux_audio_argv",
     "probe_argv",
     "raw_pix_fmt",
@@ -57,6 +58,11 @@ logger = logging.getLogger(__name__)
 
 #: Quiet, non-interactive, and always the same order so tests can compare argv lists.
 _GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-nostats"]
+
+#: Protocols an input file may use: the file itself, nothing else. A movie is opened with ffmpeg's ``file``
+#: protocol; a hostile file (an HLS playlist named plate.mp4, say) cannot make ffmpeg fetch a URL or open
+#: other protocols from inside it.
+FILE_PROTOCOLS = "file"
 
 #: Full-resolution chroma and correct rounding in YUV <-> RGB conversions. The default (bilinear, no
 #: ``full_chroma_int``) is about 3x faster but smears chroma edges by a level or two, which shows up when
@@ -156,12 +162,44 @@ def raw_pix_fmt(bit_depth: int, channels: int) -> str:
         ) from None
 
 
+def media_arg(path: str | os.PathLike[str]) -> str:
+    """``path`` as ffmpeg must see it to open that file, never a URL, a protocol, stdin/stdout or an option.
+
+    ffmpeg reads ``name:rest`` as protocol ``name`` whenever ``name`` is made of letters, digits, ``+-.``
+    (``concat:a.mp4|b.mp4``, ``http:...``, ``pipe:1``, ``subfile,,...:``), ``-`` as stdin or stdout, and an
+    output name starting with ``-`` as an option. A path that could be read so reaches ffmpeg as
+    ``file:<absolute path>`` (its ``file`` protocol takes the rest literally); a plain path is passed as it is
+    (what ffmpeg would open anyway), so command lines stay readable.
+
+    Raises:
+        ConfigError: an empty path or one holding a NUL character (no file can have that name).
+
+    Example:
+        >>> media_arg("plate.mp4"), media_arg("/x/concat:a.mp4")
+        ('plate.mp4', '/x/concat:a.mp4')
+        >>> media_arg("concat:a.mp4|b.mp4").startswith("file:/")
+        True
+    """
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not text or "\0" in text:
+        raise ConfigError("Invalid media path", expected="a file path", found=repr(text),
+                          fix="pass the path of a media file")
+    if text.startswith("/"):  # ffmpeg never reads an absolute POSIX path as a protocol
+        return text
+    # ``proto:`` needs a colon, ``subfile,,start,N,end,M,:path`` too: a relative name without one (and not an
+    # option) is opened as the file it names. Stricter than ffmpeg's own rule, on purpose.
+    risky = text.startswith("-") or ":" in text
+    return "file:" + os.path.abspath(text) if risky else text
+
+
 def header_argv(exe: str, path: str | os.PathLike[str]) -> list[str]:
     """Argv that only opens ``path`` and prints its stream description on stderr.
 
     ffmpeg exits with status 1 ("At least one output file must be specified"); the caller reads stderr.
     """
-    return [exe, *_GLOBAL_ARGS, "-i", os.fspath(path)]
+    return [exe, *_GLOBAL_ARGS, "-protocol_whitelist", FILE_PROTOCOLS, "-i", media_arg(path)]
 
 
 def probe_argv(exe: str, path: str | os.PathLike[str]) -> list[str]:
@@ -172,7 +210,8 @@ def probe_argv(exe: str, path: str | os.PathLike[str]) -> list[str]:
     own timestamps so they match what :func:`decode_argv` (also ``-copyts``) sees in its ``select``.
     ``V`` (capital) skips cover-art "video" streams.
     """
-    graph = ffmpeg_python.input(os.fspath(path), copyts=None).output("-", map="0:V:0", c="copy", f="framecrc")
+    graph = ffmpeg_python.input(media_arg(path), copyts=None, protocol_whitelist=FILE_PROTOCOLS).output(
+        "-", map="0:V:0", c="copy", f="framecrc")
     return graph.compile(cmd=[exe, *_GLOBAL_ARGS])
 
 
@@ -201,10 +240,10 @@ def decode_argv(
         The argv list. ``-fps_mode passthrough`` is essential: rawvideo output otherwise defaults to
         constant frame rate and would silently duplicate or drop frames of variable-rate clips.
     """
-    input_kwargs: dict[str, str | None] = {"copyts": None}
+    input_kwargs: dict[str, str | None] = {"copyts": None, "protocol_whitelist": FILE_PROTOCOLS}
     if seek_s is not None:
         input_kwargs.update(ss=seconds_arg(seek_s), noaccurate_seek=None)
-    source = ffmpeg_python.input(os.fspath(path), **input_kwargs)
+    source = ffmpeg_python.input(media_arg(path), **input_kwargs)
     video = source["V:0"]
     if select_from_s is not None:
         video = video.filter("select", f"gte(t,{select_from_s!r})")
@@ -343,7 +382,7 @@ def encode_argv(
     }
     if timecode is not None:
         out_kwargs["timecode"] = timecode
-    graph = video.output(os.fspath(out_path), **out_kwargs)
+    graph = video.output(media_arg(out_path), **out_kwargs)
     return graph.compile(cmd=[exe, *_GLOBAL_ARGS, "-y"])
 
 
@@ -376,15 +415,17 @@ def mux_audio_argv(
         ConfigError: unknown ``codec``.
     """
     check_codec(codec)
-    video = ffmpeg_python.input(os.fspath(video_path))["v:0"]
-    audio_kwargs = {} if audio_duration_s is None else {"t": seconds_arg(audio_duration_s, round_up=True)}
-    audio = ffmpeg_python.input(os.fspath(audio_from), **audio_kwargs)["a?"]
+    video = ffmpeg_python.input(media_arg(video_path), protocol_whitelist=FILE_PROTOCOLS)["v:0"]
+    audio_kwargs = {"protocol_whitelist": FILE_PROTOCOLS}
+    if audio_duration_s is not None:
+        audio_kwargs["t"] = seconds_arg(audio_duration_s, round_up=True)
+    audio = ffmpeg_python.input(media_arg(audio_from), **audio_kwargs)["a?"]
     out_kwargs: dict[str, str] = {"c": "copy", "format": CODECS[codec]["format"]}
     if "movflags" in CODECS[codec]:
         out_kwargs["movflags"] = CODECS[codec]["movflags"]
     if timecode is not None:
         out_kwargs["timecode"] = timecode
-    graph = ffmpeg_python.output(video, audio, os.fspath(out_path), **out_kwargs)
+    graph = ffmpeg_python.output(video, audio, media_arg(out_path), **out_kwargs)
     return graph.compile(cmd=[exe, *_GLOBAL_ARGS, "-y"])
 
 

@@ -27,8 +27,9 @@ def task_run(
     progress: Annotated[str, typer.Option("--progress", help="Progress lines: alf (ALF_PROGRESS 40%), openjd or json.")] = "alf",
 ) -> None:
     """Run one task: skip what is already written, write atomically, record the task's state in
-    <shot>_farm/<task>.json. Exit 0 done, 2 bad input (do not retry), 1 failure (retry)."""
-    from vfx.farm.task import PROGRESS_FORMATS, TaskOptions, run_task
+    <shot>_farm/<task>.json. Exit 0 done, 2 bad input (do not retry), 1 failure (retry), 143 (130) stopped
+    by SIGTERM (SIGINT): the frame in flight is finished, the task recorded as killed."""
+    from vfx.farm.task import PROGRESS_FORMATS, TaskOptions, TaskTerminated, run_task, stop_on_signals
     from vfx.shot import FrameRange
 
     stage = choice("--stage", stage, tuple(STAGES))
@@ -36,7 +37,12 @@ def task_run(
     chunk = None if frames is None else FrameRange.parse_openjd(frames) if syntax == "openjd" else FrameRange.parse(frames)
     options = TaskOptions(device=resolve_device(device), threads=threads, deterministic=deterministic,
                           progress=choice("--progress", progress, PROGRESS_FORMATS))
-    record = run_task(shot, stage, chunk, options=options)
+    try:
+        with stop_on_signals():
+            record = run_task(shot, stage, chunk, options=options)
+    except TaskTerminated as stopped:
+        typer.echo(f"vfx: task {stopped}; recorded as killed", err=True)
+        raise typer.Exit(stopped.exit_code) from None
     typer.echo(f"task {record.task}: {record.message}", err=True)
 
 

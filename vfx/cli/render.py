@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from vfx.cli.common import choice, resolve_device
-from vfx.cli.options import Device, Frames, Persona, Workers
+from vfx.cli.options import Deterministic, Device, Frames, Persona, Workers
 
 
 def swap(
@@ -21,14 +21,18 @@ def swap(
     device: Device = "auto",
     batch: Annotated[Optional[int], typer.Option("--batch", min=1, help="Crops per network call (default: 8 on CUDA, 1 on CPU).")] = None,
     workers: Workers = 0,
+    deterministic: Deterministic = False,
 ) -> None:
     """Swap the shot's face for a persona and write the frames (only those not on disk yet); with the whole
-    shot rendered, also the review video and the compositor package the shot asks for."""
+    shot rendered, also the review video and the compositor package the shot asks for. With --deterministic
+    the frames are bit-identical to a farm task's in --deterministic mode, whatever the thread counts."""
     from vfx.blend import BLEND_METHODS
     from vfx.export.handoff import write_handoff
     from vfx.shot import FrameRange, load_shot
     from vfx.swap import plan_swap, run_swap
+    from vfx.utils.threads import configure_torch
 
+    configure_torch(deterministic=deterministic)
     loaded = load_shot(shot)
     method = choice("--blend", blend, BLEND_METHODS) if blend else None
     plan = plan_swap(loaded, frames=FrameRange.parse(frames) if frames else None, persona=persona, method=method,

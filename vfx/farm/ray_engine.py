@@ -119,10 +119,13 @@ def run_ray(graph: TaskGraph, *, address: str | None = None, num_cpus: int | Non
                 summary.not_run.append(ident)
                 continue
             record = read_record(graph.folder / f"{ident}.json")  # its attempts, Ray's retries included
-            summary.ran.append(TaskResult(ident, code, seconds, record.attempt if record is not None else 1))
+            reason = "" if code == 0 else (record.message if record is not None and record.message else
+                                           "no reason recorded (a lost worker?); see the Ray logs")
+            summary.ran.append(TaskResult(ident, code, seconds, record.attempt if record is not None else 1, reason))
             if report is not None:
                 report(f"[{len(summary.ran) + len(summary.skipped)}/{len(graph.tasks)}] {ident} "
-                       f"{'done' if code == 0 else f'FAILED (exit {code})'} in {seconds:.1f} s")
+                       f"{'done' if code == 0 else f'FAILED (exit {code})'} in {seconds:.1f} s"
+                       + (f": {reason}" if code else ""))
     finally:
         if shutdown if shutdown is not None else connected_here:
             ray.shutdown()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from vfx.farm.graph import TaskGraph
 from vfx.farm.stages import StageContext, count_done
-from vfx.farm.task import read_record
+from vfx.farm.task import TaskRecordError, load_record
 
 __all__ = ["TaskStatus", "farm_status", "format_status"]
 
@@ -15,7 +15,9 @@ __all__ = ["TaskStatus", "farm_status", "format_status"]
 class TaskStatus:
     task: str
     state: str
-    """pending, running, done, failed, bad_input, or killed (a running record whose process is gone)."""
+    """pending, running, done, failed, bad_input, killed (stopped by a signal, or a running record whose
+    process is gone) or corrupt (a record that is not a valid one: ``message`` says what is wrong and the fix;
+    the task's next attempt writes a new record)."""
     frames_done: int
     frames_total: int
     attempts: int
@@ -29,13 +31,20 @@ def farm_status(graph: TaskGraph) -> list[TaskStatus]:
     shot_hash = graph.shot.content_hash()
     rows = []
     for task in graph.tasks:
-        record = read_record(graph.folder / f"{task.id}.json")
+        try:
+            record = load_record(graph.folder / f"{task.id}.json")
+        except TaskRecordError as err:
+            rows.append(TaskStatus(task.id, "corrupt", 0, len(task.frames) if task.frames is not None else 1, 0,
+                                   None, "", str(err)))
+            continue
         context = StageContext(shot=graph.shot, shot_file=graph.shot_file, stage=task.stage, frames=task.frames,
                                device="cpu")
         counts = count_done(context)
         state = "pending" if record is None else record.state
+        message = record.message if record is not None else ""
         if record is not None and state == "running" and not record.alive:
             state = "killed"
+            message = f"process {record.pid} on {record.host} is gone (killed); a rerun redoes the task"
         elif record is not None and state == "done" and record.shot_hash != shot_hash:
             state = "pending"  # done for an earlier version of the shot file
         if counts is None:  # a task that writes no frames: done as a whole
@@ -45,7 +54,7 @@ def farm_status(graph: TaskGraph) -> list[TaskStatus]:
             rows.append(TaskStatus(task.id, state, *counts, 0, None, "", ""))
             continue
         seconds = (record.finished - record.started) if record.finished else None
-        rows.append(TaskStatus(task.id, state, *counts, record.attempt, seconds, record.host, record.message))
+        rows.append(TaskStatus(task.id, state, *counts, record.attempt, seconds, record.host, message))
     return rows
 
 
@@ -57,7 +66,7 @@ def format_status(rows: list[TaskStatus]) -> str:
         seconds = f"{r.seconds:.1f}" if r.seconds is not None else "-"
         lines.append(f"{r.task:<{width}}  {r.state:<9}  {f'{r.frames_done}/{r.frames_total}':>9}  {r.attempts:>5}  "
                      f"{seconds:>7}  {r.host or '-'}")
-        if r.state in ("failed", "bad_input") and r.message:
+        if r.state in ("failed", "bad_input", "killed", "corrupt") and r.message:
             lines.append(f"{'':<{width}}  └ {r.message}")
     counts: dict[str, int] = {}
     for r in rows:

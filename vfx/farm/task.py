@@ -7,14 +7,26 @@ beside it keeps two attempts of one task from running at once; the running attem
 seconds, so a lock left by a killed run is recognised (its process is gone on this host, or its heartbeat
 is old) and taken over.
 
-Exit codes, as farm managers expect: 0 done, 2 bad input (do not retry), 1 failure (retry).
+A task refuses to start before the stages it reads are done (``--stage swap`` before ``--stage track``):
+bad input, exit 2, naming the stage to run first. Under ``vfx task run`` a SIGTERM or SIGINT (a farm manager
+cancelling the job, or ``vfx farm run`` forwarding its own) stops the task cleanly: the frame being written is
+finished (writes are atomic), the lock is released, the record says ``killed``, and the exit code is 128 plus
+the signal's number (143 for SIGTERM, 130 for SIGINT).
+
+Records are read back validated (:func:`load_record`): a corrupt, foreign or oversized record is a
+:class:`TaskRecordError` naming the file, the field and the fix, never a traceback.
+
+Exit codes, as farm managers expect: 0 done, 2 bad input (do not retry), 1 failure (retry), 128 + N stopped
+by signal N.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -29,17 +41,27 @@ from vfx.errors import ConfigError, MediaError, VfxError
 from vfx.farm.graph import STAGES, farm_folder, task_id
 from vfx.shot.file import load_shot
 from vfx.shot.frames import FrameRange
+from vfx.shot.schema import Shot
 from vfx.utils.stamped import read_stamped, write_stamped
+from vfx.utils.threads import configure_torch
 
 __all__ = [
     "PROGRESS_FORMATS",
     "RECORD_SCHEMA",
+    "RECORD_MAX_BYTES",
+    "STATES",
+    "PrerequisiteError",
     "TaskBusyError",
     "TaskLock",
     "TaskRecord",
+    "TaskRecordError",
+    "TaskTerminated",
+    "check_prerequisites",
+    "load_record",
     "read_record",
     "read_records",
     "run_task",
+    "stop_on_signals",
 ]
 
 log = logging.getLogger(__name__)
@@ -53,13 +75,70 @@ PROGRESS_FORMATS = ("alf", "openjd", "json")
 """Progress lines: ``ALF_PROGRESS 40%`` (Tractor, and the regex Deadline plugins use), ``openjd_progress: 40``
 (Open Job Description), or JSON lines."""
 
-State = Literal["running", "done", "failed", "bad_input"]
+RECORD_MAX_BYTES = 64 * 1024
+"""A task record is a few hundred bytes; anything over this is not one (and is not read)."""
+MESSAGE_MAX_CHARS = 2000
+
+State = Literal["running", "done", "failed", "bad_input", "killed"]
+STATES: tuple[str, ...] = ("running", "done", "failed", "bad_input", "killed")
+"""``killed``: stopped by a signal (its farm run or manager cancelled it); the next run redoes it."""
 
 
 class TaskBusyError(VfxError):
     """Another live attempt holds the task's lock: retry later (exit 1)."""
 
     exit_code = 1
+
+
+class TaskRecordError(MediaError):
+    """A task record that is not one: unreadable, too big, not JSON, another schema, a missing or mistyped
+    field (exit 2)."""
+
+
+class PrerequisiteError(ConfigError):
+    """A task started before a stage it reads is done (exit 2: run that stage's task first)."""
+
+
+class TaskTerminated(BaseException):
+    """SIGTERM or SIGINT reached a task under :func:`stop_on_signals`: raised in the main thread, so the task's
+    clean-up runs (writes in flight finish, the lock is released, the record says ``killed``)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process a signal ended (143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+@contextmanager
+def stop_on_signals(signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """Turn the first of ``signals`` into :class:`TaskTerminated` in the main thread; later ones are ignored
+    while the task cleans up (whoever sent them escalates to SIGKILL if it will not wait). Forked workers
+    (the plate's face extraction) that inherit the handler end on the signal as they would without it.
+    Outside the main thread (a Ray worker's task) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != owner:  # a forked child: the default action
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        raise TaskTerminated(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 @dataclass
@@ -94,15 +173,84 @@ class TaskRecord:
         write_stamped(path, RECORD_SCHEMA, asdict(self))
 
 
-def read_record(path: Path) -> TaskRecord | None:
-    """A task record, or None when there is none (or it is unreadable: it is rewritten by the next attempt)."""
+_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    # field: (JSON types it may have, required)
+    "task": ((str,), True), "stage": ((str,), True), "frames": ((str, type(None)), True),
+    "state": ((str,), True), "host": ((str,), True), "pid": ((int,), True), "attempt": ((int,), True),
+    "started": ((int, float), True), "finished": ((int, float, type(None)), False),
+    "frames_total": ((int,), False), "frames_done": ((int,), False), "frames_skipped": ((int,), False),
+    "exit_code": ((int, type(None)), False), "message": ((str,), False), "shot_hash": ((str,), False),
+    "schema": ((str,), False),
+}
+
+
+def load_record(path: Path) -> TaskRecord | None:
+    """A task record, validated; None when there is none.
+
+    Raises:
+        TaskRecordError: the file is not a task record (bigger than :data:`RECORD_MAX_BYTES`, not a file, not
+            JSON, another schema, an unknown, missing or mistyped field, a task id that is not its file
+            name's): the message names the file, the field and the fix.
+    """
+    path = Path(path)
+    fix = f"delete it (rm '{path}'); the task's next attempt writes a new one"
+
+    def bad(found: str, expected: str = f"a task record (JSON, schema {RECORD_SCHEMA})") -> TaskRecordError:
+        return TaskRecordError(f"Unreadable task record {path}", expected=expected, found=found, fix=fix)
+
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise bad(f"{type(err).__name__}: {err.strerror or err}") from None
+    if not path.is_file():
+        raise bad("not a regular file")
+    if info.st_size > RECORD_MAX_BYTES:
+        raise bad(f"{info.st_size} bytes", expected=f"a task record of at most {RECORD_MAX_BYTES} bytes")
     try:
         data = read_stamped(path, RECORD_SCHEMA, what="task record")
-    except MediaError:
-        return None
+    except MediaError as err:
+        raise bad(err.found or err.message, expected=err.expected or RECORD_SCHEMA) from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as err:
+        raise bad(f"{type(err).__name__}: {str(err)[:200]}") from None
+    for name in data:
+        if name not in _FIELDS:
+            raise bad(f"an unknown field {str(name)[:80]!r}", expected=f"only the fields {', '.join(_FIELDS)}")
+    for name, (types, required) in _FIELDS.items():
+        if name not in data:
+            if required:
+                raise bad(f"no field {name!r}", expected=f"field {name!r}")
+            continue
+        value = data[name]
+        if not isinstance(value, types) or (isinstance(value, bool)) or (
+                isinstance(value, float) and not math.isfinite(value)):
+            kinds = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            raise bad(f"field {name!r} = {str(value)[:80]!r} ({type(value).__name__})",
+                      expected=f"field {name!r}: {kinds}")
+    checks = {
+        "state": (data["state"] in STATES, f"one of {', '.join(STATES)}"),
+        "stage": (data["stage"] in STAGES, f"one of {', '.join(STAGES)}"),
+        "task": (data["task"] == path.stem, f"the task id of its file name, {path.stem!r}"),
+        "pid": (data["pid"] > 0, "a process id above 0"),
+        "attempt": (data["attempt"] >= 1, "1 or more"),
+        "message": (len(data.get("message", "")) <= MESSAGE_MAX_CHARS, f"at most {MESSAGE_MAX_CHARS} characters"),
+    }
+    checks |= {n: (data[n] >= 0, "0 or more") for n in ("frames_total", "frames_done", "frames_skipped") if n in data}
+    for name, (ok, expected) in checks.items():
+        if not ok:
+            shown = data[name] if name != "message" else f"{len(data[name])} characters"
+            raise bad(f"field {name!r} = {str(shown)[:80]!r}", expected=f"field {name!r}: {expected}")
+    return TaskRecord(**data)
+
+
+def read_record(path: Path) -> TaskRecord | None:
+    """A task record, or None when there is none or it is not a valid one (logged; the next attempt of the
+    task rewrites it). :func:`load_record` says what is wrong with it."""
     try:
-        return TaskRecord(**data)
-    except TypeError:
+        return load_record(path)
+    except TaskRecordError as err:
+        log.warning("%s", err)
         return None
 
 
@@ -220,7 +368,9 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     Raises:
         VfxError: bad input (exit 2): a shot that does not validate, an unknown stage, frames outside the
             plate, frames for a stage that takes none. Recorded as ``bad_input`` where a record can be written.
+        PrerequisiteError: a stage the task reads is not done (exit 2), recorded as ``bad_input``.
         TaskBusyError: another live attempt holds the task (exit 1).
+        TaskTerminated: SIGTERM / SIGINT under :func:`stop_on_signals`, recorded as ``killed``.
         Exception: a failure (exit 1), recorded as ``failed``.
     """
     from vfx.farm.stages import StageContext, run_stage
@@ -240,7 +390,7 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
 
         check_training(shot)  # bad input exits 2 here: torchrun reports every failure of its processes as 1
         return _torchrun(shot_file, training.gpus, options)
-    _configure_torch(options)
+    configure_torch(threads=options.threads, deterministic=options.deterministic)
     context = StageContext(shot=shot, shot_file=Path(shot_file).absolute(), stage=stage, frames=frames,
                            device=options.device, threads=options.threads or 1, cache=cache)
     if int(os.environ.get("RANK", "0")) != 0:  # a torchrun process other than the first: process 0 records
@@ -260,6 +410,7 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     reporter = _Progress(options.progress, options.stream or sys.stdout, ident)
     try:
         record.write(record_file)
+        check_prerequisites(shot, stage, frames)
         with _heartbeat(lock, context, reporter):
             outcome = run_stage(context)
         record = replace(record, state="done", finished=time.time(), exit_code=0, frames_total=outcome.total,
@@ -270,10 +421,13 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     except BaseException as err:
         code = err.exit_code if isinstance(err, VfxError) else 1
         state: State = "bad_input" if code == 2 else "failed"
-        if isinstance(err, (KeyboardInterrupt, SystemExit)):
+        if isinstance(err, TaskTerminated):
+            state, code = "killed", err.exit_code
+        elif isinstance(err, KeyboardInterrupt):
+            state, code = "killed", 128 + signal.SIGINT
+        elif isinstance(err, SystemExit):
             state, code = "failed", 1
-        record = replace(record, state=state, finished=time.time(), exit_code=code,
-                         message=str(err).splitlines()[0][:500] if str(err) else type(err).__name__)
+        record = replace(record, state=state, finished=time.time(), exit_code=code, message=failure_reason(err))
         record.write(record_file)
         raise
     finally:
@@ -306,16 +460,92 @@ def _torchrun(shot_file: str | Path, gpus: int, options: TaskOptions) -> TaskRec
     return record
 
 
-def _configure_torch(options: TaskOptions) -> None:
-    import torch
+def failure_reason(err: BaseException) -> str:
+    """The one line a task's record, ``vfx farm run`` and ``vfx farm status`` give for why it did not finish."""
+    if isinstance(err, TaskTerminated):
+        return f"{err}: its run was cancelled; a rerun redoes it"
+    if isinstance(err, KeyboardInterrupt):
+        return "stopped by SIGINT: its run was cancelled; a rerun redoes it"
+    text = str(err).strip()
+    line = text.splitlines()[0] if text else ""
+    if not isinstance(err, VfxError):
+        line = f"{type(err).__name__}: {line}" if line else type(err).__name__
+    return line[:500]
 
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    if options.deterministic:
-        # cuBLAS needs a fixed workspace for deterministic GEMMs; set before CUDA starts.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
+
+# ---------------------------------------------------------------------------------------------- prerequisites
+
+_SELF_MADE = ("personas", "extract", "seghead")
+"""Prerequisites whose work the stage that reads them finishes itself when it is missing (train extracts the
+personas' footage, track landmarks what no extract task did, edit trains the segmentation head): not checked."""
+
+
+def _record_done(shot: Shot, ident: str) -> bool:
+    record = read_record(farm_folder(shot) / f"{ident}.json")
+    return record is not None and record.state == "done" and record.shot_hash == shot.content_hash()
+
+
+def _stage_done(shot: Shot, stage: str, frames: FrameRange | None) -> bool:
+    """Whether ``stage``'s outputs a later task reads are there: its task's ``done`` record for this very shot,
+    or its outputs on disk (made by hand, or by a run of an earlier version of the shot file)."""
+    from vfx.shot.layout import FRAME_STAGES, plate_faces_folder, plate_format_sequence, refiner_folder, stage_output
+
+    if stage in FRAME_STAGES:
+        try:
+            pattern = stage_output(shot, stage)
+        except ConfigError:  # a swap that writes only the plate's format
+            pattern = plate_format_sequence(shot, stage)  # type: ignore[assignment]
+            if pattern is None:
+                return True  # nothing it writes to check: the stage that reads it says what it misses
+        if frames is None:
+            from vfx.io.plate import open_plate
+
+            plate, frames = open_plate(shot.plate)
+            plate.close()
+        return all(pattern.path(f).is_file() for f in frames)
+    if _record_done(shot, stage):
+        return True
+    if stage == "track":
+        return (plate_faces_folder(shot) / "index.jsonl").is_file()
+    if stage == "refiner":
+        return (refiner_folder(shot) / "refiner.json").is_file()
+    if stage == "train":
+        from vfx.comb.checkpoint import latest_checkpoint, read_manifest
+        from vfx.farm.stages import check_training
+
+        plan = check_training(shot)
+        newest = latest_checkpoint(plan.run)
+        return newest is not None and read_manifest(newest).step >= plan.total_iterations
+    return True
+
+
+def check_prerequisites(shot: Shot, stage: str, frames: FrameRange | None = None) -> None:
+    """Refuse a task whose stage reads a stage that is not done (``vfx task run --stage swap`` before
+    ``--stage track``), by the stage chain of :mod:`vfx.shot.layout`: the prerequisites of ``stage`` among
+    the stages the shot has.
+
+    Raises:
+        FrameRangeError: ``frames`` outside the plate.
+        PrerequisiteError: naming the stage to run first and the command that runs it.
+    """
+    from vfx.shot.layout import stage_prerequisites, wanted_stages
+
+    if frames is not None:  # frames outside the plate: that bad input first
+        from vfx.io.plate import open_plate
+
+        plate, frames = open_plate(shot.plate, frames)
+        plate.close()
+    for before in stage_prerequisites(stage, wanted_stages(shot)):
+        if before in _SELF_MADE or _stage_done(shot, before, frames if STAGES[before].chunked else None):
+            continue
+        chunk = f" --frames {frames}" if frames is not None and STAGES[before].chunked else ""
+        raise PrerequisiteError(
+            f"The {stage} task of shot {shot.name!r} runs before its {before} stage is done",
+            expected=f"the {before} stage done first (the {stage} stage reads its "
+                     f"{'frames' if STAGES[before].chunked else 'output'})",
+            found=f"no done {before} task for this shot file, and its output is not on disk",
+            fix=f"run `vfx task run SHOT --stage {before}{chunk}` first (or `vfx farm run SHOT`, which runs the "
+                "stages in order)")
 
 
 class _Progress:

@@ -32,19 +32,20 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor
 
 import vfx
 from vfx.comb.losses import ssim
 from vfx.edit.segment import JointDecoder
-from vfx.errors import ConfigError, MediaError
+from vfx.errors import ConfigError
 from vfx.face.layout import LABEL_NAMES, FaceLabel
-from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, write_stamped
+from vfx.utils.stamped import Layout, read_stamped, read_stamped_weights, schema_error, write_stamped
 
 __all__ = [
     "EDIT_SCHEMA",
@@ -77,6 +78,8 @@ CONTEXT_LABELS = (int(FaceLabel.BACKGROUND), int(FaceLabel.SKIN))
 
 _DELTA_FILE, _INFO_FILE = "delta.safetensors", "edit.json"
 _LAYOUT = Layout.folder(_INFO_FILE, _DELTA_FILE, whole=True)
+#: Latent channels an edit vector may have (the comb network's latent is a few hundred to a few thousand).
+MAX_LATENT_CHANNELS = 65536
 Perceptual = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -456,24 +459,61 @@ def save_edit_vector(path: str | os.PathLike[str], vector: EditVector) -> Path:
     return path
 
 
+_Text = Annotated[str, Field(max_length=1024)]
+_Free = Annotated[dict[str, Any], Field(max_length=256)]
+
+
+class _EditInfo(BaseModel):
+    """``edit.json`` as read back: every field typed and bounded, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    schema_: Literal["vfx.EditVector/1"] = Field(alias="schema")
+    vfx_version: Annotated[str, Field(max_length=64)]
+    persona: Annotated[str, Field(min_length=1, max_length=256)]
+    fingerprint: Annotated[str, Field(min_length=1, max_length=256)]
+    classes: Annotated[list[Annotated[int, Field(ge=0, le=255)]], Field(min_length=1, max_length=256)]
+    labels: Annotated[list[_Text], Field(min_length=1, max_length=256)]
+    resolution: int = Field(default=0, ge=0, le=8192)
+    buffer: float = Field(default=EditSettings.buffer, ge=0, lt=0.5, allow_inf_nan=False)
+    settings: _Free = Field(default_factory=dict)
+    source: _Free = Field(default_factory=dict)
+    metrics: Annotated[dict[str, float | None], Field(max_length=256)] = Field(default_factory=dict)
+    class_names: Annotated[list[_Text], Field(max_length=256)] | None = None
+    latent_channels: int = Field(ge=1, le=MAX_LATENT_CHANNELS)
+
+    @model_validator(mode="after")
+    def _classes_are_labels(self) -> _EditInfo:
+        wrong = [c for c in self.classes if c >= len(self.labels)]
+        if wrong:
+            raise ValueError(f"classes {wrong} are not label values (0-{len(self.labels) - 1} of 'labels')")
+        return self
+
+
 def load_edit_vector(path: str | os.PathLike[str]) -> EditVector:
     """Read a vector folder written by :func:`save_edit_vector`.
 
+    ``edit.json`` is validated field by field, and ``delta.safetensors``'s header (names, shape, dtype, schema)
+    is checked before its one tensor is loaded.
+
     Raises:
-        MediaError: missing or unreadable files, or not a ``vfx.EditVector/1``.
+        MediaError: missing or unreadable files, not a ``vfx.EditVector/1``, a field of the wrong type or out of
+            range (the message names the file and the field), or weights other than one float32 ``delta`` of
+            ``latent_channels`` values.
     """
     path = Path(path)
     fix = "learn it with `vfx edit learn`"
     data = read_stamped(path, EDIT_SCHEMA, layout=_LAYOUT, what="edit vector", fix=fix)
-    delta = read_stamped_weights(path, _LAYOUT, what="edit vector", fix=fix).get("delta")
-    if delta is None:
-        raise MediaError(f"Cannot read the edit vector {path}", expected=f"a tensor 'delta' in {_DELTA_FILE}",
-                         found="none", fix=fix)
-    return EditVector(delta=delta, persona=data["persona"], fingerprint=data["fingerprint"],
-                      classes=tuple(int(c) for c in data["classes"]), labels=tuple(data["labels"]),
-                      resolution=int(data.get("resolution", 0)), buffer=float(data.get("buffer", EditSettings.buffer)),
-                      settings=dict(data.get("settings", {})), source=dict(data.get("source", {})),
-                      metrics=dict(data.get("metrics", {})))
+    try:
+        info = _EditInfo.model_validate(data)
+    except ValidationError as err:
+        raise schema_error(err, f"Edit vector {_LAYOUT.json_path(path)}", fix) from None
+    delta = read_stamped_weights(path, _LAYOUT, what="edit vector", fix=fix, schema=EDIT_SCHEMA,
+                                 expect={"delta": ((info.latent_channels,), "F32")})
+    return EditVector(delta=delta["delta"], persona=info.persona, fingerprint=info.fingerprint,
+                      classes=tuple(info.classes), labels=tuple(info.labels), resolution=info.resolution,
+                      buffer=info.buffer, settings=dict(info.settings), source=dict(info.source),
+                      metrics=dict(info.metrics))
 
 
 def check_edit_vector(vector: EditVector, *, persona: str, fingerprint: str, latent_channels: int,

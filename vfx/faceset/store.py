@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 import vfx
 from vfx.errors import ConfigError, MediaError
 from vfx.utils.atomic import atomic_write_text
-from vfx.utils.stamped import read_stamped, write_stamped
+from vfx.utils.stamped import read_stamped, schema_error, write_stamped
 
 __all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality", "MAX_INDEX_BYTES", "MAX_LINE_BYTES"]
 
@@ -111,7 +111,7 @@ class FaceRecord:
         try:
             data = _IndexLine.model_validate_json(line)
         except ValidationError as err:
-            raise _schema_error(err, source, _FIX_INDEX) from None
+            raise schema_error(err, source, _FIX_INDEX) from None
         if data.quality == "no_face":
             return cls(frame=data.frame, track=None, quality="no_face")
         return cls(
@@ -209,33 +209,6 @@ class _InfoModel(BaseModel):
     vfx_version: Annotated[str, Field(max_length=64)]
 
 
-def _schema_error(err: ValidationError, what: str, fix: str) -> MediaError:
-    """A pydantic error of a file the toolkit reads back, as exit 2 naming the field (``what`` names the file)."""
-    items = err.errors(include_url=False)
-    first = items[0]
-    more = f" (and {len(items) - 1} more problem{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "json_invalid":
-        return MediaError(f"{what} is not valid JSON", expected="one JSON object per line", found=message, fix=fix)
-    if not first["loc"]:
-        return MediaError(f"{what} does not match its schema{more}", expected=message,
-                          found=_shown(first.get("input")), fix=fix)
-    field_name = ".".join(str(part) for part in first["loc"])
-    if first["type"] == "missing":
-        return MediaError(f"{what}: field {field_name!r} is missing{more}", expected=f"a {field_name!r} field",
-                          found="none", fix=fix)
-    return MediaError(f"{what}: field {field_name!r} is wrong{more}", expected=message,
-                      found=_shown(first.get("input")), fix=fix)
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, dict):
-        text = "an object with the fields " + ", ".join(str(k) for k in list(value)[:12])
-    else:
-        text = repr(value)
-    return text if len(text) <= 100 else text[:97] + "..."
-
-
 class Faceset:
     """A faceset folder. Open an existing one with :meth:`open`, make or reuse one with :meth:`create`."""
 
@@ -264,7 +237,7 @@ class Faceset:
         try:
             checked = _InfoModel.model_validate(data)
         except ValidationError as err:
-            raise _schema_error(err, f"Faceset info {info_path}", fix) from None
+            raise schema_error(err, f"Faceset info {info_path}", fix) from None
         return cls(folder, FacesetInfo(**checked.model_dump(exclude={"schema_"})))
 
     @classmethod
@@ -337,7 +310,7 @@ class Faceset:
                 where = f"Faceset index {path}, line {number}"
                 if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
                     raise MediaError(f"{where} is too long", expected=f"lines of at most {MAX_LINE_BYTES // 1024} KB "
-                                     "(one face: about 5 KB)", found=f"a longer line", fix=_FIX_INDEX)
+                                     "(one face: about 5 KB)", found="a longer line", fix=_FIX_INDEX)
                 if line.strip():
                     record = FaceRecord.from_json(line, source=where)
                     if record.crop is not None:

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,7 @@ from vfx.utils.atomic import TEMP_MARKER, atomic_path, atomic_write_text, fsync_
 
 if TYPE_CHECKING:
     import torch
+    from pydantic import ValidationError
 
 __all__ = [
     "FILE",
@@ -53,6 +55,12 @@ __all__ = [
     "parse_schema",
     "read_stamped",
     "read_stamped_weights",
+    "read_weights_header",
+    "check_weights_header",
+    "WeightsHeader",
+    "MAX_JSON_BYTES",
+    "schema_error",
+    "TensorSpec",
     "register_upgrade",
     "write_stamped",
 ]
@@ -60,9 +68,15 @@ __all__ = [
 Upgrade = Callable[[dict[str, Any]], dict[str, Any]]
 """An upgrade: the JSON of version N in, the JSON of version N + 1 out (the ``schema`` field is set for it)."""
 
+TensorSpec = tuple[tuple[int | None, ...], str]
+"""What a tensor must be: its shape (None: any size on that axis) and safetensors dtype (``"F32"``, ``"BF16"``)."""
+
 _UPGRADES: dict[tuple[str, int], Upgrade] = {}
 _SCHEMA = re.compile(r"(?P<family>[A-Za-z_][\w.]*)/(?P<version>\d+)")
 _WEIGHTS_SUFFIX, _JSON_SUFFIX = ".safetensors", ".json"
+
+#: The largest stamped JSON read back (a long shot's comp transforms are a few MB; a loss history less).
+MAX_JSON_BYTES = 256 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -323,14 +337,21 @@ def read_stamped(path: str | os.PathLike[str], schema: str, *, layout: Layout = 
     what = what or family
     source = layout.json_path(path)
     try:
+        info = source.stat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_JSON_BYTES:
+            raise MediaError(f"Cannot read the {what} {path}", expected=f"{source.name}: a JSON file of at most "
+                             f"{MAX_JSON_BYTES // 1024**2} MB", found="not a regular file" if not
+                             stat.S_ISREG(info.st_mode) else f"{info.st_size / 1024**2:.0f} MB",
+                             fix=fix or f"pass a {what} written by vfx")
         data = json.loads(source.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise MediaError(f"Cannot read the {what} {path}", expected=f"{source.name} (JSON, schema {schema})",
                          found=f"no {source}" if source.parent.is_dir() else f"no folder {source.parent}",
                          fix=fix) from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # RecursionError: [[[[... nested
+        found = f"{type(err).__name__}: {str(err)[:200]}"
         raise MediaError(f"Cannot read the {what} {path}", expected=f"{source.name} (JSON, schema {schema})",
-                         found=f"{type(err).__name__}: {err}", fix=fix) from None
+                         found=found, fix=fix) from None
     if not isinstance(data, dict):
         raise MediaError(f"Cannot read the {what} {path}", expected=f"{source.name}: a JSON object",
                          found=f"a JSON {type(data).__name__}", fix=fix)
@@ -352,18 +373,128 @@ def read_stamped(path: str | os.PathLike[str], schema: str, *, layout: Layout = 
 
 def read_stamped_weights(path: str | os.PathLike[str], layout: Layout = SIDECAR, *, name: str | None = None,
                          device: torch.device | str = "cpu", what: str = "file",
-                         fix: str | None = None) -> dict[str, torch.Tensor]:
+                         fix: str | None = None, expect: Mapping[str, TensorSpec] | None = None,
+                         schema: str | None = None) -> dict[str, torch.Tensor]:
     """Read a stamped file's safetensors weights (``name``: another weights file of a folder layout).
 
+    With ``expect`` (and/or ``schema``), the header is read first (:func:`read_weights_header`) and checked
+    (:func:`check_weights_header`): no tensor is loaded from a file whose names, shapes, dtypes or schema differ.
+
     Raises:
-        MediaError: the weights file is missing, truncated or not safetensors.
+        MediaError: the weights file is missing, truncated or not safetensors; or its header is not as expected.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     file = layout.weights_path(path, name)
+    if expect is not None or schema is not None:
+        header = read_weights_header(path, layout, name=name, what=what, fix=fix)
+        check_weights_header(header, expect, schema=schema, what=what, fix=fix)
     try:
         return load_file(str(file), device=str(device))
     except (OSError, SafetensorError) as err:
         raise MediaError(f"Cannot read the {what} {path}", expected=f"a complete {file.name} (safetensors)",
                          found=f"{type(err).__name__}: {err}", fix=fix) from None
+
+
+@dataclass(frozen=True)
+class WeightsHeader:
+    """A safetensors file's header: each tensor's shape and dtype, and the metadata (no tensor data is read)."""
+
+    file: Path
+    tensors: dict[str, tuple[tuple[int, ...], str]]
+    metadata: dict[str, str]
+
+
+def read_weights_header(path: str | os.PathLike[str], layout: Layout = SIDECAR, *, name: str | None = None,
+                        what: str = "file", fix: str | None = None) -> WeightsHeader:
+    """The header of a stamped file's weights (``safetensors.safe_open``: names, shapes, dtypes, metadata only).
+
+    Raises:
+        MediaError: the weights file is missing, not a regular file, or not safetensors.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    file = layout.weights_path(path, name)
+    try:
+        if not stat.S_ISREG(file.stat().st_mode):
+            raise MediaError(f"Cannot read the {what} {path}", expected=f"{file.name}: a safetensors file",
+                             found="not a regular file", fix=fix)
+        with safe_open(str(file), framework="numpy") as handle:
+            tensors = {}
+            for key in handle.keys():
+                part = handle.get_slice(key)
+                tensors[key] = (tuple(int(v) for v in part.get_shape()), str(part.get_dtype()))
+            metadata = dict(handle.metadata() or {})
+    except (OSError, SafetensorError) as err:
+        raise MediaError(f"Cannot read the {what} {path}", expected=f"a complete {file.name} (safetensors)",
+                         found=f"{type(err).__name__}: {str(err)[:200]}", fix=fix) from None
+    return WeightsHeader(file, tensors, metadata)
+
+
+def check_weights_header(header: WeightsHeader, expect: Mapping[str, TensorSpec] | None = None, *,
+                         schema: str | None = None, what: str = "file", fix: str | None = None) -> None:
+    """Refuse weights whose header differs from ``expect`` (exactly these names; each shape, None matching any
+    size, and dtype) or whose metadata names another schema family than ``schema``'s.
+
+    Raises:
+        MediaError: the first difference: the file, the tensor, what was expected and found.
+    """
+    where = f"{what} weights {header.file}"
+    if schema is not None:
+        family = _checked_schema(schema)[0]
+        found = header.metadata.get("schema")
+        parsed = parse_schema(found)
+        if parsed is None or parsed[0] != family:
+            raise MediaError(f"Foreign {where}", expected=f"safetensors stamped {schema}",
+                             found="no schema in its metadata" if found is None else f"schema {found!r}",
+                             fix=fix or f"pass {what} weights written by vfx")
+    if expect is None:
+        return
+    missing = [key for key in expect if key not in header.tensors]
+    extra = [key for key in header.tensors if key not in expect]
+    if missing or extra:
+        found = "; ".join(part for part in (f"missing {', '.join(missing[:8])}" if missing else "",
+                                            f"unknown {', '.join(extra[:8])}" if extra else "") if part)
+        raise MediaError(f"Foreign or mismatched {where}", expected=f"the tensors {', '.join(list(expect)[:8])}"
+                         + (" ..." if len(expect) > 8 else ""), found=found, fix=fix)
+    for key, (shape, dtype) in expect.items():
+        got_shape, got_dtype = header.tensors[key]
+        if len(got_shape) != len(shape) or any(w is not None and w != g for w, g in zip(shape, got_shape)) \
+                or got_dtype != dtype:
+            wanted = "x".join("N" if w is None else str(w) for w in shape) or "scalar"
+            got = "x".join(str(g) for g in got_shape) or "scalar"
+            raise MediaError(f"Mismatched tensor {key!r} in {where}", expected=f"{wanted} {dtype}",
+                             found=f"{got} {got_dtype}", fix=fix)
+
+
+# ---------------------------------------------------------------------------------------------- schema errors
+
+def schema_error(err: ValidationError, what: str, fix: str | None = None) -> MediaError:
+    """A pydantic ``ValidationError`` of a file the toolkit reads back, as a :class:`MediaError` (exit 2) naming
+    ``what`` (the file, and the line of a JSON-lines file), the first wrong field, what it should be and what
+    it is.
+    """
+    items = err.errors(include_url=False)
+    first = items[0]
+    more = f" (and {len(items) - 1} more problem{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "json_invalid":
+        return MediaError(f"{what} is not valid JSON", expected="a JSON object", found=message, fix=fix)
+    if not first["loc"]:
+        return MediaError(f"{what} does not match its schema{more}", expected=message,
+                          found=_shown(first.get("input")), fix=fix)
+    field_name = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "missing":
+        return MediaError(f"{what}: field {field_name!r} is missing{more}", expected=f"a {field_name!r} field",
+                          found="none", fix=fix)
+    return MediaError(f"{what}: field {field_name!r} is wrong{more}", expected=message,
+                      found=_shown(first.get("input")), fix=fix)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        text = "an object with the fields " + ", ".join(str(k) for k in list(value)[:12])
+    else:
+        text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."

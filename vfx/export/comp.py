@@ -38,10 +38,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import fileseq
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import vfx
 from vfx.align.similarity import invert_affine
@@ -60,7 +61,7 @@ from vfx.shot.layout import rendered_sequence
 from vfx.shot.schema import Shot
 from vfx.utils.atomic import atomic_write_text
 from vfx.utils.progress import progress as progress_bar
-from vfx.utils.stamped import read_stamped, write_stamped
+from vfx.utils.stamped import read_stamped, schema_error, write_stamped
 
 LAYER_MATTES = {RETOUCH_MATTE_CHANNEL: ("retouch_matte", "retouch matte"),
                 EDIT_MATTE_CHANNEL: ("edit_matte", "latent edit matte")}
@@ -439,13 +440,51 @@ def _write_if_changed(path: Path, text: str) -> bool:
     return True
 
 
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+_Row = tuple[_Finite, _Finite, _Finite]
+
+
+class _TransformEntry(BaseModel):
+    """One frame of ``transforms.json`` as read back."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    plate_to_crop: tuple[_Row, _Row]
+    crop_to_plate: tuple[_Row, _Row]
+    face_box: tuple[int, int, int, int] | None = None
+
+
+class _Transforms(BaseModel):
+    """The parts of ``transforms.json`` a later export reads back (the rest it writes anew)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    shot_hash: Annotated[str, Field(max_length=256)]
+    crop_size: int = Field(default=0, ge=0, le=8192)
+    frames: Annotated[dict[Annotated[str, Field(pattern=r"^-?\d{1,9}$")], _TransformEntry | None],
+                      Field(max_length=10_000_000)] = Field(default_factory=dict)
+
+
 def _previous_transforms(path: Path, shot_hash: str) -> dict[str, Any]:
-    """The frames an earlier run packaged for the same shot recipe (nothing when the recipe changed)."""
-    try:
-        data = read_stamped(path, TRANSFORMS_SCHEMA, what="comp transforms")
-    except MediaError:
+    """The frames an earlier run packaged for the same shot recipe (nothing when the recipe changed or there is
+    no earlier package).
+
+    Raises:
+        MediaError: a ``transforms.json`` that is not JSON, not ``vfx.CompTransforms``, or whose fields are wrong
+            (the entries of frames this run does not package would be lost silently otherwise).
+    """
+    if not path.is_file() and not path.is_symlink():
         return {}
-    return data if data.get("shot_hash") == shot_hash else {}
+    fix = f"delete {path} and export the whole shot again (`vfx export SHOT`), which writes it anew"
+    data = read_stamped(path, TRANSFORMS_SCHEMA, what="comp transforms", fix=fix)
+    if data.get("shot_hash") != shot_hash:
+        return {}
+    try:
+        checked = _Transforms.model_validate(data)
+    except ValidationError as err:
+        raise schema_error(err, f"Comp transforms {path}", fix) from None
+    return {"crop_size": checked.crop_size,
+            "frames": {k: None if v is None else v.model_dump() for k, v in checked.frames.items()}}
 
 
 def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame: int, shot_hash: str) -> RenderInfo:

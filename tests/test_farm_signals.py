@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests import test_farm
-from tests.test_farm import frames_of, shot_in
+from tests.test_farm import frames_of, shot_in, temp_files
 from vfx.cli import entrypoint
 from vfx.errors import VfxError
 from vfx.farm.graph import build_graph, farm_folder
@@ -31,6 +31,7 @@ from vfx.farm.task import (
     load_record,
     read_record,
 )
+from vfx.render.rendered import read_rendered_frame
 from vfx.shot import load_shot, save_shot
 
 farm_base = test_farm.farm_base  # the fixtures: the demo shot with a tiny model, and its farm run
@@ -42,6 +43,18 @@ def _with_faces_of(shot_file: Path, rendered: Path) -> None:
     """Give a shot the plate's faces the whole run tracked (same plate, same settings)."""
     shutil.copytree(Path(load_shot(rendered).outputs.exr).parent / "demo_plate_faces",
                     Path(load_shot(shot_file).outputs.exr).parent / "demo_plate_faces")
+
+
+def _mark_done(shot_file: Path, chunk: int, stages: tuple[str, ...] = ("extract", "track")) -> None:
+    """Record the tasks of ``stages`` done for this shot (their outputs are there): a run starts after them."""
+    graph = build_graph(shot_file, chunk=chunk)
+    graph.folder.mkdir(parents=True, exist_ok=True)
+    for task in graph.tasks:
+        if task.stage in stages:
+            TaskRecord(task=task.id, stage=task.stage, frames=None if task.frames is None else str(task.frames),
+                       state="done", host=socket.gethostname(), pid=os.getpid(), attempt=1, started=time.time(),
+                       finished=time.time(), exit_code=0, shot_hash=graph.shot.content_hash(),
+                       ).write(graph.folder / f"{task.id}.json")
 
 
 def _vfx(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
@@ -71,9 +84,10 @@ def _survivors(groups: set[int]) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------- SIGTERM
 
-def test_sigterm_to_farm_run_mid_swap_stops_every_task_and_the_rerun_completes(farm_base, whole):
+def test_sigterm_to_farm_run_mid_swap_stops_every_task_and_the_rerun_completes(farm_base, whole, capsys):
     shot_file = shot_in(farm_base, "sigterm")
     _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 4)
     shot = load_shot(shot_file)
     folder = farm_folder(shot)
     runner = _vfx("farm", "run", str(shot_file), "--chunk", "4", "--workers", "2", "--deterministic",
@@ -101,15 +115,47 @@ def test_sigterm_to_farm_run_mid_swap_stops_every_task_and_the_rerun_completes(f
     assert all("SIGTERM" in r.message for r in killed)
     assert not list(folder.glob("swap.*.lock"))  # released by the tasks (or removed by the runner)
     # `vfx farm status` says so; the rerun finishes the job, and the frames are the uninterrupted run's.
-    status = subprocess.run([sys.executable, "-m", "vfx", "farm", "status", str(shot_file), "--chunk", "4"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert status.returncode == 0 and "killed" in status.stdout and "SIGTERM" in status.stdout
-    again = _vfx("farm", "run", str(shot_file), "--chunk", "4", "--workers", "2", "--deterministic",
-                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = again.communicate(timeout=300)
-    assert again.returncode == 0, out + err[-3000:]
+    assert entrypoint(["farm", "status", str(shot_file), "--chunk", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "killed" in out and "SIGTERM" in out
+    again = run_local(build_graph(shot_file, chunk=4), workers=2, deterministic=True)
+    assert again.exit_code == 0, again.describe()
+    assert {r.task for r in again.ran} >= {r.task for r in killed}
     assert [r.state for r in farm_status(build_graph(shot_file, chunk=4))] == ["done"] * len(rows)
     assert frames_of(shot_file) == frames_of(whole)
+    assert not temp_files(shot_file)
+
+
+def test_a_task_stops_cleanly_on_sigterm(farm_base, whole):
+    """`vfx task run` under SIGTERM: exit 143, recorded killed, lock released, no temporary file left, and
+    every frame on disk complete (the uninterrupted run's bits)."""
+    shot_file = shot_in(farm_base, "task_term")
+    _with_faces_of(shot_file, whole)
+    folder = farm_folder(load_shot(shot_file))
+    task = _vfx("task", "run", str(shot_file), "--stage", "swap", "--frames", "1001-1008", "--device", "cpu",
+                "--deterministic", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and task.poll() is None:
+        record = read_record(folder / "swap.1001-1008.json")
+        if record is not None and record.state == "running" and record.pid == task.pid:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert task.poll() is None, "the task finished before it could be stopped"
+    task.send_signal(signal.SIGTERM)
+    out, err = task.communicate(timeout=60)
+    assert task.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM" in err and "Traceback" not in err
+    record = read_record(folder / "swap.1001-1008.json")
+    assert record.state == "killed" and record.exit_code == 143 and "SIGTERM" in record.message
+    assert not (folder / "swap.1001-1008.lock").exists()
+    assert not temp_files(shot_file)
+    reference = frames_of(whole)
+    pattern = str(load_shot(shot_file).outputs.exr)
+    for frame, pixels in reference.items():
+        if Path(pattern.replace("####", frame)).is_file():
+            done = read_rendered_frame(pattern.replace("####", frame))
+            assert (done.rgb.tobytes(), done.matte.tobytes()) == pixels
 
 
 def test_sigint_to_the_runner_in_process_is_forwarded_too(farm_base, whole):
@@ -119,6 +165,7 @@ def test_sigint_to_the_runner_in_process_is_forwarded_too(farm_base, whole):
 
     shot_file = shot_in(farm_base, "sigint")
     _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 4)
     folder = farm_folder(load_shot(shot_file))
     before = signal.getsignal(signal.SIGINT)
     pids: set[int] = set()
@@ -158,6 +205,7 @@ def test_a_failed_tasks_reason_is_printed_by_farm_run_and_status(farm_base, whol
     save_shot(shot.model_copy(update={"model": shot.model.model_copy(update={"checkpoint": tmp_path / "gone"})}),
               shot_file)
     _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 8)
     run = subprocess.run([sys.executable, "-m", "vfx", "farm", "run", str(shot_file), "--chunk", "8", "--workers",
                           "1", "--retries", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, VFX_NO_PROGRESS="1"))
@@ -180,6 +228,7 @@ def test_exit_1_is_retried_and_its_reason_taken_from_the_log(farm_base, whole):
     retried; its reason comes from its log's `vfx: error:` line. Freed, the next run completes."""
     shot_file = shot_in(farm_base, "retry")
     _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 8)
     folder = farm_folder(load_shot(shot_file))
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / "swap.1001-1008.lock"
@@ -218,7 +267,6 @@ def _record(task: str = "swap.1001-1004", **changes: object) -> dict[str, object
     (json.dumps(_record(stage="paint")).encode(), "'stage'"),
     (json.dumps(_record(started="yesterday")).encode(), "'started'"),
     (json.dumps(_record(message="x" * 5000)).encode(), "'message'"),
-    (json.dumps(_record(task="swap.1001-1008")).encode(), "'task'"),
     (json.dumps(_record(owner="mallory")).encode(), "'owner'"),
     (json.dumps({k: v for k, v in _record().items() if k != "host"}).encode(), "'host'"),
     (json.dumps(_record(frames_done=-1)).encode(), "'frames_done'"),
@@ -241,6 +289,8 @@ def test_record_size_cap_and_a_valid_record_round_trips(tmp_path):
         load_record(path)
     TaskRecord(**{k: v for k, v in _record().items() if k != "schema"}).write(path)
     assert load_record(path).pid == 10 and load_record(tmp_path / "none.json") is None
+    with pytest.raises(TaskRecordError, match="Expected: field 'task': the record of task 'swap.1005-1008'.*Found: field 'task' = 'swap.1001-1004'"):
+        load_record(path, task="swap.1005-1008")  # another task's record, copied over
 
 
 def test_status_shows_a_corrupt_record_and_the_run_redoes_its_task(farm_base, whole, capsys):
@@ -248,7 +298,7 @@ def test_status_shows_a_corrupt_record_and_the_run_redoes_its_task(farm_base, wh
     shutil.copytree(Path(load_shot(whole).outputs.exr).parent, Path(load_shot(shot_file).outputs.exr).parent)
     folder = farm_folder(load_shot(shot_file))
     shutil.rmtree(folder)
-    assert run_local(build_graph(shot_file, chunk=4), workers=2).exit_code == 0  # everything skips: records
+    _mark_done(shot_file, 4, ("extract", "track", "swap", "package"))  # the whole run's outputs are there
     (folder / "swap.1005-1008.json").write_text(json.dumps(_record("swap.1005-1008", pid="not a number")))
     rows = {r.task: r for r in farm_status(build_graph(shot_file, chunk=4))}
     assert rows["swap.1005-1008"].state == "corrupt" and "'pid'" in rows["swap.1005-1008"].message

@@ -29,7 +29,7 @@ def task_run(
     """Run one task: skip what is already written, write atomically, record the task's state in
     <shot>_farm/<task>.json. Exit 0 done, 2 bad input (do not retry), 1 failure (retry), 143 (130) stopped
     by SIGTERM (SIGINT): the frame in flight is finished, the task recorded as killed."""
-    from vfx.farm.task import PROGRESS_FORMATS, TaskOptions, TaskTerminated, run_task, stop_on_signals
+    from vfx.farm.task import PROGRESS_FORMATS, TaskOptions, run_task, stop_on_signals, terminated_by
     from vfx.shot import FrameRange
 
     stage = choice("--stage", stage, tuple(STAGES))
@@ -40,7 +40,10 @@ def task_run(
     try:
         with stop_on_signals():
             record = run_task(shot, stage, chunk, options=options)
-    except TaskTerminated as stopped:
+    except BaseException as err:
+        stopped = terminated_by(err)
+        if stopped is None:
+            raise
         typer.echo(f"vfx: task {stopped}; recorded as killed", err=True)
         raise typer.Exit(stopped.exit_code) from None
     typer.echo(f"task {record.task}: {record.message}", err=True)

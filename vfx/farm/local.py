@@ -211,7 +211,7 @@ def _record_killed(graph: TaskGraph, task: Task, process: subprocess.Popen[bytes
     remove its lock when its stopped process still holds it."""
     path = graph.folder / f"{task.id}.json"
     record = read_record(path)
-    code = process.returncode if process.returncode is not None and process.returncode > 0 else 128 + signum
+    code = 128 + signum
     name = signal.Signals(signum).name
     message = f"stopped by {name} (forwarded by vfx farm run): its run was cancelled; a rerun redoes it"
     if record is not None and record.pid == process.pid and record.state in ("done", "killed"):

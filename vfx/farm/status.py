@@ -32,7 +32,7 @@ def farm_status(graph: TaskGraph) -> list[TaskStatus]:
     rows = []
     for task in graph.tasks:
         try:
-            record = load_record(graph.folder / f"{task.id}.json")
+            record = load_record(graph.folder / f"{task.id}.json", task=task.id)
         except TaskRecordError as err:
             rows.append(TaskStatus(task.id, "corrupt", 0, len(task.frames) if task.frames is not None else 1, 0,
                                    None, "", str(err)))

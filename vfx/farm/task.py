@@ -62,6 +62,7 @@ __all__ = [
     "read_records",
     "run_task",
     "stop_on_signals",
+    "terminated_by",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,16 @@ class TaskTerminated(BaseException):
     def exit_code(self) -> int:
         """128 + the signal's number, as a shell reports a process a signal ended (143 for SIGTERM)."""
         return 128 + self.signum
+
+
+def terminated_by(err: BaseException | None) -> TaskTerminated | None:
+    """The :class:`TaskTerminated` behind ``err`` (itself, or what it was raised while handling: a worker
+    pool that broke as the signal reached its processes), or None."""
+    for _ in range(8):
+        if err is None or isinstance(err, TaskTerminated):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
 
 
 @contextmanager
@@ -184,13 +195,17 @@ _FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
 }
 
 
-def load_record(path: Path) -> TaskRecord | None:
+def load_record(path: Path, task: str | None = None) -> TaskRecord | None:
     """A task record, validated; None when there is none.
+
+    Args:
+        path: the record file.
+        task: the task id it must be the record of (a record copied from another task's is refused).
 
     Raises:
         TaskRecordError: the file is not a task record (bigger than :data:`RECORD_MAX_BYTES`, not a file, not
-            JSON, another schema, an unknown, missing or mistyped field, a task id that is not its file
-            name's): the message names the file, the field and the fix.
+            JSON, another schema, an unknown, missing or mistyped field, another task's): the message names
+            the file, the field and the fix.
     """
     path = Path(path)
     fix = f"delete it (rm '{path}'); the task's next attempt writes a new one"
@@ -231,7 +246,7 @@ def load_record(path: Path) -> TaskRecord | None:
     checks = {
         "state": (data["state"] in STATES, f"one of {', '.join(STATES)}"),
         "stage": (data["stage"] in STAGES, f"one of {', '.join(STAGES)}"),
-        "task": (data["task"] == path.stem, f"the task id of its file name, {path.stem!r}"),
+        "task": (task is None or data["task"] == task, f"the record of task {task!r}"),
         "pid": (data["pid"] > 0, "a process id above 0"),
         "attempt": (data["attempt"] >= 1, "1 or more"),
         "message": (len(data.get("message", "")) <= MESSAGE_MAX_CHARS, f"at most {MESSAGE_MAX_CHARS} characters"),
@@ -421,8 +436,10 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     except BaseException as err:
         code = err.exit_code if isinstance(err, VfxError) else 1
         state: State = "bad_input" if code == 2 else "failed"
-        if isinstance(err, TaskTerminated):
-            state, code = "killed", err.exit_code
+        stopped = terminated_by(err)
+        if stopped is not None:
+            state, code = "killed", stopped.exit_code
+            err = stopped
         elif isinstance(err, KeyboardInterrupt):
             state, code = "killed", 128 + signal.SIGINT
         elif isinstance(err, SystemExit):

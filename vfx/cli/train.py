@@ -50,9 +50,10 @@ def train(
         out=out, resolution=res, width=width, iters_per_level=iters_per_level, fine_tune_iters=fine_tune_iters,
         batch_size=batch, mask=choice("--mask", mask, ("target", "both")) if mask is not None else None,
         holdout=holdout, seed=seed, checkpoint_every=checkpoint_every, amp=amp, compile=compile_,
-        shared_lr_scale=shared_lr_scale, base=base, resume=resume)
+        shared_lr_scale=shared_lr_scale, base=base, resume=resume, device=resolve_device(device))
+    # Every check before any work or write: settings, device, facesets, run folder, checkpoints (plan_training).
     plan = plan_training(load_shot(shot) if shot is not None else None, overrides)
-    chosen = resolve_device(device)
+    chosen = plan.device
     for summary in extract_personas(plan, device=chosen).values():
         if summary is not None:
             typer.echo(summary.describe(), err=True)

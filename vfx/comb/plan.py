@@ -13,6 +13,11 @@ model whichever way it is run. The plan checks everything before any work and wr
   shot's ``model``, else :data:`DEFAULT_RESOLUTION` and :data:`DEFAULT_WIDTH` (no shot model). The checkpoint
   interval: the override, else ``model.training.checkpoint_every``, else TrainConfig's one rule,
   ``min(500, iters_per_level)``.
+- **Settings and files** are checked here, before any work: every setting's range (:class:`TrainConfig`,
+  :class:`~vfx.comb.network.CombConfig`: ``--res`` a power of two from 4 to 1024, ``--width`` in (0, 4]), the
+  device (:func:`vfx.utils.device.resolve_device`: an unavailable CUDA device is refused), the run folder (a
+  writable folder, never a faceset's; a new run must not find a model there, ``--resume`` must find one whose
+  architecture and files check out: :func:`vfx.comb.checkpoint.check_checkpoint`) and the ``--base`` model.
 - **Consent** (:func:`consent_refusal`): a persona without a consent record (``personas.NAME.consent`` or
   ``--consent NAME=TEXT``) is refused, unless ``no_consent_record`` (``vfx train --no-consent-record``) says
   to train it anyway, which is logged. The farm has no such flag, so it always refuses.
@@ -26,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vfx.comb.checkpoint import PersonaRecord, read_manifest
+from vfx.comb.checkpoint import PersonaRecord, check_checkpoint, latest_checkpoint
 from vfx.comb.data import PersonaData
 from vfx.comb.network import CombConfig
 from vfx.comb.train import TrainConfig
@@ -35,6 +40,8 @@ from vfx.faceset.store import Faceset
 from vfx.shot.frames import DEFAULT_START_FRAME
 from vfx.shot.layout import persona_faceset_folder
 from vfx.shot.schema import ModelTraining, Shot
+from vfx.utils.atomic import check_writable
+from vfx.utils.device import resolve_device
 
 if TYPE_CHECKING:
     from vfx.faceset.extract import ExtractSummary
@@ -106,7 +113,11 @@ class TrainingOverrides:
     compile: bool | None = None
     shared_lr_scale: float | None = None
     base: Path | None = None
-    resume: bool = False
+    resume: bool | None = None
+    """True: continue the run folder's newest checkpoint (there must be one); False: a new run (there must be
+    none); None (the farm): continue when there is one."""
+    device: str | None = None
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked to exist (None: not checked, the plan says ``cpu``)."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +132,9 @@ class TrainingPlan:
         run: the run folder (checkpoints).
         holdout: fraction of each faceset kept out of training.
         base: a trained model the personas are added to, or None.
-        resume: continue the run folder's newest checkpoint (asked for on the command line).
+        resume: continue the run folder's newest checkpoint (checked: it fits the plan).
         unconsented: personas trained without a consent record (only with ``no_consent_record``).
+        device: the device to train on, checked to exist.
     """
 
     shot: str | None
@@ -135,6 +147,7 @@ class TrainingPlan:
     base: Path | None = None
     resume: bool = False
     unconsented: tuple[str, ...] = ()
+    device: str = "cpu"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -176,8 +189,10 @@ def plan_training(shot: Shot | None, overrides: TrainingOverrides | None = None)
 
     Raises:
         ConfigError: no personas, a ``--consent`` for an unknown persona, a persona without a consent record
-            (unless ``no_consent_record``), no run folder, a faceset folder that is not a faceset, footage that
-            does not open, or invalid settings.
+            (unless ``no_consent_record``), no run folder, a run folder that is a file, not writable or a faceset's,
+            a model there without ``resume`` (or none with it), a faceset folder that is not a faceset, footage
+            that does not open, an unavailable device, or invalid settings.
+        MediaError: a ``--base`` model or the checkpoint to resume whose manifest or weights do not check out.
     """
     o = overrides or TrainingOverrides()
     model = shot.model if shot is not None else None
@@ -215,17 +230,35 @@ def plan_training(shot: Shot | None, overrides: TrainingOverrides | None = None)
     if unconsented and not o.no_consent_record:
         raise consent_refusal(unconsented)
 
+    device = resolve_device(o.device) if o.device is not None else "cpu"
     run = o.out or (Path(model.checkpoint) if model is not None else None)
     if run is None:
         raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none")
-    base_config = read_manifest(o.base).config if o.base is not None else None
-    resolution = o.resolution or (base_config.resolution if base_config else model.resolution if model is not None
-                                  else DEFAULT_RESOLUTION)
-    width = o.width or (base_config.width if base_config else model.width if model is not None else DEFAULT_WIDTH)
-    CombConfig(resolution=resolution, width=width, personas=tuple(folders))  # the architecture's own checks
+    base_manifest = check_checkpoint(o.base) if o.base is not None else None
+    base_config = base_manifest.config if base_manifest is not None else None
+    resolution = _pick(o.resolution, base_config.resolution if base_config else model.resolution if model is not None
+                       else DEFAULT_RESOLUTION)
+    width = _pick(o.width, base_config.width if base_config else model.width if model is not None else DEFAULT_WIDTH)
+    names = tuple(folders)
+    if base_config is not None:  # train_comb's rule: the base's decoders, then the personas it lacks
+        names = base_config.personas + tuple(n for n in names if n not in base_config.personas)
+    try:  # the architecture's own checks
+        arch = CombConfig(resolution=resolution, width=width, personas=names)  # type: ignore[arg-type]
+    except ConfigError as err:
+        option = "--res (or model.resolution)" if "resolution" in err.message else "--width (or model.width)" \
+            if "width" in err.message else "--persona"
+        raise ConfigError(f"{err.message} for {option}", expected=err.expected, found=err.found,
+                          fix=f"set {option} to {err.expected}" if "persona" not in option else err.fix) from None
+    if base_manifest is not None and ((arch.resolution, arch.width) != (base_config.resolution, base_config.width)
+                                      or base_manifest.level != base_config.top_level):
+        raise ConfigError(f"Cannot add personas to {o.base}", expected=f"a model grown to {arch.resolution}² at width "
+                          f"{arch.width}", found=f"{base_config.resolution}² at width {base_config.width}, level "
+                          f"{base_manifest.level} of {base_config.top_level}",
+                          fix="finish training it, or leave out --res and --width (the base's are used)")
     holdout = training.holdout if o.holdout is None else o.holdout
-    if not 0.0 <= holdout < 1.0:
-        raise ConfigError("Invalid hold-out fraction", expected="a number in [0, 1)", found=repr(holdout))
+    if isinstance(holdout, bool) or not isinstance(holdout, int | float) or not 0.0 <= holdout < 1.0:
+        raise ConfigError("Invalid hold-out fraction", expected="a number in [0, 1)", found=repr(holdout),
+                          fix="set --holdout (or model.training.holdout) to a fraction such as 0.1")
     given = {"amp": o.amp, "compile": o.compile, "shared_lr_scale": o.shared_lr_scale}
     config = TrainConfig(
         iters_per_level=_pick(o.iters_per_level, training.iters_per_level),
@@ -251,11 +284,45 @@ def plan_training(shot: Shot | None, overrides: TrainingOverrides | None = None)
         if source is not None:
             _check_footage(name, *source)
         personas.append(PersonaSource(name, tuple(paths), consent[name], *(source or (None, DEFAULT_START_FRAME))))
+    resume = _check_run(Path(run), arch, o.resume, tuple(f for p in personas for f in p.facesets))
     if unconsented:
         log.warning("training without a consent record for: %s", ", ".join(unconsented))
     return TrainingPlan(shot=shot.name if shot is not None else None, personas=tuple(personas), config=config,
                         resolution=resolution, width=width, run=Path(run), holdout=holdout, base=o.base,
-                        resume=o.resume, unconsented=unconsented)
+                        resume=resume, unconsented=unconsented, device=device)
+
+
+def _check_run(run: Path, arch: CombConfig, resume: bool | None, facesets: tuple[Path, ...]) -> bool:
+    """Check the run folder before any work: a writable folder that is no faceset's, holding no model for a new
+    run and a sound one of this architecture for a resumed run. Returns whether the run resumes."""
+    if run.exists() and not run.is_dir():
+        raise ConfigError(f"Run folder {run} is a file", expected="a folder for the checkpoints (new, or a run's)",
+                          found="a file", fix="choose another --out (or model.checkpoint)")
+    real = run.resolve()
+    for folder in facesets:
+        inside = folder.resolve()
+        if real == inside or inside in real.parents:
+            raise ConfigError(f"Run folder {run} lies in the faceset {folder}",
+                              expected="a run folder outside every faceset (its checkpoints must not mix with "
+                                       "the crops)", found=f"{real}", fix="choose another --out (or model.checkpoint)")
+    check_writable(run)
+    newest = latest_checkpoint(run)
+    if resume is False and newest is not None:
+        raise ConfigError(f"Run folder {run} already holds a model", expected="a new run folder, or --resume",
+                          found=f"checkpoint {newest.name}", fix="pass --resume to continue it, or choose another --out")
+    if resume and newest is None:
+        raise ConfigError(f"Nothing to resume in {run}", expected="a run folder with step_* checkpoints",
+                          found="none", fix="run without --resume to start training")
+    if newest is None:
+        return False
+    manifest = check_checkpoint(newest, optimizer=True)
+    if manifest.config != arch:
+        saved = manifest.config
+        raise ConfigError(f"Checkpoint {newest} has another architecture than this run asks",
+                          expected=f"{arch.resolution}², width {arch.width}, personas {', '.join(arch.personas)}",
+                          found=f"{saved.resolution}², width {saved.width}, personas {', '.join(saved.personas)}",
+                          fix="resume with the run's own --res, --width and personas, or choose another --out")
+    return True
 
 
 def _pick(override: object, value: object) -> object:

@@ -12,21 +12,16 @@ def key_value(option: str, item: str) -> tuple[str, str]:
 
     name, sep, value = item.partition("=")
     if not sep or not name.strip() or not value.strip():
-        raise ConfigError(f"Invalid {option} {item!r}", expected=f"{option} NAME=VALUE", found=item)
+        raise ConfigError(f"Invalid {option} {item!r}", expected=f"{option} NAME=VALUE", found=item,
+                          fix=f"write the name, an equals sign, then the value: {option} hopper=facesets/hopper")
     return name.strip(), value.strip()
 
 
 def resolve_device(spec: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cpu``, ``cuda``, ``cuda:N`` as given."""
-    from vfx.errors import ConfigError
+    """``--device`` resolved and checked to exist here (:func:`vfx.utils.device.resolve_device`)."""
+    from vfx.utils.device import resolve_device as resolve
 
-    if spec == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cpu" or spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
-        return spec
-    raise ConfigError(f"Unknown device {spec!r}", expected="auto, cpu, cuda or cuda:N", found=spec)
+    return resolve(spec)
 
 
 def choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -56,13 +51,15 @@ def media_source(source: str, *, persona: str | None, start_frame: int, colorspa
             return media, shot.plate.frames
         if persona not in shot.personas:
             raise ConfigError(f"Shot {shot.name!r} has no persona {persona!r}",
-                              expected=f"one of {', '.join(sorted(shot.personas)) or '(none declared)'}", found=persona)
+                              expected=f"one of {', '.join(sorted(shot.personas)) or '(none declared)'}", found=persona,
+                              fix="check the spelling, or add the persona under `personas:` in the shot file")
         config = shot.personas[persona]
         if config.footage is None:
             raise ConfigError(f"Persona {persona!r} has a faceset, not footage", expected="personas.NAME.footage",
                               found=f"faceset {config.faceset}", fix="its faceset is already extracted")
         return MediaSource(str(config.footage), config.start_frame, colorspace or WORKING_SPACE, shot=shot.name), None
     if persona is not None:
-        raise ConfigError("--persona needs a shot file", expected="a .yaml shot file as SOURCE", found=source)
+        raise ConfigError("--persona needs a shot file", expected="a .yaml shot file as SOURCE", found=source,
+                          fix="pass the shot file as SOURCE, or leave --persona out to extract this media itself")
     return MediaSource(source, start_frame, colorspace or WORKING_SPACE), None
 

@@ -135,7 +135,7 @@ def edit_apply(
         pairs = [(v, curves[i] if len(curves) > 1 else (curves[0] if curves else 1.0)) for i, v in enumerate(vector)]
     elif strength:
         raise ConfigError("--strength needs --vector", expected="--vector V --strength CURVE",
-                          fix="or set the strength in the shot file's edit_vectors")
+                          found=f"--strength {strength[0]} alone", fix="or set the strength in the shot file's edit_vectors")
     plan = plan_edit_apply(loaded, frames=FrameRange.parse(frames) if frames else None, vectors=pairs,
                            refine_steps=refine_steps, device=resolve_device(device))
     typer.echo(run_edit_apply(plan, workers=workers).describe())

@@ -27,7 +27,7 @@ from vfx.io.plate import probe_media
 from vfx.io.video import encode_video
 from vfx.shot import DEFAULT_START_FRAME, FrameRange, SequencePattern, Shot, save_shot
 from vfx.shot.schema import OutputsConfig, PersonaConfig, PlateConfig, SwapConfig
-from vfx.utils.atomic import atomic_path
+from vfx.utils.atomic import atomic_path, check_writable
 from vfx.utils.progress import progress
 
 __all__ = ["DemoResult", "build_demo", "extract_demo_facesets", "swap_demo", "train_demo_model", "head_motion_matrix",
@@ -197,11 +197,14 @@ def build_demo(
     Raises:
         ConfigError: ``size`` is odd or too small, or ``num_frames`` is below 8.
     """
-    if size < 64 or size % 2:
-        raise ConfigError("Invalid demo size", expected="an even number of pixels, 64 or more", found=str(size))
-    if num_frames < 8:
-        raise ConfigError("Too few demo frames", expected="8 or more", found=str(num_frames))
+    if size < 64 or size > 4096 or size % 2:
+        raise ConfigError("Invalid demo size", expected="an even number of pixels from 64 to 4096", found=str(size),
+                          fix="--size 256 (the default) or 128 for a quicker run")
+    if not 8 <= num_frames <= 10_000:
+        raise ConfigError("Invalid number of demo frames", expected="8 to 10000", found=str(num_frames),
+                          fix="--frames 48 (the default)")
     folder = Path(folder).absolute()
+    check_writable(folder)
     frame_range = FrameRange.from_bounds(start_frame, start_frame + num_frames - 1)
     tone = _write_tone(folder / "media" / "tone.m4a", seconds=float(num_frames / fps) + 1.0)
     to_plate = ColorConverter("sRGB Encoded Rec.709 (sRGB)", PLATE_COLORSPACE)

@@ -22,7 +22,7 @@ import torch
 
 from vfx.align.similarity import warp_to_crop
 from vfx.blend.paste import crop_matte, paste_change
-from vfx.comb.checkpoint import checkpoint_folder, load_checkpoint, read_manifest
+from vfx.comb.checkpoint import check_checkpoint, checkpoint_folder, load_checkpoint
 from vfx.edit.segment import (
     JointDecoder,
     SegHeadInfo,
@@ -45,7 +45,7 @@ from vfx.edit.vectors import (
     region_iou,
     save_edit_vector,
 )
-from vfx.errors import ConfigError, MediaError
+from vfx.errors import ConfigError, FrameRangeError, MediaError
 from vfx.face.layout import LABEL_NAMES, colourise_layout, read_painted_map
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.faceset.store import FaceRecord
@@ -66,9 +66,10 @@ from vfx.render.loop import (
 )
 from vfx.render.rendered import EDIT_MATTE_CHANNEL, RenderInfo
 from vfx.shot.frames import FrameRange
-from vfx.shot.layout import edit_vector_folder, seg_head_path
+from vfx.shot.layout import Place, check_apart, edit_vector_folder, seg_head_path, shot_inputs
 from vfx.shot.schema import ModelConfig, Shot, StrengthKey
 from vfx.utils.atomic import check_writable
+from vfx.utils.device import resolve_device
 from vfx.utils.psnr import image_psnr
 
 __all__ = [
@@ -167,7 +168,7 @@ def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps:
         MediaError: an unreadable checkpoint or faceset.
     """
     folder = checkpoint_folder(_require_model(shot).checkpoint)
-    manifest = read_manifest(folder)
+    manifest = check_checkpoint(folder)
     if persona not in manifest.config.personas:
         raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
                           f"{', '.join(manifest.config.personas)}", found=repr(persona))
@@ -248,6 +249,7 @@ def read_edited_labels(path: str | Path, size: int) -> torch.Tensor:
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
     if pixels is None:
         raise MediaError(f"Cannot read the edited label map {path}", expected="a PNG label map",
+                         found="no file there" if not path.exists() else "a file that is not a readable image",
                          fix="paint on the map `vfx edit labels SHOT --keyframe F` writes")
     h, w = pixels.shape[:2]
     if h != w or h % size:
@@ -264,6 +266,11 @@ def write_keyframe_labels(shot: Shot, *, keyframe: int, out: Path, persona: str 
     """Write the keyframe's decoded segmentation (layout colours, ``scale`` x the model's crop) for the artist to
     paint on, and the decoded face beside it (``<out>_face.png``). Returns both paths."""
     persona = _shot_persona(shot, persona)
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise ConfigError(f"The label map {out} is not a PNG", expected="--out NAME.png", found=out.name or str(out),
+                          fix=f"--out {out.with_suffix('.png').name}")
+    device = _check_keyframe_plan(shot, persona, keyframe, device, writes=[out, out.with_name(out.stem + "_face.png")])
     model = open_edit_model(shot, persona, device=device)
     crop, _ = _keyframe(shot, model, keyframe, workers=workers)
     with torch.no_grad():
@@ -272,12 +279,37 @@ def write_keyframe_labels(shot: Shot, *, keyframe: int, out: Path, persona: str 
     labels = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
     big = np.repeat(np.repeat(colourise_layout(labels), scale, axis=0), scale, axis=1)
     face = np.repeat(np.repeat(image[0].permute(1, 2, 0).cpu().numpy(), scale, axis=0), scale, axis=1)
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     face_path = out.with_name(out.stem + "_face.png")
     write_image(out, big.astype(np.float32) / 255.0, channels=("R", "G", "B"), dtype="uint8")
     write_image(face_path, np.clip(face, 0.0, 1.0).astype(np.float32), channels=("R", "G", "B"), dtype="uint8")
     return out, face_path
+
+
+def _check_keyframe_plan(shot: Shot, persona: str, keyframe: int, device: str, *, writes: list[Path]) -> str:
+    """What a keyframe command needs, checked before the segmentation head trains or anything is written: the
+    device, the model's weights and persona (header reads), the keyframe inside the plate, the files it writes
+    writable and apart from the shot's inputs. Returns the resolved device."""
+    device = resolve_device(device)
+    folder = checkpoint_folder(_require_model(shot).checkpoint)
+    manifest = check_checkpoint(folder)
+    if persona not in manifest.config.personas:
+        raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
+                          f"{', '.join(manifest.config.personas)}", found=repr(persona),
+                          fix="pick one with --persona (or swap.persona)")
+    plate, frames = open_plate(shot.plate, None)
+    plate.close()
+    if keyframe not in frames:
+        raise FrameRangeError(f"Keyframe {keyframe} is outside the plate", expected=f"a frame of {frames}",
+                              found=str(keyframe), fix=f"--keyframe {frames.first} ... {frames.last}")
+    inputs = shot_inputs(shot)
+    for path in writes:
+        if path.is_dir():
+            raise ConfigError(f"{path} is a folder", expected="a file path to write", found="a folder",
+                              fix=f"name a file inside it, e.g. {path / path.name}.png")
+        check_writable(path.parent)
+        check_apart(Place(str(path), path, "folder" if path.suffix == ".vfxedit" else "file"), inputs)
+    return device
 
 
 def _shot_persona(shot: Shot, persona: str | None) -> str:
@@ -335,7 +367,7 @@ def learn_shot_edit(shot: Shot, *, keyframe: int, labels: str | Path, persona: s
     settings = settings or EditSettings(steps=options.keyframe_steps, buffer=options.buffer)
     edited = read_edited_labels(labels, _require_model(shot).resolution)  # before any heavy work
     out = Path(out) if out is not None else edit_vector_folder(shot, keyframe)
-    check_writable(out.parent)
+    device = _check_keyframe_plan(shot, persona, keyframe, device, writes=[out])
     model = open_edit_model(shot, persona, device=device)
     crop, _ = _keyframe(shot, model, keyframe, workers=workers)
     with torch.no_grad():
@@ -422,7 +454,7 @@ def plan_edit_apply(shot: Shot, *, frames: FrameRange | None = None,
     pairs = vectors if vectors is not None else [(Path(v.vector), v.strength) for v in shot.edit_vectors]
     if not pairs:
         raise ConfigError(f"Shot {shot.name!r} has no edit vectors to apply", expected="--vector V or an "
-                          "`edit_vectors:` list in the shot file", fix="learn one with `vfx edit learn`")
+                          "`edit_vectors:` list in the shot file", found="neither", fix="learn one with `vfx edit learn`")
     loaded = [AppliedVector(load_edit_vector(path), strength, Path(path).name.removesuffix(".vfxedit"))
               for path, strength in pairs]
     persona = shot.swap.persona if shot.swap else loaded[0].vector.persona

@@ -8,6 +8,7 @@ from vfx.errors import ConfigError
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, format_frames
 from vfx.shot.schema import Shot
+from vfx.utils.atomic import check_writable
 
 __all__ = ["write_handoff"]
 
@@ -44,6 +45,7 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
             raise ConfigError(f"Nothing to export for shot {shot.name!r}", expected="--comp DIR and/or --review FILE, "
                               "or outputs.comp_package / outputs.review in the shot file")
         return []
+    _check_destinations(shot, comp=comp, review=review, side_by_side=side_by_side)
     rendered = rendered_sequence(shot)
     plate, frames = open_plate(shot.plate, frames)  # once, for every file written: the shot's frames, else all
     with plate:
@@ -64,3 +66,22 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
             write_comp_package(shot, comp, frames, plate=plate)
             lines.append(f"compositor package: {comp} (Nuke script {comp / (shot.name + '.nk')})")
     return lines
+
+
+def _check_destinations(shot: Shot, *, comp: Path | None, review: Path | None, side_by_side: bool) -> None:
+    """Everything the hand-off will write, checked before the first file: writable, a folder where a folder
+    goes, a file where a file goes, and never onto the shot's inputs."""
+    from vfx.shot.layout import Place, check_apart, check_outputs_apart, shot_inputs, side_by_side_path
+
+    check_outputs_apart(shot)
+    inputs = shot_inputs(shot)
+    videos = [] if review is None else [Path(review)] + ([side_by_side_path(review)] if side_by_side else [])
+    for video in videos:
+        if video.is_dir():
+            raise ConfigError(f"The review video {video} is a folder", expected="a file path ending in .mp4 or .mov",
+                              found=f"a folder at {video}", fix=f"--review {video / (shot.name + '.mp4')}")
+        check_writable(video.parent)
+        check_apart(Place("the review video", video, "file"), inputs)
+    if comp is not None:
+        check_writable(Path(comp))  # refuses a file where the package's folder goes
+        check_apart(Place("the compositor package", Path(comp), "folder"), inputs)

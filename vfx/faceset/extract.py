@@ -60,9 +60,10 @@ from vfx.face.types import Face, FaceBox
 from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
-from vfx.io.plate import Plate, open_media
-from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange
-from vfx.utils.atomic import atomic_write_text
+from vfx.io.plate import Plate, check_plate_size, open_media
+from vfx.shot.frames import DEFAULT_START_FRAME, FrameRange, is_sequence_pattern
+from vfx.shot.layout import Place, check_apart
+from vfx.utils.atomic import atomic_write_text, check_writable
 from vfx.utils.progress import progress
 
 __all__ = ["ExtractConfig", "ExtractSummary", "MediaSource", "extract_faceset", "extract_landmarks", "faceset_info"]
@@ -238,9 +239,14 @@ def extract_landmarks(
 def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: FrameRange | None,
                   config: ExtractConfig) -> tuple[Faceset, FrameRange]:
     """Check the footage holds ``frames``, load the landmarker, and make (or reuse) the faceset folder."""
+    footage = Place(f"the footage {source.path}", Path(source.path),
+                    "sequence" if is_sequence_pattern(source.path) else "file")
+    check_apart(Place("the faceset folder (--out)", Path(out), "folder"), [footage])
+    check_writable(Path(out))
     with source.open() as plate:
         frames = frames or plate.frame_range
         frames.check_within(plate.frame_range, f"footage {source.path}")
+        check_plate_size(plate, frames)  # header reads: a frame of another size or an unreadable one stops here
         kind = plate.kind
     # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
     # so the workers share the parent's copy instead of each loading its own 100 MB.
@@ -436,6 +442,13 @@ def _track_pass(detections: dict[int, list[Face]], frames: FrameRange, config: E
         tracker.update(frame, detections.get(frame, []))
     tracks = rank_tracks([fill_gaps(t, max_gap=config.max_gap) for t in tracker.finish()])
     if config.track is not None:
+        found = sorted(t.track_id for t in tracks)
+        if config.track not in found and (config.track != 0 or found):
+            raise ConfigError(f"The footage has no face track {config.track}",
+                              expected="a track the faces were linked into: "
+                              + (", ".join(map(str, found)) if found else "none (no face found)"),
+                              found=f"--track {config.track}",
+                              fix="pick one of those, or leave --track out to keep every track")
         tracks = [t for t in tracks if t.track_id == config.track]
     return tracks
 

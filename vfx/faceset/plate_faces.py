@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vfx.align.similarity import compose, transform_points
+from vfx.errors import ConfigError
 from vfx.faceset.extract import (
     ExtractConfig,
     MediaSource,
@@ -58,6 +59,13 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
         extract_faceset(source, folder, frames=tracked, config=config)
         records = list(Faceset.open(folder).records())
     stored = config.crop_size
+    tracks = sorted({r.track for r in records if r.quality != "no_face"})
+    if track not in tracks and (track != 0 or tracks):
+        raise ConfigError(f"The plate has no face track {track}",
+                          expected="a track the plate's faces were linked into: "
+                          + (", ".join(map(str, tracks)) if tracks else "none (no face found in the shot)"),
+                          found=f"track {track}",
+                          fix="set swap.track (or --track) to one of those; the extract contact sheet shows them")
     records = {r.frame: r for r in records if r.quality != "no_face" and r.track == track}
     if stored == crop_size:
         return records

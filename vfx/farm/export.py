@@ -43,7 +43,8 @@ import yaml
 from vfx.errors import ConfigError, VfxError
 from vfx.farm.graph import STAGES, TaskGraph
 from vfx.shot.frames import FrameRange
-from vfx.utils.atomic import atomic_write_text
+from vfx.shot.layout import Place, check_apart, shot_inputs
+from vfx.utils.atomic import atomic_write_text, check_writable
 
 __all__ = ["EXPORT_TARGETS", "OPENCUE_SPEC_VERSION", "OPENJD_SPECIFICATION", "export_graph"]
 
@@ -103,10 +104,12 @@ def export_graph(graph: TaskGraph, target: str, out: Path, *, executable: str = 
     """
     if target not in EXPORT_TARGETS:
         raise ConfigError(f"Unknown export target {target!r}", expected="one of " + ", ".join(EXPORT_TARGETS),
-                          found=str(target))
+                          found=str(target), fix="--to opencue, openjd or deadline")
     extra = [str(a) for a in extra_args or []]
     plans = _plan(graph)
     out = Path(out)
+    check_writable(out)  # a file where the job's folder goes is refused before anything is written
+    check_apart(Place("the job folder", out, "folder"), shot_inputs(graph.shot))
     out.mkdir(parents=True, exist_ok=True)
     if target == "opencue":
         return _export_opencue(graph, plans, out, executable, extra)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from vfx.errors import MediaError, MissingFramesError
-from vfx.io.color import to_working
+from vfx.io.color import resolve_colorspace, to_working
 from vfx.io.image import Image, read_image, read_image_header, read_image_size
 from vfx.io.video import VideoInfo, VideoReader, probe_video
 from vfx.shot.frames import (
@@ -190,9 +190,17 @@ def borrow_plate(config: PlateConfig, frames: FrameRange | None = None,
 
 def check_shot_media(shot: Shot, frames: FrameRange | None = None) -> FrameRange:
     """Check that a shot's media exist: the plate holds ``frames`` (default: the shot's), with none
-    missing, and every persona's footage opens. Returns the frames checked."""
+    missing, every frame's header readable and of one size; every persona's footage opens; and no output
+    resolves onto an input. Returns the frames checked."""
+    from vfx.shot.layout import check_outputs_apart
+
+    check_outputs_apart(shot)
+    resolve_colorspace(shot.plate.colorspace)  # a name the colour config knows, before any frame is read
     plate, frames = open_plate(shot.plate, frames)
-    plate.close()
+    try:
+        check_plate_size(plate, frames)
+    finally:
+        plate.close()
     for name, persona in shot.personas.items():
         if persona.footage is not None:
             open_media(persona.footage, start_frame=persona.start_frame).close()

@@ -45,9 +45,16 @@ from vfx.render.rendered import (
     write_rendered_frame,
 )
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
-from vfx.shot.layout import plate_faces_folder, plate_format_sequence, source_sequence, stage_output
+from vfx.shot.layout import (
+    check_outputs_apart,
+    plate_faces_folder,
+    plate_format_sequence,
+    source_sequence,
+    stage_output,
+)
 from vfx.shot.schema import Shot
 from vfx.utils.atomic import check_writable
+from vfx.utils.device import resolve_device
 from vfx.utils.progress import progress as progress_bar
 from vfx.utils.threads import prefetch
 
@@ -122,7 +129,9 @@ def plan_render(shot: Shot, stage: str, *, frames: FrameRange | None, resolution
         FrameRangeError / MissingFramesError / MediaError: frames outside the plate, missing plate or source
             frames, a plate whose size changes mid-sequence.
     """
+    device = resolve_device(device)
     plate_faces_folder(shot)  # the shot must name a frame output to keep the plate's faces beside
+    check_outputs_apart(shot)
     exr = None if stage == "swap" and shot.outputs.exr is None else stage_output(shot, stage)
     plate_format = plate_format_sequence(shot, stage)
     source_frames = None if source is False else source_sequence(shot, stage)

@@ -147,7 +147,9 @@ def select_edits(edits: Sequence[Edit], names: Sequence[str] | None) -> list[Edi
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(f"Unknown retouch edit {', '.join(map(repr, unknown))}",
-                          expected=f"one of the shot's edits: {', '.join(sorted(known)) or 'none declared'}")
+                          expected=f"one of the shot's edits: {', '.join(sorted(known)) or 'none declared'}",
+                          found=", ".join(map(repr, unknown)), fix="check the spelling against the edits' `name:` in "
+                          "the shot file, or leave --edit out to apply them all")
     return [e for e in edits if e.name in names]
 
 

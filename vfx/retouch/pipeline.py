@@ -136,7 +136,7 @@ def plan_retouch(shot: Shot, *, frames: FrameRange | None = None, edits: list[st
     """
     if not shot.retouch:
         raise ConfigError(f"Shot {shot.name!r} has no retouch edits", expected="a `retouch:` list in the shot file",
-                          fix="add e.g. `retouch: [{name: smile, group: mouth, scale: [1.1, 1.0]}]`")
+                          found="an empty or missing `retouch:` list", fix="add e.g. `retouch: [{name: smile, group: mouth, scale: [1.1, 1.0]}]`")
     chosen = select_edits(edits_from_shot(shot.retouch), edits)
     options = shot.retouch_options
     source = options.source if options.source != "auto" else ("swap" if shot.swap is not None else "plate")

@@ -108,6 +108,7 @@ class FrameRange:
         if isinstance(spec, bool):
             spec = str(spec)
         text = str(spec).strip().replace(" ", "")
+        _check_bounds(text, str(spec))
         try:
             frame_set = fileseq.FrameSet(text)
             frames = [int(f) for f in frame_set]
@@ -118,9 +119,11 @@ class FrameRange:
                 f"Cannot parse frame range {str(spec)!r}",
                 expected="integer frames such as 1001-1100, 1001-1100x2 or 1001,1005,1010-1020 (inclusive)",
                 found=str(err).splitlines()[0] if str(err) else repr(spec),
+                fix="write the first and last frame with a dash, e.g. --frames 1001-1100",
             ) from None
         if not frames:
-            raise FrameRangeError(f"Frame range {str(spec)!r} holds no frames", expected="at least one frame")
+            raise FrameRangeError(f"Frame range {str(spec)!r} holds no frames", expected="at least one frame",
+                                  found=repr(spec), fix="e.g. 1001-1100")
         return cls(tuple(frames))
 
     @classmethod
@@ -188,6 +191,31 @@ class FrameRange:
 _TOKEN = re.compile(r"(#+|@+|%0?(\d*)d|\$F(\d*))")
 
 
+MAX_FRAMES = 1_000_000
+"""The most frames a range may hold (a feature film at 24 fps is under 300 000)."""
+
+_SPAN = re.compile(r"^(-?\d+)-(-?\d+)(?:[x:y](-?\d+))?$")
+
+
+def _check_bounds(text: str, spec: str) -> None:
+    """Refuse a range written backwards or too long to hold, before it is expanded into frames."""
+    total = 0
+    for part in text.split(","):
+        match = _SPAN.match(part)
+        if match is None:
+            total += 1
+            continue
+        first, last = int(match.group(1)), int(match.group(2))
+        if first > last:
+            raise FrameRangeError(f"Frame range {spec!r} runs backwards", expected="the first frame, a dash, then the "
+                                  "last frame", found=f"{first}-{last}: the first frame is after the last",
+                                  fix=f"write {last}-{first}")
+        total += last - first + 1
+        if total > MAX_FRAMES:
+            raise FrameRangeError(f"Frame range {spec!r} is too long", expected=f"at most {MAX_FRAMES:,} frames",
+                                  found=f"{total:,} frames or more", fix="check the frame numbers for a typo")
+
+
 def is_sequence_pattern(path: str | Path) -> bool:
     """True when ``path`` holds a frame-number token (``####``, ``@``, ``%04d``, ``$F4``) in its file name."""
     return bool(_TOKEN.search(Path(path).name))
@@ -231,22 +259,32 @@ class SequencePattern:
         """The file of one frame."""
         return Path(self._sequence.frame(int(frame)))
 
+    @property
+    def name_parts(self) -> tuple[str, str]:
+        """The file name before and after the frame number: ``sh010.####.exr`` -> ``("sh010.", ".exr")``."""
+        seq = self._sequence
+        return seq.basename(), seq.extension()
+
+    def frame_of(self, name: str) -> int | None:
+        """The frame number of a file name of this sequence, or None when the name is not one of its frames."""
+        prefix, suffix = self.name_parts
+        match = re.match(re.escape(prefix) + r"(-?\d+)" + re.escape(suffix) + r"\Z", name)
+        # Honour the padding: with '####', 'a.01001.exr' belongs to another sequence.
+        if match is None or len(match.group(1).lstrip("-")) < self.padding:
+            return None
+        number = int(match.group(1))
+        return number if self.path(number).name == name else None
+
     def frames_on_disk(self) -> list[int]:
         """Frame numbers whose files exist, ascending."""
-        seq = self._sequence
-        prefix, suffix = seq.basename(), seq.extension()
         directory = self.directory
         if not directory.is_dir():
             return []
-        digits = re.compile(re.escape(prefix) + r"(-?\d+)" + re.escape(suffix) + r"\Z")
         frames = []
         for entry in directory.iterdir():
-            match = digits.match(entry.name)
-            # Honour the padding: with '####', 'a.01001.exr' belongs to another sequence.
-            if match and (len(match.group(1).lstrip("-")) >= self.padding) and entry.is_file():
-                number = int(match.group(1))
-                if self.path(number).name == entry.name:
-                    frames.append(number)
+            number = self.frame_of(entry.name)
+            if number is not None and entry.is_file():
+                frames.append(number)
         return sorted(frames)
 
     def missing(self, frames: Iterable[int]) -> list[int]:

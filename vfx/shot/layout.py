@@ -18,17 +18,21 @@ Convention:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vfx.errors import ConfigError
-from vfx.shot.frames import SequencePattern
+from vfx.shot.frames import SequencePattern, is_sequence_pattern
 from vfx.shot.schema import Shot
 
 __all__ = [
     "FRAME_STAGES",
     "STAGES",
+    "Place",
     "Stage",
+    "check_apart",
+    "check_outputs_apart",
     "comp_package_folder",
     "edit_sequence",
     "edit_vector_folder",
@@ -43,6 +47,8 @@ __all__ = [
     "retouch_sequence",
     "review_paths",
     "seg_head_path",
+    "shot_inputs",
+    "shot_outputs",
     "side_by_side_path",
     "source_sequence",
     "stage_output",
@@ -295,3 +301,132 @@ def review_paths(shot: Shot) -> list[Path]:
 def comp_package_folder(shot: Shot) -> Path | None:
     """The compositor package folder (``outputs.comp_package``), or None."""
     return None if shot.outputs.comp_package is None else Path(shot.outputs.comp_package)
+
+
+# ---------------------------------------------------------------------------------------------- inputs kept apart
+
+@dataclass(frozen=True)
+class Place:
+    """A path the toolkit reads or writes: one file, a folder, or an image sequence (``name.####.exr``).
+
+    Attributes:
+        what: how a compositor names it in an error ("outputs.exr", "the plate").
+        kind: ``file``, ``folder`` or ``sequence``.
+    """
+
+    what: str
+    path: Path
+    kind: str
+
+    @property
+    def real(self) -> Path:
+        """The path with every symlink of its existing part resolved (for a sequence, its folder's)."""
+        if self.kind == "sequence":
+            return Path(os.path.realpath(SequencePattern(str(self.path)).directory))
+        return Path(os.path.realpath(self.path))
+
+    def holds(self, file: Path) -> bool:
+        """Whether writing (or reading) this place touches ``file`` (a real path)."""
+        if self.kind == "file":
+            return self.real == file
+        if self.kind == "folder":
+            return file == self.real or self.real in file.parents
+        return file.parent == self.real and SequencePattern(str(self.path)).frame_of(file.name) is not None
+
+
+def _overlap(out: Place, source: Place) -> bool:
+    """Whether writing ``out`` can touch ``source``."""
+    if source.kind == "sequence":
+        if out.kind == "sequence":
+            # the same name around the frame number in one folder: their frames share files
+            return out.real == source.real and SequencePattern(str(out.path)).name_parts == \
+                SequencePattern(str(source.path)).name_parts
+        if out.kind == "folder":  # the sequence's folder is the output folder or inside it
+            return out.holds(source.real)
+        return source.holds(out.real)
+    real = source.real
+    if out.holds(real):
+        return True
+    if source.kind == "folder":  # an output written inside an input folder
+        target = out.real
+        return target == real or real in target.parents
+    return False
+
+
+def shot_inputs(shot: Shot, *, stage: str | None = None) -> list[Place]:
+    """What a shot reads and no stage may write: the plate, its audio, the personas' footage and facesets
+    given as such, the paint maps and edit vectors it names, and (for every stage but ``train``) the model."""
+    places = [Place("the plate", Path(shot.plate.path), "sequence" if shot.plate.is_sequence else "file")]
+    if shot.plate.audio is not None:
+        places.append(Place("plate.audio", Path(shot.plate.audio), "file"))
+    for name, persona in shot.personas.items():
+        if persona.footage is not None:
+            kind = "sequence" if is_sequence_pattern(persona.footage) else "file"
+            places.append(Place(f"personas.{name}.footage", Path(persona.footage), kind))
+        elif persona.faceset is not None:
+            places.append(Place(f"personas.{name}.faceset", Path(persona.faceset), "folder"))
+    if shot.model is not None and stage != "train":
+        places.append(Place("model.checkpoint", Path(shot.model.checkpoint), "folder"))
+    for index, edit in enumerate(shot.retouch):
+        paint = getattr(edit, "map", None)
+        if paint is not None:
+            places.append(Place(f"retouch[{index}].map", Path(paint), "file"))
+    for index, vector in enumerate(shot.edit_vectors):
+        places.append(Place(f"edit_vectors[{index}].vector", Path(vector.vector), "folder"))
+    return places
+
+
+def shot_outputs(shot: Shot) -> list[Place]:
+    """Every place the shot's stages write: the rendered sequences and their plate-format copies, the
+    caches and records beside them, the personas' extracted facesets, the review videos and the package."""
+    places: list[Place] = []
+    if shot.outputs.exr is None and shot.outputs.frames is None and shot.outputs.retouch is None:
+        return [Place(f"outputs.{key}", Path(value), "file" if key == "review" else "folder")
+                for key, value in (("review", shot.outputs.review), ("comp_package", shot.outputs.comp_package))
+                if value is not None]
+    stages = [s for s in FRAME_STAGES if s != "swap" or shot.outputs.exr is not None]
+    for stage in stages:
+        places.append(Place(f"the {stage} frames ({_output_key(stage)})", Path(stage_output(shot, stage).pattern),
+                            "sequence"))
+        copy = plate_format_sequence(shot, stage)
+        if copy is not None:
+            places.append(Place(f"the {stage} frames in the plate's format", Path(copy.pattern), "sequence"))
+    places += [Place("the plate's tracked faces", plate_faces_folder(shot), "folder"),
+               Place("the farm's task records", farm_folder(shot), "folder")]
+    if "retouch" in stages:
+        places += [Place("the retouch refiner", refiner_folder(shot), "folder"),
+                   Place("the retouch preview", retouch_preview_path(shot), "file")]
+    for name, persona in shot.personas.items():
+        if persona.footage is not None:
+            places.append(Place(f"the faceset of persona {name!r}", persona_faceset_folder(shot, name), "folder"))
+    places += [Place("outputs.review", path, "file") for path in review_paths(shot)]
+    package = comp_package_folder(shot)
+    if package is not None:
+        places.append(Place("outputs.comp_package", package, "folder"))
+    return places
+
+
+def _output_key(stage: str) -> str:
+    return {"swap": "outputs.exr", "edit": "outputs.edit", "retouch": "outputs.retouch"}[stage]
+
+
+def check_apart(out: Place, inputs: list[Place]) -> None:
+    """Refuse an output that would write onto (or into) something the shot reads.
+
+    Raises:
+        ConfigError: ``out`` resolves (symlinks followed) onto one of ``inputs``.
+    """
+    for source in inputs:
+        if _overlap(out, source):
+            raise ConfigError(
+                f"{out.what[0].upper()}{out.what[1:]} would overwrite {source.what}",
+                expected="outputs that never resolve onto the shot's inputs (symlinks followed)",
+                found=f"{out.path} and {source.path} (real paths {out.real} and {source.real})",
+                fix=f"write {out.what} somewhere else (a version folder such as out/)")
+
+
+def check_outputs_apart(shot: Shot) -> None:
+    """Refuse a shot any of whose outputs resolves onto one of its inputs (or onto the shot file itself)."""
+    inputs = shot_inputs(shot)
+    for out in shot_outputs(shot):
+        check_apart(out, inputs)

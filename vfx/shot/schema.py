@@ -308,9 +308,9 @@ class EditOptions(_Frozen):
 class FarmConfig(_Frozen):
     """How the shot is cut into farm tasks."""
 
-    chunk_size: int = Field(default=10, ge=1, description="Frames per swap, retouch or edit task (extract tasks "
+    chunk_size: int = Field(default=10, ge=1, le=100_000, description="Frames per swap, retouch or edit task (extract tasks "
                             "round it up to whole 10-frame landmark chunks).")
-    halo: int = Field(default=3, ge=0, description="Frames before its own that an edit task renders and discards, so "
+    halo: int = Field(default=3, ge=0, le=1000, description="Frames before its own that an edit task renders and discards, so "
                       "its frame-to-frame warm start arrives at its first frame as a whole-shot run would.")
 
 

@@ -67,7 +67,7 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     """
     if shot.model is None:
         raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained "
-                          "checkpoint", fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
+                          "checkpoint", found="no `model:` section", fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
     persona = persona or (shot.swap.persona if shot.swap else None)
     if persona is None:
         raise ConfigError(f"Shot {shot.name!r} does not say which persona to swap in", expected="`swap: {persona: "

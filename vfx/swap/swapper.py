@@ -17,9 +17,9 @@ from vfx.blend.enhanced import DEFAULT_SIGMA_PX, DEFAULT_TARGET_FACE_LEVELS
 from vfx.blend.methods import blend_crops, check_blend_method
 from vfx.comb.checkpoint import (
     Manifest,
+    check_checkpoint,
     checkpoint_folder,
     load_checkpoint,
-    read_manifest,
 )
 from vfx.comb.network import CombNetwork
 from vfx.errors import ConfigError
@@ -42,7 +42,7 @@ class SwapModel:
 
 
 def check_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: int | None = None) -> tuple[Path, Manifest]:
-    """Check from its manifest alone (no weights read) that a checkpoint can render ``persona`` at ``resolution``.
+    """Check from its manifest and the weights' header alone (no weights read) that a checkpoint can render ``persona`` at ``resolution``.
 
     Returns:
         The checkpoint folder and its manifest.
@@ -50,10 +50,10 @@ def check_swap_model(path: str | os.PathLike[str], *, persona: str, resolution: 
     Raises:
         ConfigError: the model has no such persona (the message lists its personas), or it was trained
             at another crop size than the shot asks.
-        MediaError: no checkpoint there, or an unreadable manifest.
+        MediaError: no checkpoint there, an unreadable manifest, or weights that do not fit its network.
     """
     folder = checkpoint_folder(path)
-    manifest = read_manifest(folder)
+    manifest = check_checkpoint(folder)  # header reads: truncated, foreign or mis-shaped weights refused here
     config = manifest.config
     if persona not in config.personas:
         raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "

@@ -95,9 +95,11 @@ def check_writable(folder: Path) -> None:
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"Cannot write to output folder {folder}", expected="a folder (or a path where one can be made)",
+                          found=f"a file at {existing}",
+                          fix="remove or rename that file, or point the output at a folder")
     try:
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is a file")
         with tempfile.NamedTemporaryFile(dir=existing, prefix=".vfx_write_test_"):
             pass
     except OSError as err:

@@ -38,7 +38,8 @@ def jitter_boxes(box: FaceBox, *, beta: float = 0.05, num_shifts: int = 8) -> li
     """
     if not (isinstance(beta, int | float) and math.isfinite(beta) and beta >= 0):
         raise ConfigError(
-            "Invalid jitter beta", expected="a fraction of the box width >= 0 (0.05 in [0052])", found=repr(beta)
+            "Invalid jitter beta", expected="a fraction of the box width >= 0", found=repr(beta),
+            fix="--jitter-beta 0.05 (the default)"
         )
     if not (isinstance(num_shifts, int) and not isinstance(num_shifts, bool) and num_shifts >= 0):
         raise ConfigError(

@@ -158,6 +158,31 @@ def test_a_task_stops_cleanly_on_sigterm(farm_base, whole):
             assert (done.rgb.tobytes(), done.matte.tobytes()) == pixels
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_kill_9_of_the_runner_still_stops_its_tasks(farm_base, whole):
+    """SIGKILL cannot be forwarded: the kernel's parent-death signal stops the tasks, which record themselves."""
+    shot_file = shot_in(farm_base, "runner_kill9")
+    _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 4)
+    folder = farm_folder(load_shot(shot_file))
+    runner = _vfx("farm", "run", str(shot_file), "--chunk", "4", "--workers", "2", "--deterministic",
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen: set[int] = set()
+    deadline = time.time() + 120
+    while time.time() < deadline and runner.poll() is None and not seen:
+        seen = {r.pid for p in folder.glob("swap.*.json") if (r := read_record(p)) is not None and r.state == "running"}
+        time.sleep(0.05)
+    assert seen, "no swap task started"
+    runner.kill()
+    runner.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _survivors(seen):
+        time.sleep(0.1)
+    assert not _survivors(seen)
+    states = {r.task: r.state for r in farm_status(build_graph(shot_file, chunk=4))}
+    assert "killed" in {states[t] for t in states if t.startswith("swap.")}
+
+
 def test_sigint_to_the_runner_in_process_is_forwarded_too(farm_base, whole):
     """run_local in this very process: SIGINT (Ctrl-C) mid-swap is forwarded, the summary's exit code is 130,
     the handlers are restored afterwards."""
@@ -342,3 +367,17 @@ def test_hand_run_swap_and_farm_task_give_identical_frames_in_deterministic_mode
     out, err = run.communicate(timeout=300)
     assert run.returncode == 0, out + err[-3000:]
     assert frames_of(shot_file) == frames_of(whole)
+
+
+def test_deterministic_mode_pins_torch_to_one_thread_whatever_is_asked():
+    """The one set-up `vfx task run` and `vfx swap` share: --deterministic runs torch's CPU operators on one
+    thread whatever --threads or OMP_NUM_THREADS say (a convolution's sums are split by thread: the comb
+    network's output differs in its last float bit between 1 and 2 threads)."""
+    script = ("import torch\nfrom vfx.utils.threads import configure_torch\n"
+              "configure_torch(threads=3)\nprint(torch.get_num_threads())\n"
+              "configure_torch(threads=3, deterministic=True)\n"
+              "print(torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, OMP_NUM_THREADS="2"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["3", "1 True"]

@@ -12,7 +12,9 @@ task and whatever it started: the plate's extraction workers, ffmpeg). The runne
 :data:`GRACE_S` for them to stop (a task finishes the frame it is writing, records itself ``killed``, exits
 128 + the signal's number), SIGKILLs the group of any still there, records each as ``killed``, starts
 nothing more and returns a summary whose exit code is 128 + the signal's number (143 for SIGTERM, 130 for
-SIGINT). A second signal during the wait SIGKILLs at once.
+SIGINT). A second signal during the wait SIGKILLs at once. Should the runner itself be killed outright
+(SIGKILL, out of memory), the kernel sends each task SIGTERM (Linux's parent-death signal), so no task runs
+on unsupervised; a later run or ``vfx farm status`` finds them recorded ``killed``.
 
 A failed task's one-line reason (the error its record holds, else the ``vfx: error:`` line of its log) is
 in its report line and in the summary.
@@ -179,6 +181,31 @@ def _signals_to(stop: list[int]) -> Iterator[None]:
             signal.signal(s, h)
 
 
+_PR_SET_PDEATHSIG = 1
+_libc: object | None = None
+
+
+def _orphan_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the task SIGTERM when the runner dies, however it dies (kill
+    -9 included): a task never runs on unsupervised (Linux; elsewhere None)."""
+    global _libc
+    if not sys.platform.startswith("linux"):
+        return None
+    if _libc is None:
+        import ctypes
+
+        try:
+            _libc = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    prctl = _libc.prctl  # type: ignore[attr-defined]
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return preexec
+
+
 def _signal_group(pid: int, signum: int) -> None:
     try:
         os.killpg(pid, signum)  # the task is its group's leader: its group id is its pid
@@ -264,6 +291,7 @@ def run_local(graph: TaskGraph, *, workers: int | None = None, gpus: int | None 
     running: dict[str, tuple[subprocess.Popen[bytes], Task, float, int, list[int]]] = {}
     wall_started: dict[str, float] = {}
     stop: list[int] = []
+    orphan_signal = _orphan_signal()
     attempts: dict[str, int] = {}
     free_gpus = list(range(gpus))
     logs = graph.folder / "logs"
@@ -283,7 +311,7 @@ def run_local(graph: TaskGraph, *, workers: int | None = None, gpus: int | None 
             # A group of its own: the runner's signals reach the task only through the runner, and a
             # forwarded one reaches everything the task started.
             process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=orphan_signal)
         running[task.id] = (process, task, time.perf_counter(), attempts[task.id], taken)
         wall_started[task.id] = time.time()
 

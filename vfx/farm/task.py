@@ -418,11 +418,16 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
     lock = TaskLock(folder / f"{ident}.lock")
     record_file = folder / f"{ident}.json"
     lock.acquire()
-    previous = read_record(record_file)
-    record = TaskRecord(task=ident, stage=stage, frames=None if frames is None else str(frames), state="running",
-                        host=socket.gethostname(), pid=os.getpid(), attempt=(previous.attempt + 1) if previous else 1,
-                        started=time.time(), shot_hash=shot.content_hash())
-    reporter = _Progress(options.progress, options.stream or sys.stdout, ident)
+    try:  # a signal here must not leave the lock behind
+        previous = read_record(record_file)
+        record = TaskRecord(task=ident, stage=stage, frames=None if frames is None else str(frames), state="running",
+                            host=socket.gethostname(), pid=os.getpid(),
+                            attempt=(previous.attempt + 1) if previous else 1, started=time.time(),
+                            shot_hash=shot.content_hash())
+        reporter = _Progress(options.progress, options.stream or sys.stdout, ident)
+    except BaseException:
+        lock.release()
+        raise
     try:
         record.write(record_file)
         check_prerequisites(shot, stage, frames)

@@ -44,9 +44,10 @@ def load_shot(path: str | os.PathLike[str]) -> Shot:
     path = Path(path)
     if not path.exists():
         raise ShotFileError(f"Shot file {str(path)!r} does not exist", expected="a YAML shot file",
-                            fix="check the path; `vfx demo` writes an example shot file")
+                            found="no such file", fix="check the path; `vfx demo` writes an example shot file")
     if path.is_dir():
-        raise ShotFileError(f"Shot file {str(path)!r} is a directory", expected="a YAML file, e.g. shots/sh010.yaml")
+        raise ShotFileError(f"Shot file {str(path)!r} is a directory", expected="a YAML file, e.g. shots/sh010.yaml",
+                            found="a directory", fix="pass the shot file inside it")
     try:
         info = path.stat()  # the size is checked before anything is read
         if not stat.S_ISREG(info.st_mode):
@@ -58,7 +59,8 @@ def load_shot(path: str | os.PathLike[str]) -> Shot:
         _check_size(len(data), str(path))  # it grew while we looked
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise ShotFileError(f"Cannot read shot file {str(path)!r}", expected="a UTF-8 YAML file", found=str(err)) from None
+        raise ShotFileError(f"Cannot read shot file {str(path)!r}", expected="a UTF-8 YAML file", found=str(err),
+                            fix="check the file's permissions, and save it as UTF-8 text") from None
     return parse_shot(text, base_dir=path.parent.absolute(), source=str(path))
 
 
@@ -70,20 +72,23 @@ def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<strin
     root, raw = _load_yaml(text, source)
     if raw is None:
         raise ShotFileError(f"{source} is empty", expected=f"a YAML mapping starting with 'schema: {SCHEMA}'",
-                            fix="start from one of the examples in shots/ or the shot file `vfx demo` writes")
+                            found="no document", fix="start from one of the examples in shots/ or the shot file "
+                            "`vfx demo` writes")
     if not isinstance(raw, dict):
         raise ShotFileError(f"{source} is not a YAML mapping", expected="keys such as schema, name, plate",
-                            found=f"a {type(raw).__name__}")
+                            found=f"a {type(raw).__name__}", fix="start from one of the examples in shots/")
+    _check_text(raw, root, source)
     schema = raw.get("schema")
     if schema is None:
         raise ShotFileError(f"{source} has no 'schema' field", expected=f"'schema: {SCHEMA}' as the first line",
-                            fix=f"add 'schema: {SCHEMA}'")
+                            found="no schema", fix=f"add 'schema: {SCHEMA}'")
     while isinstance(schema, str) and schema in _UPGRADES:
         raw = _UPGRADES[schema](raw)
         schema = raw["schema"]
     if schema != SCHEMA:
-        raise ShotFileError(f"{source} has an unsupported schema {schema!r}", expected=f"one of: {SCHEMA}",
-                            fix="this vfx version reads vfx.Shot/1; upgrade vfx for newer shot files")
+        shown = repr(schema) if len(repr(schema)) <= 80 else repr(schema)[:77] + "..."
+        raise ShotFileError(f"{source} has an unsupported schema {shown}", expected=f"one of: {SCHEMA}",
+                            found=shown, fix="this vfx version reads vfx.Shot/1; upgrade vfx for newer shot files")
     try:
         return Shot.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as err:
@@ -214,6 +219,36 @@ def _load_yaml(text: str, source: str, *, max_bytes: int = MAX_SHOT_BYTES,
     return root, raw
 
 
+def _check_text(raw: Any, root: yaml.Node | None, source: str) -> None:
+    """Refuse text no path or name can hold: a NUL character, or a lone surrogate (``"\\uD800"``), which YAML's
+    escapes can write but no file system, terminal or JSON encoder takes."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(raw, ())]
+    seen: set[int] = set()
+    while stack:
+        value, loc = stack.pop()
+        if isinstance(value, (dict, list)):
+            if id(value) in seen:  # an alias: checked where it was defined
+                continue
+            seen.add(id(value))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                stack.append((key, loc) if isinstance(key, str) else (None, loc))
+                stack.append((item, (*loc, key)))
+        elif isinstance(value, str):
+            problem = "a NUL character" if "\0" in value else None
+            if problem is None:
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    problem = "a lone surrogate (an escape such as \\uD800 that names no character)"
+            if problem:
+                dotted = _dotted(loc) or "(top level)"
+                line = _line_of(root, loc)
+                raise ShotFileError(f"{source}: {dotted}{f' (line {line})' if line else ''} holds {problem}",
+                                    expected="text without control characters", found=repr(value[:60]),
+                                    fix="remove the escape from that value")
+
+
 def _check_graph(root: yaml.Node, source: str) -> None:
     """Refuse recursive aliases and a document whose size with every alias expanded is over the cap."""
     sizes: dict[int, int] = {}
@@ -273,7 +308,9 @@ def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:
         problems.append(f"  - {where}: {_explain(item, loc, owner)}")
     count = len(problems)
     head = f"{source} does not match {SCHEMA} ({count} problem{'s' if count > 1 else ''}):"
-    return "\n".join([head, *problems, "Fix: correct the fields above; `vfx shot show` prints a resolved example."])
+    tail = (f"Expected: the fields and values {SCHEMA} allows. Found: the problem{'s' if count > 1 else ''} above. "
+            "Fix: correct the fields above; `vfx shot show` prints a resolved example.")
+    return "\n".join([head, *problems, tail])
 
 
 def _explain(item: dict[str, Any], loc: tuple[Any, ...], owner: Any) -> str:

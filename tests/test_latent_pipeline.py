@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,8 +42,9 @@ def edit_setup(tmp_path_factory) -> Path:
     })
     swap_shot(shot, show_progress=False, workers=1)
     personas = dict(shot.personas)
-    personas["hopper"] = personas["hopper"].model_copy(update={"footage": None,
-                                                                      "faceset": folder / "out" / "demo_plate_faces"})
+    # hopper's faceset: a copy of the plate's faces (the shot writes its own faces cache; an input never is one)
+    shutil.copytree(folder / "out" / "demo_plate_faces", folder / "hopper_faces")
+    personas["hopper"] = personas["hopper"].model_copy(update={"footage": None, "faceset": folder / "hopper_faces"})
     save_shot(shot.model_copy(update={"personas": personas}), folder / "edit.yaml")
     return folder / "edit.yaml"
 

@@ -14,6 +14,7 @@ swap -> edit -> retouch as a shot runs them:
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,8 +74,9 @@ def chained(tmp_path_factory) -> tuple[Path, dict]:
         "outputs": shot.outputs.model_copy(update={"review": None, "comp_package": None}),
     })
     summaries = {"swap": run_swap(plan_swap(shot), show_progress=False, workers=1)}
-    personas["hopper"] = personas["hopper"].model_copy(update={"footage": None,
-                                                              "faceset": folder / "out" / "demo_plate_faces"})
+    # hopper's faceset: a copy of the plate's faces (the shot writes its own faces cache; an input never is one)
+    shutil.copytree(folder / "out" / "demo_plate_faces", folder / "hopper_faces")
+    personas["hopper"] = personas["hopper"].model_copy(update={"footage": None, "faceset": folder / "hopper_faces"})
     shot = shot.model_copy(update={"personas": personas})
     labels, _ = write_keyframe_labels(shot, keyframe=1004, out=folder / "paint" / "k1004.png", scale=1, workers=1)
     bgr = cv2.imread(str(labels))

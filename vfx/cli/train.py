@@ -77,11 +77,12 @@ def train(
 
 
 def model_info(checkpoint: Annotated[Path, typer.Argument(help="A run folder of vfx train, or one of its step_* folders.")]) -> None:
-    """Print a comb model's architecture, personas (with their consent records), level and training state."""
-    from vfx.comb.checkpoint import read_manifest
+    """Print a comb model's architecture, personas (with their consent records), level and training state, once
+    its manifest and every tensor's name, shape and dtype are checked."""
+    from vfx.comb.checkpoint import check_checkpoint
     from vfx.comb.train import describe
 
-    info = describe(read_manifest(checkpoint))
+    info = describe(check_checkpoint(checkpoint))
     width = max(len(key) for key in info)
     for key, value in info.items():
         typer.echo(f"{key:<{width}}  {value}")

@@ -29,7 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import vfx
 from vfx.comb.network import CombConfig, CombNetwork
 from vfx.errors import ConfigError, MediaError
-from vfx.utils.stamped import Layout, parse_schema, read_stamped, read_stamped_weights, write_stamped
+from vfx.utils.stamped import (
+    Layout,
+    TensorSpec,
+    WeightsHeader,
+    check_weights_header,
+    read_stamped,
+    read_stamped_weights,
+    read_weights_header,
+    schema_error,
+    write_stamped,
+)
 
 __all__ = [
     "COMB_SCHEMA",
@@ -154,10 +164,6 @@ class ManifestModel(BaseModel):
     optimizer: _OptimizerModel | None = None
 
 
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(the whole file)"
-
-
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -168,14 +174,7 @@ def _validated(data: dict[str, Any], source: Path) -> dict[str, Any]:
     try:
         ManifestModel.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        more = err.error_count() - 1
-        missing = first["type"] == "missing"
-        raise MediaError(f"Invalid checkpoint manifest {source}: field {_field(first['loc'])!r}"
-                         + (f" (and {more} more)" if more else ""),
-                         expected=f"field {_field(first['loc'])!r}: " + ("present (required)" if missing
-                                                                         else first["msg"].replace("Input should be", "").strip()),
-                         found="no such field" if missing else _shown(first.get("input")), fix=_FIX) from None
+        raise schema_error(err, f"Checkpoint manifest {source}", _FIX) from None
     config = data["config"]
     try:
         arch = CombConfig(resolution=config["resolution"], width=config["width"], personas=tuple(config["personas"]))
@@ -255,11 +254,7 @@ def _read_manifest_data(folder: Path) -> dict[str, Any]:
         raise MediaError(f"Checkpoint manifest {source} is too large to be one",
                          expected=f"at most {MAX_MANIFEST_BYTES // (1024 * 1024)} MB", found=f"{size / 1024 ** 2:.1f} MB",
                          fix=_FIX)
-    try:
-        data = read_stamped(folder, COMB_SCHEMA, layout=_LAYOUT, what="checkpoint", fix=_FIX)
-    except RecursionError:  # JSON nested deeper than Python parses
-        raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"{MANIFEST_FILE} (JSON, schema {COMB_SCHEMA})",
-                         found="JSON nested too deeply to parse", fix=_FIX) from None
+    data = read_stamped(folder, COMB_SCHEMA, layout=_LAYOUT, what="checkpoint", fix=_FIX)
     return _validated(data, source)
 
 
@@ -268,7 +263,7 @@ _DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", t
 
 
 @functools.lru_cache(maxsize=16)
-def _expected_tensors(config: CombConfig) -> dict[str, tuple[tuple[int, ...], str]]:
+def _expected_tensors(config: CombConfig) -> dict[str, TensorSpec]:
     """Name -> (shape, safetensors dtype) of every tensor of the network ``config`` describes (built on the meta
     device: no memory, no initialisation)."""
     with torch.device("meta"):
@@ -276,55 +271,27 @@ def _expected_tensors(config: CombConfig) -> dict[str, tuple[tuple[int, ...], st
     return {name: (tuple(t.shape), _DTYPES.get(t.dtype, str(t.dtype))) for name, t in net.state_dict().items()}
 
 
-def _read_header(file: Path, folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    """Name -> (shape, dtype) from a safetensors header (no tensor read), after checking it is one of ours."""
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise MediaError(f"Cannot read the checkpoint {folder}", expected=f"a complete {file.name} (safetensors)",
-                         found=f"no {file}" if not file.exists() else f"{file} is not a file", fix=_FIX)
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            metadata = f.metadata() or {}
-            header = {}
-            for name in f.keys():
-                tensor = f.get_slice(name)
-                header[name] = (tuple(tensor.get_shape()), tensor.get_dtype())
-    except Exception as err:  # noqa: BLE001 - safetensors raises its own and plain errors for a hostile file
-        raise MediaError(f"Cannot read the checkpoint weights {file}",
-                         expected="a complete safetensors file written by vfx train",
-                         found=f"not one ({type(err).__name__}: {err}); truncated, or another format", fix=_FIX) from None
-    schema = metadata.get("schema")
-    if schema is not None and (parse_schema(schema) or ("",))[0] != COMB_SCHEMA.split("/")[0]:
-        raise MediaError(f"Foreign weights in checkpoint {file}", expected=f"safetensors stamped {COMB_SCHEMA}",
-                         found=f"stamped {schema!r}", fix=_FIX)
+def _read_header(folder: Path, name: str) -> WeightsHeader:
+    """A weights file's header (no tensor read), stamped with the comb schema."""
+    header = read_weights_header(folder, _LAYOUT, name=name, what="checkpoint", fix=_FIX)
+    check_weights_header(header, schema=COMB_SCHEMA, what="checkpoint", fix=_FIX)
     return header
 
 
 def _check_model_header(folder: Path, config: CombConfig) -> None:
-    file = folder / MODEL_FILE
-    header = _read_header(file, folder)
-    expected = _expected_tensors(config)
-    missing = [name for name in expected if name not in header]
-    unexpected = [name for name in header if name not in expected]
-    if missing or unexpected:
-        found = (f"{len(missing)} missing (e.g. {missing[0]!r})" if missing else "none missing") + ", " + \
-                (f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})" if unexpected else "none unexpected")
-        raise MediaError(f"Checkpoint weights {file} are not those of the network its manifest describes",
-                         expected=f"the {len(expected)} tensors of a comb network {config.resolution}², width "
-                                  f"{config.width}, personas {', '.join(config.personas)}",
-                         found=f"tensor names: {found}", fix=_FIX)
-    for name, (shape, dtype) in expected.items():
-        if header[name] != (shape, dtype):
-            raise MediaError(f"Checkpoint weights {file}: tensor {name!r} does not fit the network its manifest "
-                             "describes", expected=f"shape {list(shape)}, dtype {dtype}",
-                             found=f"shape {list(header[name][0])}, dtype {header[name][1]}", fix=_FIX)
+    """Every tensor of ``model.safetensors``: exactly the network's names, each with its shape and dtype."""
+    header = read_weights_header(folder, _LAYOUT, name=MODEL_FILE, what="checkpoint", fix=_FIX)
+    check_weights_header(header, _expected_tensors(config), schema=COMB_SCHEMA, what="checkpoint",
+                         fix=f"{_FIX} (the weights must be those of the network its manifest describes: "
+                             f"{config.resolution}², width {config.width}, personas {', '.join(config.personas)})")
 
 
-def _check_optimizer_header(folder: Path) -> dict[str, tuple[tuple[int, ...], str]]:
-    file = folder / OPTIMIZER_FILE
-    header = _read_header(file, folder)
-    for name, (shape, dtype) in header.items():
+def _check_optimizer_header(folder: Path) -> None:
+    """The names in ``optimizer.safetensors``: Adam's moments, generator states, loss sums (their shapes against
+    the parameters are checked by :func:`restore_optimizer`, which knows the training run's parameter groups)."""
+    header = _read_header(folder, OPTIMIZER_FILE)
+    file = header.file
+    for name, (shape, dtype) in header.tensors.items():
         kind, _, rest = name.partition(".")
         index, _, moment = rest.partition(".")
         good = (kind == "state" and index.isdigit() and moment in ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")) \
@@ -335,7 +302,6 @@ def _check_optimizer_header(folder: Path) -> dict[str, tuple[tuple[int, ...], st
                              expected="Adam moments state.N.exp_avg / exp_avg_sq / step, generator states (uint8 "
                                       f"{list(_GENERATOR_STATE)}) and the loss sums {', '.join(_LOSS_STATE)}",
                              found=f"{name!r}: shape {list(shape)}, dtype {dtype}", fix=_FIX)
-    return header
 
 
 _GENERATOR_STATE = tuple(torch.Generator().get_state().shape)

@@ -106,8 +106,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         # Integers first (the interval rule below computes with iters_per_level), then the one checkpoint (and
         # log) interval rule for every caller that leaves them unset, then the rest.
-        for name in ("iters_per_level", "batch_size"):
-            _check_int(name, getattr(self, name), 1)
+        _check_int("iters_per_level", self.iters_per_level, 1)
+        _check_int("batch_size", self.batch_size, 1, _MAX_BATCH)
         if self.checkpoint_every is None:
             object.__setattr__(self, "checkpoint_every", max(1, min(500, self.iters_per_level)))
         if self.log_every is None:
@@ -116,8 +116,6 @@ class TrainConfig:
             _check_int(name, getattr(self, name), 0)
         _check_int("log_every", self.log_every, 1)
         _check_int("seed", self.seed, 0, _MAX_SEED)
-        if self.batch_size > _MAX_BATCH:
-            _refuse("batch_size", f"an integer from 1 to {_MAX_BATCH}", self.batch_size)
         for name, low in (("lr", "(0"), ("final_lr", "[0")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or \

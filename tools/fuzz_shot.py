@@ -426,7 +426,7 @@ def fuzz(iterations: int, seed: int, *, max_seconds: float = 1.0, max_mb: float 
                     problems.append(("hang", f"no result within {hang_seconds:.0f} s"))
                 elif trace or "internal error" in err:
                     lines = [line for line in trace.splitlines() if line and not line.startswith((" ", "vfx:"))]
-                    problems.append(("exception", lines[-1] if lines else "internal error"))
+                    problems.append(("exception", (lines[-1] if lines else "internal error")[:300]))
                 elif code not in (0, 2):
                     problems.append(("exit code", f"exit {code}: {err.strip().splitlines()[-1] if err.strip() else ''}"))
                 if code != -1 and seconds > max_seconds and not trace_memory:
@@ -459,7 +459,7 @@ def _short_traceback(text: str) -> str:
             if i + 1 < len(lines) and not lines[i + 1].startswith("  File "):
                 kept.append("    " + lines[i + 1].strip())
     exceptions = [line for line in lines if line and not line.startswith((" ", "vfx:", "Traceback", "ERROR"))]
-    return "\n".join(kept + exceptions[-1:])
+    return "\n".join(kept + [line[:300] for line in exceptions[-1:]])
 
 
 def summary(stats: Stats, seed: int) -> str:

@@ -30,6 +30,9 @@ MAX_ALIASES = 256
 #: laughs" is small on disk and huge expanded). A shot file holds a few hundred.
 MAX_VALUES = 50_000
 
+#: Problems a schema error lists (a file of 30000 wrong values would otherwise print 30000 lines).
+_MAX_PROBLEMS = 20
+
 # Older schemas map to newer ones here, one step at a time (vfx.Shot/1 is the first).
 _UPGRADES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -296,7 +299,8 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:
     problems = []
-    for item in err.errors(include_url=False):
+    items = err.errors(include_url=False)
+    for item in items[:_MAX_PROBLEMS]:
         loc = tuple(item["loc"])
         loc = tuple(part for part in loc if not (isinstance(part, str) and part.startswith("function-")))
         loc, owner = _walk(loc)
@@ -306,7 +310,9 @@ def _describe(err: ValidationError, root: yaml.Node | None, source: str) -> str:
         line = _line_of(root, loc)
         where = f"{dotted} (line {line})" if line else dotted
         problems.append(f"  - {where}: {_explain(item, loc, owner)}")
-    count = len(problems)
+    count = len(items)
+    if count > _MAX_PROBLEMS:
+        problems.append(f"  ... and {count - _MAX_PROBLEMS} more")
     head = f"{source} does not match {SCHEMA} ({count} problem{'s' if count > 1 else ''}):"
     tail = (f"Expected: the fields and values {SCHEMA} allows. Found: the problem{'s' if count > 1 else ''} above. "
             "Fix: correct the fields above; `vfx shot show` prints a resolved example.")
@@ -336,8 +342,9 @@ def _explain(item: dict[str, Any], loc: tuple[Any, ...], owner: Any) -> str:
         message = f"{message} (valid choices); found {item.get('input')!r}" + (
             f"; did you mean {hint[0]!r}?" if hint else "")
     found = item.get("input")
-    if kind != "literal_error" and not isinstance(found, (dict, list)):
-        message += f"; found {found!r}"
+    if kind != "literal_error" and not isinstance(found, (dict, list)) and "found " not in message:
+        shown = repr(found)
+        message += f"; found {shown if len(shown) <= 200 else shown[:197] + '...'}"
     return message
 
 

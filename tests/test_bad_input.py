@@ -62,7 +62,7 @@ def world(tmp_path_factory) -> World:
     assert entrypoint(["swap", str(good), "--device", "cpu", "--workers", "1"]) == 0
     faceset = folder / "hopper_faces"
     assert entrypoint(["extract", str(folder / "media" / "hopper.mp4"), "--out", str(faceset), "--size", "64",
-                       "--workers", "1", "--frames", "1001-1003", "--jitter-shifts", "0"]) == 0
+                       "--workers", "1", "--frames", "1001-1003", "--jitter-shifts", "0", "--min-face-px", "40"]) == 0
     return {"root": folder, "good": good, "faceset": faceset, "model": folder / "models" / "tiny"}
 
 
@@ -213,6 +213,30 @@ def tracked(change: Callable[[dict], None]) -> Prep:
     return prep
 
 
+def faceset_copies(change: Callable[[list[dict]], None]) -> Prep:
+    """Two copies of the world's faceset as training personas, the first's index changed by ``change``."""
+    def prep(w: World, c: Path) -> dict:
+        for name in ("a", "b"):
+            shutil.copytree(w["faceset"], c / name)
+        index = c / "a" / "index.jsonl"
+        records = [json.loads(line) for line in index.read_text().splitlines()]
+        change(records)
+        index.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+        return {}
+    return prep
+
+
+def foreign_vector(w: World, c: Path) -> dict:
+    import torch
+    from safetensors.torch import save_file
+
+    vector = c / "v.vfxedit"
+    vector.mkdir()
+    save_file({"weights": torch.zeros(4)}, str(vector / "delta.safetensors"))
+    (vector / "edit.json").write_text(json.dumps({"schema": "vfx.EditVector/1", "persona": "hopper"}))
+    return {"x": vector}
+
+
 def run_copy(damage: Callable[[Path], None]) -> Prep:
     def prep(w: World, c: Path) -> dict:
         shutil.copytree(w["model"], c / "model")
@@ -235,6 +259,7 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
                                                  .read_bytes()[:20000])}, ["probe", "{x}"], "truncated"),
     ("probe-nan-exr", lambda w, c: {"x": (shutil.copy(w["root"] / "plates" / "astronaut.1001.exr", c / "n.exr"),
                                           write_nan(c / "n.exr"), c / "n.exr")[2]}, ["probe", "{x}"], "NaN"),
+    ("probe-file-named-like-a-url", file_in("concat:a.mp4|a.mp4", "not a video\n"), ["probe", "{x}"], "video"),
     ("probe-url-name", none, ["probe", "concat:{case}/a.mp4|{case}/a.mp4"], "not found"),
     ("probe-bad-start-frame", none, ["probe", "{case}/x.####.exr", "--start-frame", "ten"], "invalid value"),
     # --- shot validate: the file itself
@@ -331,6 +356,18 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
     ("train-resume-nothing", none, ["train", "--persona", "a={root}/hopper_faces", "--persona",
                                     "b={root}/hopper_faces", "--out", "{case}/run", "--resume",
                                     "--no-consent-record"], "resume"),
+    ("train-index-line-corrupt", faceset_copies(lambda r: r.__setitem__(1, "{not json")),
+     ["train", "--persona", "a={case}/a", "--persona", "b={case}/b", "--out", "{case}/run", "--no-consent-record"],
+     "index.jsonl"),
+    ("train-index-crop-escapes", faceset_copies(lambda r: r[0].update(crop="../../../../etc/hostname")),
+     ["train", "--persona", "a={case}/a", "--persona", "b={case}/b", "--out", "{case}/run", "--no-consent-record"],
+     "crop"),
+    ("train-index-crop-absolute", faceset_copies(lambda r: r[0].update(crop="/etc/hostname")),
+     ["train", "--persona", "a={case}/a", "--persona", "b={case}/b", "--out", "{case}/run", "--no-consent-record"],
+     "crop"),
+    ("train-index-wrong-type", faceset_copies(lambda r: r[0].update(frame="first")),
+     ["train", "--persona", "a={case}/a", "--persona", "b={case}/b", "--out", "{case}/run", "--no-consent-record"],
+     "frame"),
     ("train-out-is-a-file", file_in("run", "x"), ["train", "{good}", "--no-consent-record", "--out", "{x}"], "file"),
     ("train-no-consent", none, ["train", "{good}", "--out", "{case}/run"], "consent"),
     # --- swap
@@ -376,6 +413,8 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
                                          "{case}/none.png", "--device", "cpu"], "label map"),
     ("edit-apply-no-vectors", none, ["edit", "apply", "{good}", "--device", "cpu"], "edit vectors"),
     ("edit-apply-strength-alone", none, ["edit", "apply", "{good}", "--strength", "0.5"], "--vector"),
+    ("edit-apply-foreign-vector", foreign_vector, ["edit", "apply", "{good}", "--vector", "{x}", "--device", "cpu"],
+     "v.vfxedit"),
     ("edit-apply-missing-vector", none, ["edit", "apply", "{good}", "--vector", "{case}/v.vfxedit",
                                          "--device", "cpu"], "v.vfxedit"),
     # --- export

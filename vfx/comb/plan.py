@@ -315,7 +315,13 @@ def _check_run(run: Path, arch: CombConfig, resume: bool | None, facesets: tuple
                           found="none", fix="run without --resume to start training")
     if newest is None:
         return False
-    manifest = check_checkpoint(newest, optimizer=True)
+    try:
+        manifest = check_checkpoint(newest, optimizer=True)
+    except MediaError as err:  # the run's own newest checkpoint: the one before it is the way on
+        older = sorted(p.name for p in run.glob("step_*") if p != newest and (p / "manifest.json").is_file())
+        raise MediaError(err.message, expected=err.expected, found=err.found,
+                         fix=f"move {newest} aside to resume from {older[-1]}" if older else
+                         "start a new run in another --out (the run has no older checkpoint)") from None
     if manifest.config != arch:
         saved = manifest.config
         raise ConfigError(f"Checkpoint {newest} has another architecture than this run asks",

@@ -75,3 +75,18 @@ def test_atomic_write_survives_kill(tmp_path):
     # A SIGKILL can leave the hidden temporary file, which is named as such and never taken for a frame.
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "frame.bin"]
     assert all(name.startswith(".") and ".vfxtmp" in name for name in leftovers)
+
+
+def test_remove_stale_temps_removes_folders_a_kill_left(tmp_path):
+    """A checkpoint is written as a temporary folder; a kill mid-write leaves it, and the farm's retry must
+    clear it instead of failing on it forever."""
+    from vfx.utils.atomic import TEMP_MARKER, remove_stale_temps
+
+    run = tmp_path / "run"
+    half = run / f".step_00000004{TEMP_MARKER}x"
+    half.mkdir(parents=True)
+    (half / "model.safetensors").write_bytes(b"half")
+    (run / f".loss{TEMP_MARKER}1.png").write_bytes(b"x")
+    (run / "step_00000002").mkdir()
+    assert remove_stale_temps(run, under=True) == 2
+    assert sorted(p.name for p in run.iterdir()) == ["step_00000002"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,8 +72,11 @@ def remove_stale_temps(path: str | os.PathLike[str], *, under: bool = False) -> 
     else:
         found = path.parent.glob(f".{path.stem}.*{TEMP_MARKER}{path.suffix}") if path.parent.is_dir() else iter(())
     count = 0
-    for temp in found:
-        temp.unlink(missing_ok=True)
+    for temp in list(found):
+        if temp.is_dir() and not temp.is_symlink():  # a checkpoint folder a kill left half-written
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
         count += 1
     return count
 

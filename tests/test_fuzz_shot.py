@@ -40,9 +40,6 @@ def test_mutations_are_reproducible_from_the_seed():
     assert a == b and len({x if isinstance(x, bytes) else x.encode("utf-8", "surrogatepass") for x in a}) > 40
 
 
-@pytest.mark.xfail(reason="fuzz finding outside this suite's files: a plate path with two frame-number groups "
-                          "reaches fileseq, whose ParseException is an internal error (vfx/shot/frames.py, "
-                          "SequencePattern; vfx/io/plate.py open_media)", strict=False)
 def test_a_plate_path_with_two_frame_groups_is_exit_2(tmp_path, capsys):
     from vfx.cli import entrypoint
 

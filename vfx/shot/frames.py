@@ -58,7 +58,7 @@ def parse_fps(value: str | int | float | Fraction) -> Fraction:
     """
     if isinstance(value, bool):
         raise ConfigError("Invalid frame rate", expected="a positive number or fraction such as 24 or 24000/1001",
-                          found=repr(value))
+                          found=repr(value), fix="write the rate as a number, e.g. fps: 24 or fps: 24000/1001")
     text = str(value).strip()
     try:
         fps = _NTSC_DECIMALS.get(text) or Fraction(text)
@@ -66,7 +66,8 @@ def parse_fps(value: str | int | float | Fraction) -> Fraction:
         raise ConfigError("Invalid frame rate", expected="a positive number or fraction such as 24 or 24000/1001",
                           found=repr(value), fix="write the rate as a fraction, e.g. fps: 24000/1001") from None
     if fps <= 0:
-        raise ConfigError("Invalid frame rate", expected="a rate above 0", found=str(fps))
+        raise ConfigError("Invalid frame rate", expected="a rate above 0", found=str(fps),
+                          fix="write a rate above 0, e.g. fps: 24 or fps: 24000/1001")
     if fps.denominator > 1001 * 1000:
         raise ConfigError("Frame rate is not exact", expected="an integer or a fraction such as 24000/1001",
                           found=repr(value), fix="write NTSC rates as fractions, e.g. 30000/1001")
@@ -92,7 +93,8 @@ class FrameRange:
 
     def __post_init__(self) -> None:
         if not self.frames:
-            raise FrameRangeError("Empty frame range", expected="at least one frame")
+            raise FrameRangeError("Empty frame range", expected="at least one frame", found="no frames",
+                                  fix="give at least one frame, e.g. --frames 1001-1100")
         if list(self.frames) != sorted(set(self.frames)):
             object.__setattr__(self, "frames", tuple(sorted(set(self.frames))))
 
@@ -138,7 +140,9 @@ class FrameRange:
         parts = [p.strip() for p in str(spec).split(",")]
         if any(p.count(":") > 1 or ("x" in p or "y" in p) for p in parts):
             raise FrameRangeError(f"Cannot parse OpenJD range {spec!r}",
-                                  expected="an OpenJD range expression such as 1001-1010 or 1001-1010:2")
+                                  expected="an OpenJD range expression such as 1001-1010 or 1001-1010:2",
+                                  found=repr(spec),
+                                  fix="write first-last:step, e.g. 1001-1010:2, with single frames separated by commas")
         return cls.parse(",".join(p.replace(":", "x") for p in parts))
 
     @classmethod
@@ -146,7 +150,7 @@ class FrameRange:
         """The contiguous range ``first``..``last`` inclusive."""
         if last < first:
             raise FrameRangeError("Frame range ends before it starts", expected=f"last >= first ({first})",
-                                  found=f"last = {last}")
+                                  found=f"last = {last}", fix="give the first frame before the last one")
         return cls(tuple(range(first, last + 1)))
 
     @property
@@ -172,7 +176,8 @@ class FrameRange:
     def chunks(self, size: int) -> Iterator[FrameRange]:
         """Split into consecutive pieces of at most ``size`` frames (the farm's unit of work)."""
         if size < 1:
-            raise ConfigError("Invalid chunk size", expected="1 or more frames", found=str(size))
+            raise ConfigError("Invalid chunk size", expected="1 or more frames", found=str(size),
+                              fix="set farm.chunk_size in the shot file, or pass --chunk, to 1 or more")
         for i in range(0, len(self.frames), size):
             yield FrameRange(self.frames[i : i + size])
 
@@ -236,10 +241,20 @@ class SequencePattern:
     pattern: str
 
     def __post_init__(self) -> None:
+        name = Path(self.pattern).name
+        if len(_TOKEN.findall(name)) > 1:
+            raise ConfigError(
+                f"Image-sequence pattern {self.pattern!r} has more than one frame-number token",
+                expected="one frame token in the file name: name.####.exr, name.%04d.exr, name.@.exr or name.$F4.exr",
+                found=f"{len(_TOKEN.findall(name))} tokens in {name!r}",
+                fix="keep one token for the frame number; write any other '#' or '@' in the name another way",
+            )
         if not is_sequence_pattern(self.pattern):
             raise ConfigError(
                 f"Not an image-sequence pattern: {self.pattern!r}",
                 expected="a frame token in the file name: name.####.exr, name.%04d.exr, name.@.exr or name.$F4.exr",
+                found=repr(self.pattern),
+                fix="name the frames like shot.####.exr (one # per digit of the frame number)",
             )
 
     @property

@@ -437,3 +437,34 @@ def test_a_playlist_posing_as_a_movie_cannot_make_ffmpeg_open_urls(tmp_path, cap
     fake = tmp_path / "plate.mp4"
     fake.write_text("#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\nhttp://127.0.0.1:9/x.ts\n#EXT-X-ENDLIST\n")
     assert_refused(capsys, tmp_path, ["probe", fake], max_seconds=30.0)
+
+
+@pytest.mark.parametrize("name", ["x" * 5000 + ".mp4", "/dev/zero", "fifo.mp4"], ids=["name too long", "a device",
+                                                                                       "a fifo"])
+def test_probing_a_name_no_file_can_have_or_a_device_is_exit_2(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if name == "fifo.mp4":
+        os.mkfifo(tmp_path / name)  # ffmpeg would wait on it forever
+    assert_refused(capsys, tmp_path, ["probe", name], max_seconds=30.0)
+
+
+@pytest.mark.parametrize("out", ["y" * 250 + ".mp4", "missing/x.mp4", "a.mp4/x.mp4"],
+                         ids=["name too long", "no folder", "folder is a file"])
+def test_encoding_to_an_impossible_output_is_refused_before_work(out, tmp_path, monkeypatch):
+    import numpy as np
+
+    from vfx.errors import ConfigError
+    from vfx.io.video import encode_video
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.mp4").write_bytes(b"")
+    before = snapshot(tmp_path)
+
+    def frames():
+        raise AssertionError("no frame may be asked for")
+        yield
+
+    with pytest.raises(ConfigError) as err:
+        encode_video(frames(), out, fps=25)
+    assert err.value.exit_code == 2 and err.value.expected and err.value.found and err.value.fix
+    assert snapshot(tmp_path) == before

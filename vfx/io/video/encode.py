@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from numbers import Rational
@@ -17,7 +18,7 @@ import numpy as np
 from vfx.errors import ConfigError, ExternalToolError, MediaError
 from vfx.io import ffmpeg as ff
 from vfx.io.video.probe import VideoInfo, _describe_unreadable, _parse_stream_header, probe_video
-from vfx.utils.atomic import atomic_path
+from vfx.utils.atomic import TEMP_MARKER, atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +79,43 @@ def _check_frame(frame: object, number: int, *, dtype: np.dtype, shape: tuple[in
     return frame
 
 
+def _check_output(out: Path) -> None:
+    """Refuse, before any work, an output whose folder is missing or whose name (and so its temporary file's
+    name beside it) is too long for the file system: ffmpeg and the atomic write would fail only at the end."""
+    parent = out.parent
+    try:
+        is_dir = stat.S_ISDIR(parent.stat().st_mode)
+        name_max = os.pathconf(parent, "PC_NAME_MAX") if is_dir else 255
+    except (OSError, ValueError) as err:
+        is_dir, name_max = False, 255
+        if not isinstance(err, FileNotFoundError):
+            raise ConfigError(f"Cannot write a movie into {str(parent)[:200]}", expected="an existing, writable folder",
+                              found=f"{type(err).__name__}: {str(err)[:200]}", fix="choose another output path") from None
+    if not is_dir:
+        raise ConfigError(f"No folder {str(parent)[:200]} to write {out.name[:100]} into", expected="an existing folder",
+                          found="no such folder" if not parent.exists() else "not a folder",
+                          fix="create the folder first, or choose another output path")
+    temp_name = f".{out.stem}.XXXXXXXX{TEMP_MARKER}.video{TEMP_MARKER}{out.suffix}"  # the longest temporary name
+    if len(os.fsencode(temp_name)) > name_max:
+        raise ConfigError(f"Output file name too long: {out.name[:60]}...", expected=f"a name of at most "
+                          f"{name_max - len(temp_name) + len(out.name)} bytes (the file system's limit is {name_max}, "
+                          "less room for the temporary file written first)", found=f"{len(os.fsencode(out.name))} bytes",
+                          fix="choose a shorter name")
+
+
 def _audio_codec_of(path: Path, exe: str) -> str | None:
     """First audio codec of ``path`` from its stream description (the file need not contain video)."""
-    if not path.is_file():
+    try:
+        regular = stat.S_ISREG(path.stat().st_mode)
+        found = f"{path} is not a file"
+    except (OSError, ValueError) as err:  # missing, a name too long, a loop of links
+        regular = False
+        found = f"nothing at {path}" if isinstance(err, FileNotFoundError) else f"{type(err).__name__}: {err}"
+    if not regular:
         raise MediaError(
             "Audio source not found",
             expected="an existing media file to copy audio from",
-            found=f"nothing at {path}" if not path.exists() else f"{path} is not a file",
+            found=found,
             fix="check audio_from, or pass audio_from=None",
         )
     result = ff.run_ffmpeg(ff.header_argv(exe, path), what=f"reading the streams of {path}", check=False)
@@ -169,6 +200,7 @@ def encode_video(
         )
     if timecode is not None:
         _check_timecode(timecode, fps)
+    _check_output(out)
 
     exe = ff.find_ffmpeg()
     audio_path = None if audio_from is None else Path(audio_from)

@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
@@ -310,21 +311,39 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         (1008, Fraction(30, 1), (480, 480))
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        info = None
+    except (OSError, ValueError) as err:  # a name too long for the file system, a loop of links, a NUL
+        raise MediaError(
+            "Cannot open video file",
+            expected="a video file path the file system accepts",
+            found=f"{type(err).__name__}: {str(err)[:200]}",
+            fix="check the path (its length, its links)",
+        ) from None
+    if info is None:
         raise MediaError(
             "Video file not found",
             expected="an existing video file",
             found=f"nothing at {path}",
             fix="check the path and that the disk is mounted",
         )
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise MediaError(
             "Cannot read a folder as a video",
             expected="a video file",
             found=f"{path} is a directory",
             fix="pass the movie file inside it, or use the image-sequence reader for frame folders",
         )
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError(
+            "Cannot read a device, pipe or socket as a video",
+            expected="a video file",
+            found=f"{path} is not a regular file",
+            fix="pass the movie file itself",
+        )
+    if info.st_size == 0:
         raise MediaError(
             "Video file is empty",
             expected="a video file",

@@ -264,7 +264,8 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     m = _check_matrix(matrix)
     p = np.asarray(points, dtype=np.float64)
     if p.shape[-1] != 2:
-        raise VfxError("Points of the wrong shape", expected="(N, 2) (x, y) pixels", found=str(p.shape))
+        raise VfxError("Points of the wrong shape", expected="(N, 2) (x, y) pixels", found=str(p.shape),
+                       fix="pass an (N, 2) array of (x, y) pixel coordinates, one row per point")
     return p @ m[:, :2].T + m[:, 2]
 
 
@@ -335,7 +336,8 @@ def parse_size(size: int | tuple[int, int], name: str = "size") -> tuple[int, in
         except (TypeError, ValueError):
             shape = (0, 0)
     if shape[0] <= 0 or shape[1] <= 0:
-        raise ConfigError(f"Invalid {name}", expected="a positive int or a (height, width) pair", found=repr(size))
+        raise ConfigError(f"Invalid {name}", expected="a positive int or a (height, width) pair", found=repr(size),
+                          fix=f"give {name} as one positive number of pixels (a square) or a (height, width) pair")
     return shape
 
 
@@ -359,9 +361,12 @@ def _cv2_flag(interpolation: str) -> int:
 
 def _check_options(interpolation: str, border: str) -> None:
     if interpolation not in ("cubic", "linear", "area", "nearest"):
-        raise ConfigError(f"Unknown interpolation {interpolation!r}", expected="cubic, linear, area or nearest")
+        raise ConfigError(f"Unknown interpolation {interpolation!r}", expected="cubic, linear, area or nearest",
+                          found=repr(interpolation),
+                          fix='pass interpolation="cubic" for pictures, "nearest" for mattes and label maps')
     if border not in ("reflect", "constant"):
-        raise ConfigError(f"Unknown border mode {border!r}", expected="reflect or constant")
+        raise ConfigError(f"Unknown border mode {border!r}", expected="reflect or constant", found=repr(border),
+                          fix='pass border="reflect" (mirror the edge) or "constant" (fill with border_value)')
 
 
 def _warp_affine(src: np.ndarray, matrix: np.ndarray, dst_shape: tuple[int, int], interpolation: str,
@@ -581,7 +586,7 @@ def warp_to_crop_torch(images: torch.Tensor, matrices: torch.Tensor | np.ndarray
     if interpolation not in ("cubic", "linear", "nearest"):
         raise ConfigError(f"Unknown interpolation {interpolation!r} for the torch warp",
                           expected="cubic, linear or nearest",
-                          fix='for "area" use warp_to_crop() or downscale the plate first')
+                          fix='for "area" use warp_to_crop() or downscale the plate first', found=repr(interpolation))
     _check_options(interpolation, border)
     if images.ndim != 4:
         raise VfxError("Images of the wrong shape", expected="(B, C, H, W) tensors", found=str(tuple(images.shape)),
@@ -599,7 +604,8 @@ def warp_to_crop_torch(images: torch.Tensor, matrices: torch.Tensor | np.ndarray
         m = m.unsqueeze(0)
     if m.shape[-2:] != (2, 3) or m.shape[0] not in (1, batch):
         raise VfxError("Matrices of the wrong shape", expected=f"(2, 3) or ({batch}, 2, 3)",
-                       found=str(tuple(m.shape)))
+                       found=str(tuple(m.shape)),
+                       fix="pass one (2, 3) matrix for all images, or a (B, 2, 3) stack, one matrix per image")
     linear_inv = torch.linalg.inv(m[:, :, :2])
     offset_inv = -(linear_inv @ m[:, :, 2:])
     ys, xs = torch.meshgrid(torch.arange(h, dtype=calc, device=device),

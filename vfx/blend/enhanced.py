@@ -68,14 +68,18 @@ def inward_face_mask(cover: Tensor, sigma: float) -> Tensor:
 def _check(source: Tensor, target: Tensor, cover: Tensor, target_face_levels: int) -> int:
     if source.shape != target.shape or source.ndim != 4:
         raise ConfigError("Blend inputs of different shapes", expected="source and target (B, C, r, r) alike",
-                          found=f"{tuple(source.shape)} and {tuple(target.shape)}")
+                          found=f"{tuple(source.shape)} and {tuple(target.shape)}",
+                          fix="pass the swapped face and the plate crop of one aligned crop, both (B, C, r, r)")
     b, _, h, w = target.shape
     if h != w:
-        raise ConfigError("Blend crops must be square", expected="(B, C, r, r)", found=str(tuple(target.shape)))
+        raise ConfigError("Blend crops must be square", expected="(B, C, r, r)", found=str(tuple(target.shape)),
+                          fix="pass square crops (width = height), as the aligned crops of one AlignTemplate are")
     if cover.shape != (b, 1, h, w):
-        raise ConfigError("Face coverage of the wrong shape", expected=f"({b}, 1, {h}, {w})", found=str(tuple(cover.shape)))
+        raise ConfigError("Face coverage of the wrong shape", expected=f"({b}, 1, {h}, {w})", found=str(tuple(cover.shape)),
+                          fix="pass one single-channel coverage matte per crop, at the crops' size")
     if target_face_levels < 0:
-        raise ConfigError("Invalid target_face_levels", expected="0 or more", found=str(target_face_levels))
+        raise ConfigError("Invalid target_face_levels", expected="0 or more", found=str(target_face_levels),
+                          fix="set blend.target_face_levels in the shot file to 0 or more (2 is the default)")
     return pyramid_levels(h)
 
 

@@ -104,7 +104,8 @@ def gaussian_blur(x: Tensor, sigma: float, *, border: Border = "zero", window: T
         weights = gaussian_weights(sigma)
         return _blur_1d(_blur_1d(x, weights, 3), weights, 2)
     if border not in ("valid", "replicate"):
-        raise ConfigError(f"Unknown blur border {border!r}", expected="zero, valid or replicate", found=repr(border))
+        raise ConfigError(f"Unknown blur border {border!r}", expected="zero, valid or replicate", found=repr(border),
+                          fix='pass border="zero", "valid" or "replicate"')
     if window is None:
         window = gaussian_window(sigma).to(device=x.device, dtype=x.dtype)
     channels, taps = x.shape[1], window.shape[-1]
@@ -126,7 +127,8 @@ def gaussian_blur_image(image: np.ndarray, sigma: float, *, border: Literal["zer
     """
     modes = {"zero": cv2.BORDER_CONSTANT, "reflect": cv2.BORDER_REFLECT_101}
     if border not in modes:
-        raise ConfigError(f"Unknown blur border {border!r}", expected="zero or reflect", found=repr(border))
+        raise ConfigError(f"Unknown blur border {border!r}", expected="zero or reflect", found=repr(border),
+                          fix='pass border="zero" or "reflect"')
     return cv2.GaussianBlur(np.ascontiguousarray(image), (0, 0), sigma, borderType=modes[border])
 
 

@@ -75,7 +75,9 @@ def _check_image(image: np.ndarray, name: str) -> np.ndarray:
         )
     pixels = image.astype(np.float32, copy=False)
     if not np.isfinite(pixels).all():
-        raise InvalidPixelsError(f"Cannot measure the blend: {name} has NaN or infinite pixels", found="NaN or Inf")
+        raise InvalidPixelsError(f"Cannot measure the blend: {name} has NaN or infinite pixels",
+                                 expected="finite pixel values", found="NaN or Inf",
+                                 fix=f"render the {name} again, or clean it with np.nan_to_num before measuring")
     return pixels
 
 
@@ -92,7 +94,9 @@ def _check_matte(matte: np.ndarray, shape: tuple[int, ...], name: str = "matte")
         )
     out = matte.astype(np.float32) / 255.0 if matte.dtype == np.uint8 else matte.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
-        raise InvalidPixelsError(f"Cannot measure the blend: {name} has NaN or infinite values", found="NaN or Inf")
+        raise InvalidPixelsError(f"Cannot measure the blend: {name} has NaN or infinite values",
+                                 expected="finite matte values, 0 to 1", found="NaN or Inf",
+                                 fix="pass a matte without NaN or infinite values (np.nan_to_num clears them)")
     return out
 
 
@@ -101,7 +105,8 @@ def _check_pixels_option(value: float | None, name: str, *, minimum: float) -> f
         return None
     if not (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             and value >= minimum):
-        raise ConfigError(f"Invalid {name}", expected=f"a number of pixels >= {minimum:g}, or None", found=repr(value))
+        raise ConfigError(f"Invalid {name}", expected=f"a number of pixels >= {minimum:g}, or None", found=repr(value),
+                          fix=f"pass {name} as a number of pixels >= {minimum:g}, or None for the default")
     return float(value)
 
 
@@ -270,10 +275,12 @@ def edge_gradient_jump(image: np.ndarray, plate: np.ndarray, matte: np.ndarray, 
             "Cannot measure the seam: image and plate differ in size",
             expected=f"the plate's shape {reference.shape}",
             found=f"image shape {output.shape}",
+            fix="pass the output frame and the plate frame it was rendered over, at one size",
         )
     alpha = _check_matte(matte, output.shape)
     if not (isinstance(band_px, int) and not isinstance(band_px, bool) and band_px >= 0):
-        raise ConfigError("Invalid band_px", expected="an integer number of pixels >= 0", found=repr(band_px))
+        raise ConfigError("Invalid band_px", expected="an integer number of pixels >= 0", found=repr(band_px),
+                          fix="pass band_px as a whole number of pixels, e.g. band_px=8")
 
     region = _edge_region(alpha, band_px)
     if not region.any():
@@ -281,6 +288,7 @@ def edge_gradient_jump(image: np.ndarray, plate: np.ndarray, matte: np.ndarray, 
             "Cannot measure the seam: the matte has no edge",
             expected="a matte with both face (> 0.5) and outside (<= 0.5) pixels",
             found=f"matte values from {float(alpha.min()):.3g} to {float(alpha.max()):.3g}",
+            fix="pass the face matte the blend used (white face on black), not an empty or solid one",
         )
     rows, cols = _crop_around(region, 2)  # the 3x3 Sobel reads one pixel beyond the region
     region = region[rows, cols]
@@ -350,6 +358,7 @@ def face_region_flicker(
                     f"Cannot measure flicker: frame {count} differs in size",
                     expected=f"every frame and plate of the first frame's shape {shape}",
                     found=f"frame {output.shape}, plate {reference.shape}",
+                    fix="pass frames and plates of one shot, all at the plate's size",
                 )
             face = _check_matte(matte, output.shape, f"matte {count}") > 0.5
             if previous is not None:
@@ -368,13 +377,16 @@ def face_region_flicker(
             "Cannot measure flicker: frames, plates and mattes differ in number",
             expected="one plate and one matte per output frame",
             found=str(exc),
+            fix="pass as many plates and mattes as output frames, in the same order",
         ) from exc
     if count < 2:
-        raise MediaError("Cannot measure flicker", expected="at least two frames", found=f"{count} frame(s)")
+        raise MediaError("Cannot measure flicker", expected="at least two frames", found=f"{count} frame(s)",
+                         fix="pass two or more consecutive frames (flicker is a change between frames)")
     if samples == 0:
         raise MediaError(
             "Cannot measure flicker: no face in the mattes",
             expected="mattes with face pixels (> 0.5) in at least one pair of consecutive frames",
             found=f"{count} empty mattes",
+            fix="pass the face mattes the blend used; mattes with no face pixels give nothing to measure",
         )
     return (total_out / samples + _EPS) / (total_ref / samples + _EPS)

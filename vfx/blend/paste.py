@@ -159,7 +159,8 @@ def _start_paste(frame: np.ndarray, matte: np.ndarray, matrix: np.ndarray, *, in
     """Check the frame, take it (or a copy) as the output, and warp the crop matte into it (None: it misses)."""
     if frame.ndim != 3 or frame.shape[2] < 3 or frame.dtype != np.float32:
         raise VfxError(f"{what} of the wrong shape for paste-back", expected="(H, W, C >= 3) float32",
-                       found=f"{frame.shape} {frame.dtype}")
+                       found=f"{frame.shape} {frame.dtype}",
+                       fix=f"pass the {what.lower()} as (H, W, 3) or (H, W, 4) float32, e.g. image.astype(np.float32)")
     return (frame if in_place else frame.copy()), _plate_matte(matte, matrix, frame.shape[:2])
 
 

@@ -116,7 +116,8 @@ def laplacian_pyramid(x: Tensor, levels: int) -> list[Tensor]:
         True
     """
     if levels < 1:
-        raise ConfigError("A pyramid needs at least one level", expected="levels >= 1", found=str(levels))
+        raise ConfigError("A pyramid needs at least one level", expected="levels >= 1", found=str(levels),
+                          fix="pass levels=1 or more")
     pyramid = []
     current = x
     for _ in range(levels - 1):

@@ -131,7 +131,8 @@ def edit_apply(
         curves = [parse_strength(s) for s in strength or []]
         if len(curves) > 1 and len(curves) != len(vector):
             raise ConfigError("--strength does not pair with --vector", expected=f"one --strength, or one per "
-                              f"--vector ({len(vector)})", found=f"{len(curves)} strengths")
+                              f"--vector ({len(vector)})", found=f"{len(curves)} strengths",
+                              fix="give one --strength for all vectors, or one --strength after each --vector")
         pairs = [(v, curves[i] if len(curves) > 1 else (curves[0] if curves else 1.0)) for i, v in enumerate(vector)]
     elif strength:
         raise ConfigError("--strength needs --vector", expected="--vector V --strength CURVE",

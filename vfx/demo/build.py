@@ -58,7 +58,8 @@ def load_portrait(name: str) -> np.ndarray:
 
         image = skimage.data.astronaut()[0:320, 80:400]  # (512, 512, 3) -> 320x320 around the face
     else:
-        raise ConfigError(f"Unknown demo portrait {name!r}", expected=f"one of {', '.join(PORTRAITS)}")
+        raise ConfigError(f"Unknown demo portrait {name!r}", expected=f"one of {', '.join(PORTRAITS)}",
+                          found=repr(name), fix=f"pick one of {', '.join(PORTRAITS)}")
     return np.ascontiguousarray(image, dtype=np.float32) / 255.0
 
 

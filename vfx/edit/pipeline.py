@@ -117,10 +117,12 @@ def parse_strength(text: str) -> float | list[StrengthKey]:
         keys = [StrengthKey(frame=int(f), value=float(v)) for f, v in (part.split(":") for part in text.split(","))]
     except (ValueError, TypeError):
         raise ConfigError("Invalid strength curve", expected="a number (0.5) or frame:value keys (1001:0,1010:1)",
-                          found=repr(text)) from None
+                          found=repr(text),
+                          fix="write --strength 0.5, or frame:value keys separated by commas: 1001:0,1010:1") from None
     frames = [k.frame for k in keys]
     if frames != sorted(set(frames)):
-        raise ConfigError("Invalid strength curve", expected="keys on increasing, distinct frames", found=repr(text))
+        raise ConfigError("Invalid strength curve", expected="keys on increasing, distinct frames", found=repr(text),
+                          fix="list each frame once, in increasing order, e.g. 1001:0,1010:1")
     return keys
 
 
@@ -154,7 +156,8 @@ def _persona_facesets(shot: Shot, persona: str, recorded: tuple[str, ...]) -> li
 def _require_model(shot: Shot) -> ModelConfig:
     if shot.model is None:
         raise ConfigError(f"Shot {shot.name!r} has no model", expected="a `model:` section naming a trained checkpoint",
-                          fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)")
+                          fix="add `model: {checkpoint: models/RUN, resolution: R}` (see `vfx train`)",
+                          found="no `model:` section")
     return shot.model
 
 
@@ -171,7 +174,8 @@ def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps:
     manifest = check_checkpoint(folder)
     if persona not in manifest.config.personas:
         raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
-                          f"{', '.join(manifest.config.personas)}", found=repr(persona))
+                          f"{', '.join(manifest.config.personas)}", found=repr(persona),
+                          fix="pass --persona with one of the model's personas, or train a model with this one")
     net, manifest, _ = load_checkpoint(folder, device=device, with_optimizer=False)
     net.eval().requires_grad_(False)
     fingerprint = net.fingerprint(persona)
@@ -222,12 +226,13 @@ def _keyframe(shot: Shot, model: EditModel, keyframe: int, *, workers: int) -> t
     try:
         if keyframe not in frames:
             raise ConfigError(f"Keyframe {keyframe} is outside the plate", expected=f"a frame of {frames}",
-                              found=str(keyframe))
+                              found=str(keyframe), fix=f"pick a --keyframe within {frames}")
         record = _shot_faces(shot, plate, FrameRange.from_bounds(keyframe, keyframe), model.resolution,
                              workers=workers).get(keyframe)
         if record is None or record.matrix is None:
             raise ConfigError(f"No face on keyframe {keyframe}", expected="a keyframe where the face is tracked",
-                              fix="pick a frame with the face (vfx extract's QC sheet shows which have one)")
+                              fix="pick a frame with the face (vfx extract's QC sheet shows which have one)",
+                              found=f"no tracked face on frame {keyframe}")
         image = plate.read(keyframe)
         to_working = ColorConverter(plate.colorspace, WORKING_SPACE)
     finally:
@@ -316,7 +321,8 @@ def _shot_persona(shot: Shot, persona: str | None) -> str:
     persona = persona or (shot.swap.persona if shot.swap else None)
     if persona is None:
         raise ConfigError(f"Shot {shot.name!r} does not say which persona to edit", expected="--persona NAME or "
-                          "`swap: {persona: NAME}` in the shot file")
+                          "`swap: {persona: NAME}` in the shot file", found="no --persona and no `swap:` section",
+                          fix="pass --persona NAME, or add `swap: {persona: NAME}` to the shot file")
     return persona
 
 

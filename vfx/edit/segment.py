@@ -151,7 +151,8 @@ def class_iou(predicted: Tensor | np.ndarray, target: Tensor | np.ndarray,
     true = torch.as_tensor(target).reshape(-1).long()
     if pred.shape != true.shape:
         raise ConfigError("Label maps of different sizes", expected="one shape twice",
-                          found=f"{tuple(torch.as_tensor(predicted).shape)} and {tuple(torch.as_tensor(target).shape)}")
+                          found=f"{tuple(torch.as_tensor(predicted).shape)} and {tuple(torch.as_tensor(target).shape)}",
+                          fix="pass the predicted and the true label maps at one size")
     scores = {}
     for label in classes if classes is not None else range(NUM_LABELS):
         p, t = pred == label, true == label
@@ -220,14 +221,16 @@ def faceset_layouts(faceset: Faceset | str | os.PathLike[str], size: int, *,
         records = records[:limit]
     if not records:
         raise MediaError(f"Faceset {faceset.folder} has no faces to learn a segmentation from",
-                         expected="crops with landmarks", fix="extract the persona's footage with `vfx extract`")
+                         expected="crops with landmarks", fix="extract the persona's footage with `vfx extract`",
+                         found="no face with both a crop and its crop landmarks")
     crop_size = faceset.info.crop_size
     images, labels, points = [], [], []
     for record in records:
         bgr = cv2.imread(str(faceset.folder / record.crop), cv2.IMREAD_COLOR)
         if bgr is None:
             raise MediaError(f"Cannot read the crop {faceset.folder / record.crop}", expected="a PNG crop",
-                             fix="extract the faceset again")
+                             fix="extract the faceset again",
+                             found=f"no readable image at {faceset.folder / record.crop}")
         rgb = bgr[:, :, ::-1].astype(np.float32) / 255.0
         if rgb.shape[0] != size:
             rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
@@ -289,7 +292,7 @@ def train_seg_head(net: CombNetwork, persona: str, images: Tensor, labels: Tenso
     if images.ndim != 4 or images.shape[1:] != (3, r, r) or labels.shape != (images.shape[0], r, r):
         raise ConfigError("Wrong training data for the segmentation head", expected=f"images (N, 3, {r}, {r}) and "
                           f"labels (N, {r}, {r}) at the model's size", found=f"{tuple(images.shape)} and "
-                          f"{tuple(labels.shape)}")
+                          f"{tuple(labels.shape)}", fix=f"pass {r}x{r} crops and label maps, the model's resolution")
     device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

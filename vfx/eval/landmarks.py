@@ -49,6 +49,7 @@ def read_dlib_landmark_xml(path: Path) -> list[LabelledImage]:
             f"Cannot read landmark file {path}",
             expected="a dlib imglab XML file with <image><box><part name='00' x= y=/>",
             found=str(exc),
+            fix="pass the imglab XML itself (e.g. training_with_face_landmarks.xml), with its images beside it",
         ) from exc
     images = []
     for node in root.iter("image"):

@@ -43,7 +43,9 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
     if comp is None and review is None:
         if require:
             raise ConfigError(f"Nothing to export for shot {shot.name!r}", expected="--comp DIR and/or --review FILE, "
-                              "or outputs.comp_package / outputs.review in the shot file")
+                              "or outputs.comp_package / outputs.review in the shot file",
+                              found="no --comp, --review, outputs.comp_package or outputs.review",
+                              fix="pass --comp DIR or --review FILE, or add `outputs: {review: out/NAME.mp4}` to the shot")
         return []
     _check_destinations(shot, comp=comp, review=review, side_by_side=side_by_side)
     rendered = rendered_sequence(shot)

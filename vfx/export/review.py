@@ -118,7 +118,7 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
         if shot.outputs.review is None:
             raise ConfigError(f"Shot {shot.name!r} names no review video", expected="outputs.review in the shot "
                               "file, or a path argument", fix="add e.g. `outputs: {review: out/" + shot.name
-                              + "_review.mp4}` to the shot file")
+                              + "_review.mp4}` to the shot file", found="no outputs.review and no path")
         path = side_by_side_path(shot.outputs.review) if side_by_side else shot.outputs.review
     rendered = rendered_sequence(shot)
     with borrow_plate(shot.plate, frames, plate) as (plate, frames):

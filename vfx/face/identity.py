@@ -172,9 +172,11 @@ def _check_descriptors(descriptors: np.ndarray, name: str) -> np.ndarray:
             f"Cannot use {name} as face descriptors",
             expected=f"(..., {DESCRIPTOR_SIZE}) arrays from FaceDescriber.describe",
             found=f"shape {array.shape}",
+            fix=f"pass the descriptors FaceDescriber.describe returns, {DESCRIPTOR_SIZE} values per face",
         )
     if not np.isfinite(array).all():
-        raise ConfigError(f"Cannot use {name} as face descriptors", expected="finite values", found="NaN or Inf")
+        raise ConfigError(f"Cannot use {name} as face descriptors", expected="finite values", found="NaN or Inf",
+                          fix=f"describe those faces again, or drop the rows of {name} that are not finite")
     return array
 
 
@@ -219,6 +221,7 @@ def mean_descriptor(descriptors: Sequence[np.ndarray] | np.ndarray) -> np.ndarra
             "Cannot average face descriptors",
             expected=f"at least one ({DESCRIPTOR_SIZE},) descriptor, or an (N, {DESCRIPTOR_SIZE}) array",
             found=f"shape {np.shape(descriptors)}",
+            fix=f"pass one or more descriptors from FaceDescriber.describe ({DESCRIPTOR_SIZE} values each)",
         )
     array = _check_descriptors(array, "descriptors")
     return array.mean(axis=0)

@@ -173,10 +173,12 @@ def colourise_layout(label_map: np.ndarray) -> np.ndarray:
     """
     labels = np.asarray(label_map)
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise VfxError("Invalid label map", expected="(h, w) integer labels", found=f"{labels.dtype} {labels.shape}")
+        raise VfxError("Invalid label map", expected="(h, w) integer labels", found=f"{labels.dtype} {labels.shape}",
+                       fix="pass a single-channel map of integer labels, such as face_layout returns")
     if labels.size and (labels.min() < 0 or labels.max() >= len(FaceLabel)):
         raise VfxError("Unknown labels in the label map", expected=f"values 0..{len(FaceLabel) - 1}",
-                       found=f"values {int(labels.min())}..{int(labels.max())}")
+                       found=f"values {int(labels.min())}..{int(labels.max())}",
+                       fix=f"keep the labels within 0..{len(FaceLabel) - 1} (the FaceLabel values)")
     return LABEL_COLOURS[labels]
 
 
@@ -192,6 +194,7 @@ def read_painted_map(path: str | os.PathLike[str], size: tuple[int, int]) -> np.
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.is_file() else None
     if pixels is None:
         raise MediaError(f"Cannot read the painted label map {path}", expected="a PNG label map",
+                         found="a folder" if path.is_dir() else "no file" if not path.exists() else "not a readable image",
                          fix="paint it on the keyframe's layout preview (`vfx retouch SHOT --preview`)")
     if pixels.shape[:2] != tuple(size):
         raise MediaError(f"Painted label map {path} is the wrong size",
@@ -202,7 +205,8 @@ def read_painted_map(path: str | os.PathLike[str], size: tuple[int, int]) -> np.
         if pixels.max() >= len(LABEL_NAMES):
             raise MediaError(f"Painted label map {path} has values that are no label",
                              expected=f"values 0..{len(LABEL_NAMES) - 1} ({', '.join(LABEL_NAMES)})",
-                             found=f"values up to {int(pixels.max())}")
+                             found=f"values up to {int(pixels.max())}",
+                             fix=f"paint only grey values 0..{len(LABEL_NAMES) - 1}, antialiasing off")
         return pixels.astype(np.uint8)
     rgb = pixels[:, :, 2::-1].astype(np.int32)  # OpenCV reads BGR(A)
     codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
@@ -212,7 +216,8 @@ def read_painted_map(path: str | os.PathLike[str], size: tuple[int, int]) -> np.
     if unknown:
         found = ", ".join(f"#{c:06x}" for c in unknown[:5])
         raise MediaError(f"Painted label map {path} has colours that are no label",
-                         expected="only the layout colours (see the preview's legend)", found=found)
+                         expected="only the layout colours (see the preview's legend)", found=found,
+                         fix="paint only in the legend's colours, with antialiasing and colour management off")
     labels = np.zeros(codes.shape, np.uint8)
     for code, label in lookup.items():
         labels[codes == code] = label

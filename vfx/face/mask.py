@@ -53,7 +53,8 @@ def _check_landmarks(landmarks: np.ndarray, matrix: np.ndarray | None = None) ->
 
 def _check_fraction(value: float, name: str) -> float:
     if not (math.isfinite(value) and value >= 0.0):
-        raise ConfigError(f"Invalid {name}", expected="a finite number >= 0", found=repr(value))
+        raise ConfigError(f"Invalid {name}", expected="a finite number >= 0", found=repr(value),
+                          fix=f"set {name} to 0 or a positive number")
     return float(value)
 
 
@@ -79,7 +80,8 @@ def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     distance = float(np.hypot(*eye_line))
     if distance < 1e-9:
         raise VfxError("Cannot orient a face whose eye centres coincide", expected="two distinct eye centres",
-                       fix="check the landmarker's output for this face")
+                       fix="check the landmarker's output for this face",
+                       found=f"eye centres {distance:.3g} px apart")
     across = eye_line / distance
     up = np.array([across[1], -across[0]])  # across turned 90 degrees towards the top of the image
     return across, up, distance
@@ -197,7 +199,8 @@ def rasterise_polygon(polygon: np.ndarray, size: int | tuple[int, int], *, antia
     h, w = parse_size(size, "mask size")
     p = np.asarray(polygon, dtype=np.float64)
     if p.ndim != 2 or p.shape[1] != 2 or not np.all(np.isfinite(p)):
-        raise VfxError("Invalid polygon", expected="(K, 2) finite (x, y) vertices", found=f"shape {p.shape}")
+        raise VfxError("Invalid polygon", expected="(K, 2) finite (x, y) vertices", found=f"shape {p.shape}",
+                       fix="pass the polygon as a (K, 2) array of finite (x, y) points")
     mask = np.zeros((h, w), dtype=np.float32)
     if len(p) < 3:
         return mask

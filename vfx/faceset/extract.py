@@ -126,15 +126,17 @@ class ExtractConfig:
         for name, (value, least) in counts.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"Invalid extract setting {name}", expected=f"an integer >= {least}",
-                                  found=repr(value))
+                                  found=repr(value), fix=f"set {name} to a whole number >= {least}")
         check_window("smooth_window", self.smooth_window, order=2)
         if not 0.0 < self.detect_scale <= 1.0:
             raise ConfigError("Invalid detection scale", expected="a number in (0, 1]", found=repr(self.detect_scale),
                               fix="use 0.5, or 1.0 with min_face_px for small faces")
         if self.min_face_px is not None and not self.min_face_px > 0:
-            raise ConfigError("Invalid min_face_px", expected="a positive width in pixels", found=repr(self.min_face_px))
+            raise ConfigError("Invalid min_face_px", expected="a positive width in pixels", found=repr(self.min_face_px),
+                              fix="pass --min-face-px with a width such as 40, or leave it unset")
         if self.track is not None and self.track < 0:
-            raise ConfigError("Invalid track", expected="a track number >= 0 (0 is the main face)", found=str(self.track))
+            raise ConfigError("Invalid track", expected="a track number >= 0 (0 is the main face)", found=str(self.track),
+                              fix="pass --track 0 for the main face, or another track number >= 0")
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ class TaskGraph:
         for t in self.tasks:
             if t.id == task_id:
                 return t
-        raise ConfigError(f"No task {task_id!r} in shot {self.shot.name!r}", expected=", ".join(t.id for t in self.tasks))
+        raise ConfigError(f"No task {task_id!r} in shot {self.shot.name!r}", expected=", ".join(t.id for t in self.tasks),
+                          found=repr(task_id), fix="pass one of the task ids listed under Expected")
 
     def stage_chunk(self, stage: str) -> int:
         """Frames per task of a chunked stage (extract rounds up to whole landmark chunks)."""
@@ -121,11 +122,14 @@ def build_graph(shot_file: str | Path, *, chunk: int | None = None, frames: Fram
     shot = shot or load_shot(shot_file)
     chunk = chunk or shot.farm.chunk_size
     if chunk < 1:
-        raise ConfigError("Invalid chunk size", expected="1 or more frames per task", found=str(chunk))
+        raise ConfigError("Invalid chunk size", expected="1 or more frames per task", found=str(chunk),
+                          fix="set farm.chunk_size in the shot file, or pass --chunk, to 1 or more")
     stages = wanted_stages(shot)
     if not stages:
         raise ConfigError(f"Shot {shot.name!r} has nothing to render",
-                          expected="a `swap:` section with outputs.exr, `retouch:` edits or `edit_vectors`")
+                          expected="a `swap:` section with outputs.exr, `retouch:` edits or `edit_vectors`",
+                          found="no `swap:` section, `retouch:` edits or `edit_vectors:`",
+                          fix="add `swap: {persona: NAME}` and `outputs: {exr: out/" + shot.name + "_swap.####.exr}`")
     plate, wanted = open_plate(shot.plate, frames)
     plate.close()
     stage_after = {s: stage_prerequisites(s, stages) for s in stages}

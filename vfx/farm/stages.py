@@ -142,7 +142,9 @@ def check_training(shot: Shot) -> TrainingPlan:
 
     model = shot.model
     if model is None or model.training is None:
-        raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file")
+        raise ConfigError(f"Shot {shot.name!r} does not train its model", expected="model.training in the shot file",
+                          found="no `model:` section" if model is None else "no `training:` under `model:`",
+                          fix="add `training: {}` under `model:` in the shot file, or train beforehand with `vfx train`")
     return plan_training(shot)
 
 
@@ -165,7 +167,9 @@ def _edit_persona(shot: Shot) -> str:
     if shot.swap is not None:
         return shot.swap.persona
     if not shot.edit_vectors:
-        raise ConfigError(f"Shot {shot.name!r} has no edit vectors", expected="an `edit_vectors:` list")
+        raise ConfigError(f"Shot {shot.name!r} has no edit vectors", expected="an `edit_vectors:` list",
+                          found="no `swap:` section and no `edit_vectors:`",
+                          fix="add `edit_vectors: [{vector: edits/NAME.vfxedit}]` (from `vfx edit learn`) to the shot file")
     return load_edit_vector(shot.edit_vectors[0].vector).persona
 
 

@@ -392,13 +392,15 @@ def run_task(shot_file: str | Path, stage: str, frames: FrameRange | None = None
 
     options = options or TaskOptions()
     if options.progress not in PROGRESS_FORMATS:
-        raise ConfigError(f"Unknown progress format {options.progress!r}", expected=", ".join(PROGRESS_FORMATS))
+        raise ConfigError(f"Unknown progress format {options.progress!r}", expected=", ".join(PROGRESS_FORMATS),
+                          found=repr(options.progress), fix=f"pass --progress {' or '.join(PROGRESS_FORMATS)}")
     if stage not in STAGES:
-        raise ConfigError(f"Unknown stage {stage!r}", expected=f"one of {', '.join(STAGES)}", found=stage)
+        raise ConfigError(f"Unknown stage {stage!r}", expected=f"one of {', '.join(STAGES)}", found=stage,
+                          fix=f"pass --stage with one of {', '.join(STAGES)}")
     shot = load_shot(shot_file)
     if frames is not None and not STAGES[stage].chunked:
         raise ConfigError(f"Stage {stage!r} runs once for the whole shot", expected="no --frames",
-                          found=f"--frames {frames}")
+                          found=f"--frames {frames}", fix="leave out --frames for this stage")
     training = shot.model.training if shot.model is not None else None
     if stage == "train" and training is not None and training.gpus > 1 and "RANK" not in os.environ:
         from vfx.farm.stages import check_training
@@ -473,12 +475,14 @@ def _torchrun(shot_file: str | Path, gpus: int, options: TaskOptions) -> TaskRec
     code = subprocess.call(command)
     if code != 0:
         error = _LaunchFailed(f"torchrun of the train task exited {code}", expected="exit 0",
-                              fix="see the log lines above from its processes")
+                              fix="see the log lines above from its processes", found=f"exit code {code}")
         error.exit_code = 2 if code == 2 else 1
         raise error
     record = read_record(farm_folder(load_shot(shot_file)) / "train.json")
     if record is None:
-        raise _LaunchFailed("The train task left no record", expected="train.json written by torchrun's process 0")
+        raise _LaunchFailed("The train task left no record", expected="train.json written by torchrun's process 0",
+                            found="no train.json in the shot's farm folder",
+                            fix="see the log lines above from torchrun's processes")
     return record
 
 

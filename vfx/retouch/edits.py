@@ -135,7 +135,8 @@ def edits_from_shot(raw_edits: Sequence[Edit | dict[str, Any]], *,
         edits.append(edit)
     duplicates = duplicate_edit_names(edits)
     if duplicates:
-        raise ConfigError("Retouch edits share a name", expected="one name per edit", found=", ".join(duplicates))
+        raise ConfigError("Retouch edits share a name", expected="one name per edit", found=", ".join(duplicates),
+                          fix="rename the edits so that each `name:` in `retouch:` is used once")
     return edits
 
 
@@ -158,7 +159,8 @@ def select_edits(edits: Sequence[Edit], names: Sequence[str] | None) -> list[Edi
 def edit_landmarks(landmarks: np.ndarray, group: str, key: GroupKey) -> np.ndarray:
     """The landmarks with ``group`` moved, scaled and rotated by ``key``'s values (a new array)."""
     if group not in EDIT_GROUPS:
-        raise ConfigError(f"Unknown landmark group {group!r}", expected=f"one of {', '.join(EDIT_GROUPS)}")
+        raise ConfigError(f"Unknown landmark group {group!r}", expected=f"one of {', '.join(EDIT_GROUPS)}",
+                          found=repr(group), fix=f"set `group:` to one of {', '.join(EDIT_GROUPS)}")
     points = np.array(landmarks, dtype=np.float64)
     across, up, distance = face_axes(points)
     down = -up
@@ -252,7 +254,9 @@ def edited_layout(landmarks: np.ndarray, size: tuple[int, int], edits: Sequence[
         elif isinstance(edit, PaintEdit):
             if painted is None or edit.name not in painted:
                 raise ConfigError(f"Paint edit {edit.name!r} has no keyframe loaded",
-                                  expected="the keyframe's painted map and landmarks")
+                                  expected="the keyframe's painted map and landmarks",
+                                  found=f"no entry {edit.name!r} in painted",
+                                  fix="pass painted={name: PaintedMap(changes, landmarks)} for each paint edit")
             key = painted[edit.name]
             carried = key.changes if frame == edit.keyframe else warp_labels(
                 key.changes, landmark_field(key.landmarks, landmarks, size))

@@ -143,14 +143,15 @@ def plan_retouch(shot: Shot, *, frames: FrameRange | None = None, edits: list[st
     if source == "swap" and shot.outputs.exr is None:
         raise ConfigError(f"Shot {shot.name!r} retouches the swap but renders none",
                           expected="outputs.exr (the swapped frames `vfx swap` renders)",
-                          fix="add outputs.exr, or set `retouch_options: {source: plate}`")
+                          fix="add outputs.exr, or set `retouch_options: {source: plate}`", found="no outputs.exr")
     base = plan_render(shot, "retouch", frames=frames, resolution=options.resolution, device=device,
                        source=source == "swap", crop_from="source")
     try:
         for edit in chosen:
             if isinstance(edit, PaintEdit) and edit.keyframe not in base.plate.frame_range:
                 raise ConfigError(f"Paint edit {edit.name!r} is keyed on frame {edit.keyframe}, outside the plate",
-                                  expected=f"a frame of {base.plate.frame_range}")
+                                  expected=f"a frame of {base.plate.frame_range}", found=f"frame {edit.keyframe}",
+                                  fix=f"set the edit's `keyframe:` to a frame of {base.plate.frame_range}")
         size = (options.resolution, options.resolution)
         painted = {e.name: read_painted_map(e.map, size) for e in chosen if isinstance(e, PaintEdit)}
     except BaseException:
@@ -252,7 +253,8 @@ class RetouchStage(FrameStage):
                 if record is None or record.matrix is None:
                     raise ConfigError(f"Paint edit {edit.name!r}: no face on its keyframe {edit.keyframe}",
                                       expected="a keyframe where the face is tracked",
-                                      fix="paint on a frame with the face and set `keyframe:` to it")
+                                      fix="paint on a frame with the face and set `keyframe:` to it",
+                                      found=f"no tracked face on frame {edit.keyframe}")
                 own, _, _ = edited_layout(record.crop_landmarks, (r, r), [], edit.keyframe)
                 changes = np.where(plan.painted[edit.name] != own, plan.painted[edit.name], 255).astype(np.uint8)
                 self.painted[edit.name] = PaintedMap(changes=changes, landmarks=record.crop_landmarks)

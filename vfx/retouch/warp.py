@@ -111,13 +111,16 @@ class WarpConfig:
     def __post_init__(self) -> None:
         for name in ("particles", "iterations", "propagation_rounds", "coarse_side"):
             if getattr(self, name) < 1:
-                raise VfxError(f"Invalid warp setting {name}", expected="an integer >= 1", found=str(getattr(self, name)))
+                raise VfxError(f"Invalid warp setting {name}", expected="an integer >= 1", found=str(getattr(self, name)),
+                               fix=f"set WarpConfig({name}=...) to 1 or more")
         for name in ("random_samples", "window", "window_decay", "window_iterations", "label_penalty",
                      "global_weight", "mask_grow"):
             if getattr(self, name) < 0:
-                raise VfxError(f"Invalid warp setting {name}", expected="a value >= 0", found=str(getattr(self, name)))
+                raise VfxError(f"Invalid warp setting {name}", expected="a value >= 0", found=str(getattr(self, name)),
+                               fix=f"set WarpConfig({name}=...) to 0 or more")
         if self.temperature <= 0:
-            raise VfxError("Invalid warp setting temperature", expected="> 0", found=str(self.temperature))
+            raise VfxError("Invalid warp setting temperature", expected="> 0", found=str(self.temperature),
+                           fix="set WarpConfig(temperature=...) above 0, e.g. 0.1 (the default)")
 
     @property
     def gamma(self) -> float:
@@ -154,10 +157,12 @@ class LayoutWarp:
 
 def _check_labels(labels: Tensor, name: str) -> Tensor:
     if labels.ndim != 2 or labels.dtype.is_floating_point:
-        raise VfxError(f"Invalid {name}", expected="(H, W) integer label map", found=f"{labels.dtype} {tuple(labels.shape)}")
+        raise VfxError(f"Invalid {name}", expected="(H, W) integer label map", found=f"{labels.dtype} {tuple(labels.shape)}",
+                       fix=f"pass the {name} as an (H, W) integer tensor, such as face_layout returns")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= NUM_LABELS):
         raise VfxError(f"Unknown labels in the {name}", expected=f"values 0..{NUM_LABELS - 1} ({', '.join(LABEL_NAMES)})",
-                       found=f"values {int(labels.min())}..{int(labels.max())}")
+                       found=f"values {int(labels.min())}..{int(labels.max())}",
+                       fix=f"pass a {name} from face_layout or a painted map")
     return labels.long()
 
 
@@ -464,7 +469,8 @@ def layout_warp(image: Tensor, labels: Tensor, edited: Tensor, *, config: WarpCo
     edited = _check_labels(edited, "edited layout")
     if image.ndim != 3 or image.shape[0] != 3 or image.shape[1:] != labels.shape or edited.shape != labels.shape:
         raise VfxError("Image and layouts do not match", expected="a (3, H, W) image and two (H, W) layouts",
-                       found=f"image {tuple(image.shape)}, layout {tuple(labels.shape)}, edited {tuple(edited.shape)}")
+                       found=f"image {tuple(image.shape)}, layout {tuple(labels.shape)}, edited {tuple(edited.shape)}",
+                       fix="pass the crop and both layouts at one size (the retouch resolution)")
     device = image.device
     labels, edited = labels.to(device), edited.to(device)
     mask = edit_mask(labels, edited, grow=config.mask_grow) if mask is None else mask.to(device=device, dtype=torch.bool)

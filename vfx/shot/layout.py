@@ -144,7 +144,7 @@ def swap_sequence(shot: Shot) -> SequencePattern:
     if shot.outputs.exr is None:
         raise ConfigError(f"Shot {shot.name!r} names no rendered frames", expected="outputs.exr, the EXR "
                           "sequence `vfx swap` renders", fix="add e.g. `outputs: {exr: out/" + shot.name
-                          + "_swap.####.exr}` to the shot file and run `vfx swap`")
+                          + "_swap.####.exr}` to the shot file and run `vfx swap`", found="no outputs.exr")
     return SequencePattern(str(shot.outputs.exr))
 
 
@@ -159,7 +159,8 @@ def retouch_sequence(shot: Shot) -> SequencePattern:
     if shot.outputs.exr is None:
         raise ConfigError(f"Shot {shot.name!r} names no retouched frames", expected="outputs.retouch (an EXR "
                           "sequence) or outputs.exr beside which they go",
-                          fix="add e.g. `outputs: {retouch: out/" + shot.name + "_retouch.####.exr}` to the shot file")
+                          fix="add e.g. `outputs: {retouch: out/" + shot.name + "_retouch.####.exr}` to the shot file",
+                          found="neither outputs.retouch nor outputs.exr")
     return SequencePattern(str(Path(shot.outputs.exr).with_name(f"{shot.name}_retouch.####.exr")))
 
 
@@ -238,7 +239,8 @@ def plate_faces_folder(shot: Shot) -> Path:
     if first is None:
         raise ConfigError(f"Shot {shot.name!r} names no frames to render",
                           expected="outputs.exr (an EXR sequence) and/or outputs.frames (the plate's own format)",
-                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file")
+                          fix="add e.g. `outputs: {exr: out/" + shot.name + "_swap.####.exr}` to the shot file",
+                          found="no outputs.exr, outputs.frames or outputs.retouch")
     return Path(first).parent / f"{shot.name}_plate_faces"
 
 

@@ -71,7 +71,8 @@ def plan_swap(shot: Shot, *, frames: FrameRange | None = None, persona: str | No
     persona = persona or (shot.swap.persona if shot.swap else None)
     if persona is None:
         raise ConfigError(f"Shot {shot.name!r} does not say which persona to swap in", expected="`swap: {persona: "
-                          "NAME}` in the shot file or --persona NAME")
+                          "NAME}` in the shot file or --persona NAME", found="no --persona and no `swap:` section",
+                          fix="pass --persona NAME, or add `swap: {persona: NAME}` to the shot file")
     method = check_blend_method(method or shot.blend.method)
     checkpoint, _ = check_swap_model(shot.model.checkpoint, persona=persona, resolution=shot.model.resolution)
     base = plan_render(shot, "swap", frames=frames, resolution=shot.model.resolution, device=device)

@@ -101,7 +101,8 @@ class FaceSwapper:
         check_blend_method(method)
         if persona not in model.net.personas:
             raise ConfigError(f"The model has no persona {persona!r}",
-                              expected=f"one of {', '.join(model.net.personas)}", found=repr(persona))
+                              expected=f"one of {', '.join(model.net.personas)}", found=repr(persona),
+                              fix=f"swap in one of {', '.join(model.net.personas)}, or train a model that has {persona!r}")
         self.model = model
         self.persona = persona
         self.method = method

@@ -65,7 +65,9 @@ def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
             fix="pass one frame (not a batch) with 1, 3 or 4 channels",
         )
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
-        raise MediaError("Cannot use an empty image for face detection", found=f"shape {image.shape}")
+        raise MediaError("Cannot use an empty image for face detection", found=f"shape {image.shape}",
+                         expected="an image at least 1x1 pixel",
+                         fix="pass a decoded frame, not an empty crop or array")
 
     if pixels.dtype == np.uint8:
         out = pixels
@@ -224,7 +226,9 @@ def _check_boxes(boxes: Sequence[FaceBox]) -> list[FaceBox]:
                 fix="pass boxes from Landmarker.detect (or FaceBox.shifted/scaled copies of them)",
             )
         if not np.isfinite(box.as_array()).all():
-            raise ConfigError("Cannot landmark a face box with NaN or infinite corners", found=repr(box))
+            raise ConfigError("Cannot landmark a face box with NaN or infinite corners", found=repr(box),
+                              expected="a box with four finite corners",
+                              fix="drop that box, or pass boxes from Landmarker.detect")
     return boxes
 
 

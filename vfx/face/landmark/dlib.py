@@ -153,7 +153,8 @@ class DlibLandmarker(Landmarker):
             )
         if min_face_px is not None and not (min_face_px > 0 and math.isfinite(min_face_px)):
             raise ConfigError(
-                "Invalid minimum face size", expected="a positive number of pixels", found=repr(min_face_px)
+                "Invalid minimum face size", expected="a positive number of pixels", found=repr(min_face_px),
+                fix="pass a width in pixels such as 40, or leave min_face_px unset",
             )
         self.upsample = upsample
         self.min_face_px = min_face_px

@@ -71,7 +71,8 @@ def _torch_state_dict(path: Path, device: str) -> dict[str, Any]:
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ConfigError(f"Cannot load the weights file {path}", expected="a state dict", found=type(state).__name__)
+        raise ConfigError(f"Cannot load the weights file {path}", expected="a state dict", found=type(state).__name__,
+                          fix="use the weights file as face-alignment publishes it (download it again)")
     # Checkpoints saved from nn.DataParallel prefix every key with "module.".
     return {k.removeprefix("module."): v for k, v in state.items()}
 
@@ -116,10 +117,12 @@ class FanLandmarker(Landmarker):
         import torch
 
         if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ConfigError("Invalid FAN batch size", expected="an integer >= 1", found=repr(batch_size))
+            raise ConfigError("Invalid FAN batch size", expected="an integer >= 1", found=repr(batch_size),
+                              fix="pass batch_size=16 (the default) or another whole number >= 1")
         if not 0.0 <= detector_threshold <= 1.0:
             raise ConfigError(
-                "Invalid detector threshold", expected="a probability in [0, 1]", found=repr(detector_threshold)
+                "Invalid detector threshold", expected="a probability in [0, 1]", found=repr(detector_threshold),
+                fix="pass detector_threshold=0.5 (the default) or another value from 0 to 1",
             )
         self.device = self._check_device(device)
         self.batch_size = batch_size
@@ -184,7 +187,9 @@ class FanLandmarker(Landmarker):
             try:
                 net = torch.jit.load(str(path), map_location=self.device)
             except Exception as exc:
-                raise ConfigError(f"Cannot load the TorchScript FAN {path}", found=str(exc).splitlines()[0]) from exc
+                raise ConfigError(f"Cannot load the TorchScript FAN {path}", found=str(exc).splitlines()[0],
+                                  expected=f"face-alignment's TorchScript FAN ({FAN_LEGACY_WEIGHTS_FILE})",
+                                  fix=f"put {FAN_WEIGHTS_FILE} ({_FAN_URL}) beside it: it is used first") from exc
         else:
             state = _torch_state_dict(path, self.device)
             # The stack count is in the keys ("l0.weight" .. "l3.weight" for 2DFAN-4), so smaller test
@@ -201,7 +206,9 @@ class FanLandmarker(Landmarker):
             try:
                 net.load_state_dict(state)
             except RuntimeError as exc:
-                raise ConfigError(f"Cannot load the FAN weights {path}", found=str(exc).splitlines()[0]) from exc
+                raise ConfigError(f"Cannot load the FAN weights {path}", found=str(exc).splitlines()[0],
+                                  expected="a state dict whose layers match face_alignment.models.FAN",
+                                  fix=f"download {FAN_WEIGHTS_FILE} again from {_FAN_URL}") from exc
             logger.info("loaded 2D-FAN (%d stacks) from %s", stacks, path)
         net = net.to(self.device).eval()
         if self._cuda:
@@ -217,7 +224,9 @@ class FanLandmarker(Landmarker):
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:
-            raise ConfigError(f"Cannot load the S3FD weights {path}", found=str(exc).splitlines()[0]) from exc
+            raise ConfigError(f"Cannot load the S3FD weights {path}", found=str(exc).splitlines()[0],
+                              expected=f"face-alignment's S3FD state dict ({SFD_WEIGHTS_FILE})",
+                              fix=f"download {SFD_WEIGHTS_FILE} again from {_SFD_URL}") from exc
         net = net.to(self.device).eval()
         if self._cuda:
             net = net.to(memory_format=torch.channels_last)

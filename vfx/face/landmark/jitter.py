@@ -43,7 +43,8 @@ def jitter_boxes(box: FaceBox, *, beta: float = 0.05, num_shifts: int = 8) -> li
         )
     if not (isinstance(num_shifts, int) and not isinstance(num_shifts, bool) and num_shifts >= 0):
         raise ConfigError(
-            "Invalid jitter shift count", expected="an integer >= 0 (8 in [0052]; 0: no jitter)", found=repr(num_shifts)
+            "Invalid jitter shift count", expected="an integer >= 0 (8 in [0052]; 0: no jitter)", found=repr(num_shifts),
+            fix="--jitter-shifts 8 (the default), or 0 for a single pass",
         )
     radius = beta * box.width
     out = [box]

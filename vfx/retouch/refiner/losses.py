@@ -37,7 +37,8 @@ def feature_matching_loss(fake: Sequence[DiscriminatorOutput], real: Sequence[Di
     """
     if len(fake) != len(real):
         raise ConfigError("Feature matching needs one output per scale for both images",
-                          expected=f"{len(fake)} real outputs", found=str(len(real)))
+                          expected=f"{len(fake)} real outputs", found=str(len(real)),
+                          fix="pass the one discriminator's outputs for the fake and for the real image")
     total = torch.zeros((), device=fake[0].logits.device)
     for f, r in zip(fake, real, strict=True):
         weight = 1.0 / len(fake) * 4.0 / len(f.features)

@@ -47,12 +47,14 @@ _MAX_DOUBLINGS = 3  # channels stop growing at 8x the base (256 at width 1)
 
 def _check_positive_int(value: object, name: str, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"Invalid refiner setting {name}", expected=f"an integer >= {minimum}", found=repr(value))
+        raise ConfigError(f"Invalid refiner setting {name}", expected=f"an integer >= {minimum}", found=repr(value),
+                          fix=f"set RefinerConfig({name}=...) to a whole number >= {minimum}")
 
 
 def _check_weight(value: object, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise ConfigError(f"Invalid loss weight {name}", expected="a finite number >= 0", found=repr(value))
+        raise ConfigError(f"Invalid loss weight {name}", expected="a finite number >= 0", found=repr(value),
+                          fix=f"set RefinerConfig({name}=...) to 0 (off) or a positive weight")
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,12 @@ class RefinerConfig:
             _check_weight(getattr(self, name), name)
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not (
                 math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError("Invalid refiner learning rate", expected="a number > 0", found=repr(self.lr))
+            raise ConfigError("Invalid refiner learning rate", expected="a number > 0", found=repr(self.lr),
+                              fix="set RefinerConfig(lr=...) to a positive number, e.g. 2e-4 (the default)")
         betas = tuple(self.betas)
         if len(betas) != 2 or not all(isinstance(b, int | float) and 0 <= b < 1 for b in betas):
-            raise ConfigError("Invalid Adam betas", expected="two numbers in [0, 1)", found=repr(self.betas))
+            raise ConfigError("Invalid Adam betas", expected="two numbers in [0, 1)", found=repr(self.betas),
+                              fix="set RefinerConfig(betas=...) to two numbers in [0, 1), e.g. (0.5, 0.999) (the default)")
         object.__setattr__(self, "betas", (float(betas[0]), float(betas[1])))
 
     @property
@@ -328,7 +332,7 @@ class LayoutRefiner(nn.Module):
         labels = self.config.num_labels
         if warped.ndim != 4 or warped.shape[1] != 3:
             raise ConfigError("Wrong warped image shape for the refiner", expected="(B, 3, H, W)",
-                              found=str(tuple(warped.shape)))
+                              found=str(tuple(warped.shape)), fix="pass the warped crops as (B, 3, H, W) RGB tensors")
         b, _, h, w = warped.shape
         if tuple(layout_onehot.shape) != (b, labels, h, w):
             raise ConfigError("Wrong layout shape for the refiner", expected=f"(B, {labels}, H, W) one-hot = "
@@ -336,7 +340,8 @@ class LayoutRefiner(nn.Module):
                               fix="convert label maps with layout_onehot(labels, num_labels)")
         if tuple(hole.shape) != (b, 1, h, w):
             raise ConfigError("Wrong hole mask shape for the refiner", expected=f"(B, 1, H, W) = {(b, 1, h, w)}",
-                              found=str(tuple(hole.shape)))
+                              found=str(tuple(hole.shape)),
+                              fix="pass one single-channel hole mask per crop, at the crops' size")
         self.config.check_size(h, w)
 
     def encode(self, layout_onehot: Tensor, warped: Tensor, hole: Tensor) -> tuple[Tensor, list[Tensor], Tensor,
@@ -479,11 +484,13 @@ def layout_onehot(labels: Tensor, num_labels: int = 8) -> Tensor:
     """
     if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.ndim not in (2, 3):
         raise ConfigError("Wrong layout for layout_onehot", expected="an integer label map (H, W) or (B, H, W)",
-                          found=f"{labels.dtype} {tuple(labels.shape)}")
+                          found=f"{labels.dtype} {tuple(labels.shape)}",
+                          fix="pass integer label maps (face_layout's output), not one-hot or float tensors")
     labels = labels.long()
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_labels):
         raise ConfigError("Layout label out of range", expected=f"labels in [0, {num_labels})",
-                          found=f"labels from {int(labels.min())} to {int(labels.max())}")
+                          found=f"labels from {int(labels.min())} to {int(labels.max())}",
+                          fix=f"pass label maps with values 0..{num_labels - 1}, such as face_layout returns")
     onehot = F.one_hot(labels, num_labels).to(torch.float32)
     return onehot.movedim(-1, -3).contiguous()
 
@@ -516,7 +523,8 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ConfigError("Invalid device", expected="'cpu', 'cuda' or 'cuda:N'", found=repr(device)) from err
+        raise ConfigError("Invalid device", expected="'cpu', 'cuda' or 'cuda:N'", found=repr(device),
+                          fix='pass device="cpu", "cuda" or "cuda:0"') from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("CUDA device requested but none is available", expected="a machine with a CUDA GPU",
                           found=f"device={device!r}", fix="pass device='cpu'")

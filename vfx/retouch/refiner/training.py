@@ -75,12 +75,14 @@ def _stack_samples(samples: Sequence[RefinerSample], config: RefinerConfig) -> d
             if tuple(tensor.shape) != (channels, h, w):
                 raise ConfigError(f"Refiner sample {index} has a wrong {name} shape",
                                   expected=f"{(channels, h, w)} (all samples one size)",
-                                  found=str(tuple(tensor.shape)))
+                                  found=str(tuple(tensor.shape)),
+                                  fix=f"cut every sample at one crop size: {name} of shape {(channels, h, w)}")
     config.check_size(h, w)
     layouts = torch.stack([s.layout for s in samples]).long()
     if int(layouts.min()) < 0 or int(layouts.max()) >= config.num_labels:
         raise ConfigError("Refiner layout label out of range", expected=f"labels in [0, {config.num_labels})",
-                          found=f"labels from {int(layouts.min())} to {int(layouts.max())}")
+                          found=f"labels from {int(layouts.min())} to {int(layouts.max())}",
+                          fix=f"pass label maps from face_layout, within the config's {config.num_labels} labels")
     return {"layout": layouts.to(torch.uint8 if config.num_labels <= 256 else torch.long),
             **{name: torch.stack([getattr(s, name) for s in samples]).float()
                for name in ("warped", "hole", "target")}}
@@ -122,7 +124,8 @@ def train_refiner(samples: Sequence[RefinerSample], config: RefinerConfig = Refi
     if steps is not None:
         _check_positive_int(steps, "steps", minimum=0)
     if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0):
-        raise ConfigError("Invalid training time budget", expected="seconds > 0", found=repr(seconds))
+        raise ConfigError("Invalid training time budget", expected="seconds > 0", found=repr(seconds),
+                          fix="pass seconds > 0 (e.g. 120), or seconds=None with steps=N")
     _check_positive_int(batch_size, "batch_size")
     _check_positive_int(log_every, "log_every")
     dev = _resolve_device(device)

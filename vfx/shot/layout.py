@@ -386,7 +386,9 @@ def shot_outputs(shot: Shot) -> list[Place]:
         return [Place(f"outputs.{key}", Path(value), "file" if key == "review" else "folder")
                 for key, value in (("review", shot.outputs.review), ("comp_package", shot.outputs.comp_package))
                 if value is not None]
-    stages = [s for s in FRAME_STAGES if s != "swap" or shot.outputs.exr is not None]
+    named = {"swap": shot.outputs.exr, "edit": shot.outputs.edit, "retouch": shot.outputs.retouch}
+    # edit and retouch frames default to beside outputs.exr; without it they exist only where named
+    stages = [s for s in FRAME_STAGES if named[s] is not None or (s != "swap" and shot.outputs.exr is not None)]
     for stage in stages:
         places.append(Place(f"the {stage} frames ({_output_key(stage)})", Path(stage_output(shot, stage).pattern),
                             "sequence"))

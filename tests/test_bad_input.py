@@ -150,10 +150,14 @@ def foreign_weights(step: Path) -> None:
 def misshaped_weights(step: Path) -> None:
     from safetensors.torch import load_file, save_file
 
+    from safetensors import safe_open
+
+    with safe_open(str(step / "model.safetensors"), "pt") as handle:
+        metadata = handle.metadata()  # its schema stamp kept: only one tensor's shape is wrong
     tensors = load_file(str(step / "model.safetensors"))
     name = sorted(tensors)[0]
     tensors[name] = tensors[name].flatten()[:1].clone()
-    save_file(tensors, str(step / "model.safetensors"))
+    save_file(tensors, str(step / "model.safetensors"), metadata=metadata)
 
 
 def edit_manifest(step: Path, change: Callable[[dict], None]) -> None:

@@ -148,9 +148,8 @@ def foreign_weights(step: Path) -> None:
 
 
 def misshaped_weights(step: Path) -> None:
-    from safetensors.torch import load_file, save_file
-
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     with safe_open(str(step / "model.safetensors"), "pt") as handle:
         metadata = handle.metadata()  # its schema stamp kept: only one tensor's shape is wrong
@@ -384,7 +383,8 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
      ["swap", "{shot}", "--device", "cpu"], "model.safetensors"),
     ("swap-foreign-checkpoint", model_broken(foreign_weights), ["swap", "{shot}", "--device", "cpu"],
      "model.safetensors"),
-    ("swap-misshaped-checkpoint", model_broken(misshaped_weights), ["swap", "{shot}", "--device", "cpu"], "shape"),
+    ("swap-misshaped-checkpoint", model_broken(misshaped_weights), ["swap", "{shot}", "--device", "cpu"],
+     "mismatched tensor"),
     ("swap-manifest-not-json", model_broken(lambda s: (s / "manifest.json").write_text("{oops")),
      ["swap", "{shot}", "--device", "cpu"], "manifest"),
     ("swap-no-checkpoint", shot(lambda d: d["model"].update(checkpoint="/nonexistent/run")),

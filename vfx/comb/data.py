@@ -75,7 +75,8 @@ class PersonaData(Dataset):
     def __init__(self, name: str, facesets: Sequence[Faceset | str | os.PathLike[str]], resolution: int, *,
                  track: int = 0, holdout: float = 0.0, forehead_raise: float = 0.25) -> None:
         if not 0.0 <= holdout < 1.0:
-            raise ConfigError("Invalid hold-out fraction", expected="a number in [0, 1)", found=repr(holdout))
+            raise ConfigError("Invalid hold-out fraction", expected="a number in [0, 1)", found=repr(holdout),
+                              fix="--holdout 0.1 (the default), or model.training.holdout in the shot file")
         self.name = name
         self.resolution = resolution
         images, masks, held_images, held_masks = [], [], [], []
@@ -115,7 +116,7 @@ class PersonaData(Dataset):
         images = np.asarray(images)
         if images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
             raise ConfigError("Invalid persona crops", expected="(N, r, r, 3) square RGB crops",
-                              found=str(images.shape))
+                              found=str(images.shape), fix="pass crops as an (N, r, r, 3) array of one square size")
         if images.dtype != np.uint8:
             images = _to_uint8(images)
         masks = np.full(images.shape[:3], 255, np.uint8) if masks is None else _to_uint8(np.asarray(masks))
@@ -160,7 +161,8 @@ class PersonaData(Dataset):
         """
         if len(self) == 0:
             raise ConfigError(f"Persona {self.name!r} has no training crops", expected="at least one face",
-                              found="none (all held out?)")
+                              found="none (all held out?)",
+                              fix="extract more frames of the persona, or lower --holdout")
         index = torch.randint(len(self), (batch_size,), generator=generator).to(self._images.device)
         params = torch.rand(batch_size, 6, generator=generator) * 2 - 1  # one row of draws per crop
         images = self._images[index].to(device, non_blocking=True).float().div_(255.0)
@@ -205,7 +207,8 @@ def resize_to(x: Tensor, size: int) -> Tensor:
     if factor == 1:
         return x
     if factor * size != x.shape[-1]:
-        raise ConfigError("Cannot resize to a level", expected=f"a size dividing {x.shape[-1]}", found=str(size))
+        raise ConfigError("Cannot resize to a level", expected=f"a size dividing {x.shape[-1]}", found=str(size),
+                          fix="use a power-of-two level size up to the crop size")
     return F.avg_pool2d(x, factor)
 
 

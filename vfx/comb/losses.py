@@ -51,7 +51,8 @@ def _ssim_parts(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
 def _check_pair(x: Tensor, y: Tensor) -> None:
     if x.shape != y.shape or x.ndim != 4:
         raise ConfigError("SSIM needs two images of one shape", expected="(B, C, H, W) twice",
-                          found=f"{tuple(x.shape)} and {tuple(y.shape)}")
+                          found=f"{tuple(x.shape)} and {tuple(y.shape)}",
+                          fix="resize one image to the other's size before comparing")
 
 
 def ssim(x: Tensor, y: Tensor) -> Tensor:
@@ -88,7 +89,7 @@ def ms_ssim(x: Tensor, y: Tensor, *, scales: int | None = None) -> Tensor:
     scales = allowed if scales is None else scales
     if not 1 <= scales <= allowed:
         raise ConfigError("Invalid MS-SSIM scale count", expected=f"1 to {allowed} for {tuple(x.shape[-2:])} images",
-                          found=str(scales))
+                          found=str(scales), fix=f"use at most {allowed} scales, or larger images")
     weights = torch.tensor(MS_SSIM_WEIGHTS[:scales], dtype=dtype, device=x.device)
     weights = weights / weights.sum()
     terms = []
@@ -113,7 +114,8 @@ def masked_loss(target: Tensor, output: Tensor, mask: Tensor | None, *, mode: Ma
         multiscale: MS-SSIM (True) or SSIM as f.
     """
     if mode not in ("target", "both"):
-        raise ConfigError("Invalid loss mask mode", expected="'target' (Eq. 1) or 'both' (Eq. 2)", found=repr(mode))
+        raise ConfigError("Invalid loss mask mode", expected="'target' (Eq. 1) or 'both' (Eq. 2)", found=repr(mode),
+                          fix="--mask target or --mask both")
     if mask is not None:
         target = target * mask
         if mode == "both":

@@ -79,7 +79,8 @@ class CombConfig:
         names = tuple(self.personas)
         if not names or len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
             raise ConfigError("Invalid persona names", expected="one or more distinct non-empty names",
-                              found=repr(self.personas))
+                              found=repr(self.personas),
+                              fix="name each persona once, e.g. --persona hopper=... --persona astronaut=...")
         object.__setattr__(self, "personas", names)
 
     @property
@@ -259,9 +260,11 @@ class CombNetwork(nn.Module):
         """Run at ``level`` with fade-in gain ``alpha`` from now on."""
         if not 0 <= level <= self.config.top_level:
             raise ConfigError("Invalid level", expected=f"0 to {self.config.top_level} for a {self.config.resolution}² "
-                              "network", found=str(level))
+                              "network", found=str(level),
+                              fix=f"grow to a level from 0 to {self.config.top_level}")
         if not 0.0 <= alpha <= 1.0:
-            raise ConfigError("Invalid fade-in alpha", expected="a number in [0, 1]", found=repr(alpha))
+            raise ConfigError("Invalid fade-in alpha", expected="a number in [0, 1]", found=repr(alpha),
+                              fix="pass an alpha from 0 (new level off) to 1 (new level on)")
         self.level, self.alpha = int(level), float(alpha)
 
     def encode(self, x: Tensor) -> Tensor:
@@ -275,7 +278,8 @@ class CombNetwork(nn.Module):
     def _decoder(self, persona: str) -> Decoder:
         if persona not in self.decoders:
             raise ConfigError(f"Unknown persona {persona!r}", expected=f"one of {', '.join(self.personas)}",
-                              found=repr(persona))
+                              found=repr(persona),
+                              fix="pick one of the model's personas (vfx model info lists them)")
         return self.decoders[persona]  # type: ignore[return-value]
 
     def decode(self, z: Tensor, persona: str) -> Tensor:

@@ -221,11 +221,12 @@ def plan_training(shot: Shot | None, overrides: TrainingOverrides | None = None)
     for name, text in o.consent:
         if name not in folders:
             raise ConfigError(f"--consent for an unknown persona {name!r}", expected=", ".join(folders) or "a --persona",
-                              found=name)
+                              found=name, fix="name a persona given with --persona or in the shot file")
         consent[name] = text
     if not folders:
         raise ConfigError("No personas to train", expected="a shot file with personas, or --persona NAME=FACESET",
-                          found="none")
+                          found="none",
+                          fix="vfx train SHOT, or vfx train --persona NAME=FACESET (repeat for each persona)")
     unconsented = tuple(name for name in folders if not consent[name])
     if unconsented and not o.no_consent_record:
         raise consent_refusal(unconsented)
@@ -233,7 +234,8 @@ def plan_training(shot: Shot | None, overrides: TrainingOverrides | None = None)
     device = resolve_device(o.device) if o.device is not None else "cpu"
     run = o.out or (Path(model.checkpoint) if model is not None else None)
     if run is None:
-        raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none")
+        raise ConfigError("No run folder", expected="--out DIR (or a shot file with model.checkpoint)", found="none",
+                          fix="pass --out models/RUN")
     base_manifest = check_checkpoint(o.base) if o.base is not None else None
     base_config = base_manifest.config if base_manifest is not None else None
     resolution = _pick(o.resolution, base_config.resolution if base_config else model.resolution if model is not None

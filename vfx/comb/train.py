@@ -223,9 +223,11 @@ def train_comb(
         raise ConfigError("Invalid training settings", expected="a vfx.comb.train.TrainConfig",
                           found=type(config).__name__, fix="pass TrainConfig(...)")
     if stop_after is not None and (isinstance(stop_after, bool) or not isinstance(stop_after, int) or stop_after < 0):
-        raise ConfigError("Invalid stop_after", expected="an iteration count >= 0, or None", found=repr(stop_after))
+        raise ConfigError("Invalid stop_after", expected="an iteration count >= 0, or None", found=repr(stop_after),
+                          fix="pass stop_after=None to train to the end")
     if not personas:
-        raise ConfigError("No personas to train", expected="one or more name -> PersonaData", found="none")
+        raise ConfigError("No personas to train", expected="one or more name -> PersonaData", found="none",
+                          fix="pass a dict of persona name to PersonaData")
     names = tuple(personas)  # the personas trained here
     base_net, base_manifest = None, None
     if base is not None:

@@ -60,17 +60,11 @@ def _validate(tmp_path, capsys, plate_lines: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.xfail(reason="open fuzz finding (tools/fuzz_shot.py --seed 0, iteration 32) outside this suite's files: "
-                          "vfx/shot/frames.py FrameRange.parse turns fileseq's Decimal frames into ints and a huge "
-                          "one raises decimal.InvalidOperation (internal error)", strict=False)
 def test_a_huge_frame_number_is_exit_2(tmp_path, capsys):
     code, err = _validate(tmp_path, capsys, "  path: a.####.exr\n  frames: -999999999999999999999999999999\n")
     assert code == 2 and "Traceback" not in err, err
 
 
-@pytest.mark.xfail(reason="open fuzz finding (tools/fuzz_shot.py --seed 0, iteration 2071) outside this suite's files: "
-                          "a frame token in a folder name reaches fileseq (vfx/shot/frames.py SequencePattern._sequence "
-                          "via vfx/io/plate.py open_media), whose ParseException is an internal error", strict=False)
 def test_a_frame_token_in_a_folder_name_is_exit_2(tmp_path, capsys):
     code, err = _validate(tmp_path, capsys, "  path: d.####/c.####.exr\n  frames: 1001-1010\n")
     assert code == 2 and "Traceback" not in err, err

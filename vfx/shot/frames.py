@@ -116,7 +116,7 @@ class FrameRange:
             frames = [int(f) for f in frame_set]
             if any(f != float(g) for f, g in zip(frames, frame_set)):
                 raise ValueError("sub-frames")
-        except (fileseq.ParseException, ValueError, TypeError) as err:
+        except (fileseq.ParseException, ValueError, TypeError, ArithmeticError) as err:
             raise FrameRangeError(
                 f"Cannot parse frame range {str(spec)!r}",
                 expected="integer frames such as 1001-1100, 1001-1100x2 or 1001,1005,1010-1020 (inclusive)",
@@ -204,6 +204,10 @@ _SPAN = re.compile(r"^(-?\d+)-(-?\d+)(?:[x:y](-?\d+))?$")
 
 def _check_bounds(text: str, spec: str) -> None:
     """Refuse a range written backwards or too long to hold, before it is expanded into frames."""
+    if any(len(digits) > 9 for digits in re.findall(r"\d+", text)):
+        raise FrameRangeError(f"Frame range {spec!r} has a frame number that is too large",
+                              expected="frame numbers of at most 9 digits", found=text[:40],
+                              fix="check the frame numbers for a typo")
     total = 0
     for part in text.split(","):
         match = _SPAN.match(part)
@@ -256,6 +260,15 @@ class SequencePattern:
                 found=repr(self.pattern),
                 fix="name the frames like shot.####.exr (one # per digit of the frame number)",
             )
+        try:
+            self._sequence.zfill()
+        except fileseq.ParseException:
+            raise ConfigError(
+                f"Cannot read image-sequence pattern {self.pattern!r}",
+                expected="one frame token, in the file name only: folder/name.####.exr",
+                found=f"a frame token outside the file name ({Path(self.pattern).parent})",
+                fix="rename the folder so no part of it reads as a frame number token ('#', '@', %04d)",
+            ) from None
 
     @property
     def _sequence(self) -> fileseq.FileSequence:

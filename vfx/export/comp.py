@@ -480,11 +480,10 @@ def _previous_transforms(path: Path, shot_hash: str) -> dict[str, Any]:
     if data.get("shot_hash") != shot_hash:
         return {}
     try:
-        checked = _Transforms.model_validate(data)
+        _Transforms.model_validate(data)
     except ValidationError as err:
         raise schema_error(err, f"Comp transforms {path}", fix) from None
-    return {"crop_size": checked.crop_size,
-            "frames": {k: None if v is None else v.model_dump() for k, v in checked.frames.items()}}
+    return data  # as written (checked above): a rewrite of unchanged entries keeps their bytes
 
 
 def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame: int, shot_hash: str) -> RenderInfo:

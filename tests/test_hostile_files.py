@@ -451,7 +451,6 @@ def test_probing_a_name_no_file_can_have_or_a_device_is_exit_2(name, tmp_path, c
 @pytest.mark.parametrize("out", ["y" * 250 + ".mp4", "missing/x.mp4", "a.mp4/x.mp4"],
                          ids=["name too long", "no folder", "folder is a file"])
 def test_encoding_to_an_impossible_output_is_refused_before_work(out, tmp_path, monkeypatch):
-    import numpy as np
 
     from vfx.errors import ConfigError
     from vfx.io.video import encode_video

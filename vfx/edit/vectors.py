@@ -100,7 +100,8 @@ def edit_region(labels: Tensor, edited: Tensor, classes: Sequence[int], buffer_p
     transition. (r, r) int label maps in, (r, r) bool out; no classes, no region."""
     if labels.shape != edited.shape or labels.ndim != 2:
         raise ConfigError("Label maps of different sizes", expected="two (H, W) maps of one size",
-                          found=f"{tuple(labels.shape)} and {tuple(edited.shape)}")
+                          found=f"{tuple(labels.shape)} and {tuple(edited.shape)}",
+                          fix="paint the edit on the map `vfx edit labels` writes, at its size")
     wanted = torch.tensor(list(classes), dtype=labels.dtype, device=labels.device)
     region = torch.isin(labels, wanted) | torch.isin(edited, wanted)
     if buffer_px > 0 and bool(region.any()):
@@ -186,12 +187,14 @@ class EditSettings:
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.lr <= 0 or min(self.rgb_weight, self.ssim_weight, self.ce_weight, self.reg_weight) < 0:
-            raise ConfigError("Invalid edit settings", expected="steps >= 0, lr > 0, weights >= 0", found=str(self))
+            raise ConfigError("Invalid edit settings", expected="steps >= 0, lr > 0, weights >= 0", found=str(self),
+                              fix="use the defaults of EditSettings, or non-negative values")
         if self.regulariser not in ("encoder", "norm", "none"):
-            raise ConfigError("Unknown regulariser", expected="encoder, norm or none", found=repr(self.regulariser))
+            raise ConfigError("Unknown regulariser", expected="encoder, norm or none", found=repr(self.regulariser),
+                              fix="regulariser='encoder' (the default)")
         if not 0 <= self.buffer < 0.5:
             raise ConfigError("Invalid region buffer", expected="a fraction of the crop side in [0, 0.5)",
-                              found=repr(self.buffer))
+                              found=repr(self.buffer), fix="buffer=0.03 (the default)")
 
     def for_refinement(self, steps: int = 20) -> EditSettings:
         """004 [0037]'s per-frame refinement: the same losses, a few steps at 004's code's lr 0.02, no
@@ -309,7 +312,8 @@ def learn_edit(joint: JointDecoder, crop: Tensor, edited: Tensor, settings: Edit
     r = joint.size
     if tuple(edited.shape) != (r, r):
         raise ConfigError("Edited label map of the wrong size", expected=f"{r}x{r}, the model's crop",
-                          found="x".join(str(v) for v in edited.shape[::-1]))
+                          found="x".join(str(v) for v in edited.shape[::-1]),
+                          fix="paint on the map `vfx edit labels SHOT --keyframe F` writes")
     with torch.no_grad():
         z = joint.encode(crop)
         reference, logits = joint(z)
@@ -317,7 +321,7 @@ def learn_edit(joint: JointDecoder, crop: Tensor, edited: Tensor, settings: Edit
     edited = edited.to(labels)
     if not bool((edited != labels).any()):
         raise ConfigError("The edited label map changes nothing", expected="a label map that differs from the "
-                          "keyframe's segmentation", fix="paint the change on the map `vfx edit labels` writes")
+                          "keyframe's segmentation", found="the same labels everywhere", fix="paint the change on the map `vfx edit labels` writes")
     classes = tuple(classes) if classes is not None else edit_classes(labels, edited)
     region = edit_region(labels, edited, classes, buffer_pixels(settings.buffer, r))
     return optimise_edit(joint, z, edited, region, reference, settings, classes=classes, perceptual=perceptual)
@@ -534,5 +538,6 @@ def check_edit_vector(vector: EditVector, *, persona: str, fingerprint: str, lat
     if vector.delta.numel() != latent_channels or tuple(vector.labels) != LABEL_NAMES:
         raise ConfigError(f"The {name} does not fit this model", expected=f"{latent_channels} latent channels, "
                           f"labels {', '.join(LABEL_NAMES)}", found=f"{vector.delta.numel()} channels, labels "
-                          f"{', '.join(vector.labels)}")
+                          f"{', '.join(vector.labels)}",
+                          fix="learn the vector again on this model (`vfx edit learn`)")
 

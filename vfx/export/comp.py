@@ -558,7 +558,7 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
     if folder is None:
         raise ConfigError(f"Shot {shot.name!r} names no compositor package folder",
                           expected="outputs.comp_package in the shot file, or a folder argument",
-                          fix="add e.g. `outputs: {comp_package: out/" + shot.name + "_comp}` to the shot file")
+                          found="neither", fix="add e.g. `outputs: {comp_package: out/" + shot.name + "_comp}` to the shot file")
     layout = CompPackageLayout(Path(folder), shot.name)
     rendered = rendered_sequence(shot)
     shot_hash = shot.content_hash()

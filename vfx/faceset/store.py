@@ -249,7 +249,8 @@ class Faceset:
         """
         folder = Path(folder)
         if folder.exists() and not folder.is_dir():
-            raise ConfigError(f"Faceset path {folder} is a file", expected="a folder (new or a faceset)")
+            raise ConfigError(f"Faceset path {folder} is a file", expected="a folder (new or a faceset)",
+                              found="a file", fix="choose another --out folder, or move the file away")
         if (folder / cls.INFO_FILE).is_file():
             existing = cls.open(folder)
             theirs, ours = existing.info.identity(), info.identity()
@@ -265,7 +266,8 @@ class Faceset:
             return existing
         if folder.is_dir() and any(folder.iterdir()):
             raise ConfigError(f"Faceset folder {folder} is not empty and holds no faceset",
-                              expected="a new or empty folder", fix="choose another --out folder")
+                              expected="a new or empty folder", found="other files and no faceset.json",
+                              fix="choose another --out folder")
         folder.mkdir(parents=True, exist_ok=True)
         write_stamped(folder / cls.INFO_FILE, FACESET_SCHEMA, asdict(info))
         return cls(folder, info)

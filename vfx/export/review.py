@@ -17,7 +17,7 @@ import numpy as np
 
 from vfx.errors import ConfigError
 from vfx.io.color import WORKING_SPACE, ColorConverter
-from vfx.io.ffmpeg import find_ffmpeg, run_ffmpeg, seconds_arg, stderr_tail
+from vfx.io.ffmpeg import FILE_PROTOCOLS, find_ffmpeg, media_arg, run_ffmpeg, seconds_arg, stderr_tail
 from vfx.io.plate import Plate, borrow_plate
 from vfx.io.video import VideoInfo, encode_video
 from vfx.render.rendered import (
@@ -81,7 +81,8 @@ def _audio_for(shot: Shot, plate: Plate, frames: FrameRange, workdir: Path) -> P
         return Path(source)
     cut = workdir / "audio.mka"
     result = run_ffmpeg([find_ffmpeg(), "-hide_banner", "-nostdin", "-y", "-ss", seconds_arg(offset / plate.fps),
-                         "-i", os.fspath(source), "-map", "0:a?", "-vn", "-c", "copy", os.fspath(cut)],
+                         "-protocol_whitelist", FILE_PROTOCOLS, "-i", media_arg(source), "-map", "0:a?", "-vn", "-c", "copy",
+                         media_arg(cut)],
                         what=f"cutting the audio of {Path(source).name} at frame {frames.first}", check=False)
     if result.returncode != 0 or not cut.is_file():
         # Most often a source without audio; encode_video would only warn about that too.

@@ -88,6 +88,22 @@ def test_killed_run_resumes_from_its_cached_chunks(moving_face, tmp_path):
     assert (out / "index.jsonl").read_bytes() == index
 
 
+@pytest.mark.parametrize("damage", ["{not json", '{"1001": "x"}', '{"1": [[[0, 0, 1, 1, 1], [[0, 0]]]]}', "[]"],
+                         ids=["not-json", "wrong-type", "other-frames", "a-list"])
+def test_a_damaged_landmark_cache_is_redone_not_trusted(moving_face, tmp_path, damage):
+    out = tmp_path / "fs"
+    extract_faceset(MediaSource(moving_face), out, config=FAST)
+    index = (out / "index.jsonl").read_bytes()
+    (out / "index.jsonl").unlink()
+    caches = sorted((out / "cache").iterdir())
+    assert caches
+    for cache in caches:
+        cache.write_text(damage)
+    extract_faceset(MediaSource(moving_face), out, config=FAST)
+    assert (out / "index.jsonl").read_bytes() == index
+    assert all(c.read_text() != damage for c in caches)  # landmarked again and rewritten
+
+
 def test_parallel_workers_give_the_same_faceset(moving_face, tmp_path):
     extract_faceset(MediaSource(moving_face), tmp_path / "one", config=FAST)
     extract_faceset(MediaSource(moving_face), tmp_path / "two", config=ExtractConfig(workers=2, chunk_frames=4))

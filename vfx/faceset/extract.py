@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing
 import os
 import time
@@ -230,7 +231,8 @@ def extract_landmarks(
     picked = [chunk for chunk in chunks if wanted.intersection(chunk)]
     warmups = dict(zip(chunks, _warmups(chunks, config)))
     cache_dir = faceset.folder / "cache"
-    todo = [chunk for chunk in picked if _read_cache(cache_dir / _cache_name(chunk, warmups[chunk], config)) is None]
+    todo = [chunk for chunk in picked
+            if _read_cache(cache_dir / _cache_name(chunk, warmups[chunk], config), chunk) is None]
     if todo:
         job = _LandmarkJob(source, tuple(todo), tuple(warmups[c] for c in todo), config, cache_dir)
         files = [(cache_dir / _cache_name(c, warmups[c], config), len(c)) for c in todo]
@@ -277,7 +279,7 @@ def _landmark_pass(pool: Executor | None, source: MediaSource, faceset: Faceset,
     uncached: list[int] = []
     warmups = _warmups(chunks, config)
     for index, chunk in enumerate(chunks):
-        cached = _read_cache(cache_dir / _cache_name(chunk, warmups[index], config))
+        cached = _read_cache(cache_dir / _cache_name(chunk, warmups[index], config), chunk)
         if cached is None:
             uncached.append(index)
         else:
@@ -426,14 +428,44 @@ def _cache_name(chunk: Sequence[int], warmup: Sequence[int], config: ExtractConf
     return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
-def _read_cache(path: Path) -> dict[int, list[_Detection]] | None:
+_CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def _read_cache(path: Path, frames: Sequence[int]) -> dict[int, list[_Detection]] | None:
+    """A chunk's cached detections, or None (to landmark it again) when there is none or it is not one this
+    code wrote for exactly these frames: unreadable, too large, or of the wrong shape (a damaged or edited
+    cache is redone, never trusted)."""
     if not path.is_file():
         return None
     try:
-        return {int(k): v for k, v in json.loads(path.read_text()).items()}
-    except (OSError, ValueError):
-        log.warning("ignoring unreadable landmark cache %s", path)
+        if path.stat().st_size > _CACHE_MAX_BYTES:
+            raise ValueError("too large")
+        data = json.loads(path.read_text())
+        if not _cache_shape_ok(data, frames):
+            raise ValueError("not this chunk's detections")
+        return {int(k): v for k, v in data.items()}
+    except (OSError, ValueError, RecursionError) as err:
+        log.warning("ignoring landmark cache %s (%s); landmarking its frames again", path, err)
         return None
+
+
+def _cache_shape_ok(data: object, frames: Sequence[int]) -> bool:
+    """Whether ``data`` is ``{"<frame>": [[box + score (5 numbers), 68 [x, y] points], ...]}`` for ``frames``."""
+    def numbers(values: object, count: int) -> bool:
+        return (isinstance(values, list) and len(values) == count
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values))
+
+    if not isinstance(data, dict) or set(data) != {str(f) for f in frames}:
+        return False
+    for detections in data.values():
+        if not isinstance(detections, list):
+            return False
+        for item in detections:
+            if not (isinstance(item, list) and len(item) == 2 and numbers(item[0], 5)
+                    and isinstance(item[1], list) and len(item[1]) == 68
+                    and all(numbers(point, 2) for point in item[1])):
+                return False
+    return True
 
 
 # ---------------------------------------------------------------------------------------------- pass 2

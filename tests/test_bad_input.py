@@ -298,6 +298,10 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
      "frames"),
     ("shot-unknown-persona", shot(lambda d: d["swap"].update(persona="nobody")), ["shot", "validate", "{shot}"],
      "nobody"),
+    ("shot-nan-blur", shot(lambda d: d["blend"].update(mask_blur_sigma_px=float("nan"))),
+     ["shot", "validate", "{shot}"], "mask_blur_sigma_px"),
+    ("shot-absurd-refine-steps", shot(lambda d: d["edit_options"].update(refine_steps=10**12)),
+     ["shot", "validate", "{shot}"], "refine_steps"),
     ("shot-unknown-colorspace", shot(lambda d: d["plate"].update(colorspace="Kodak 5219")),
      ["shot", "validate", "{shot}"], "colo"),
     # --- shot validate: the media it names

@@ -75,7 +75,7 @@ EDIT_GROUP_NAMES: tuple[str, ...] = get_args(GroupName)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _pair(value: Any) -> Any:

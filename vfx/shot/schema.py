@@ -89,7 +89,7 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True, allow_inf_nan=False)
 
 
 class PlateConfig(_Frozen):
@@ -105,7 +105,8 @@ class PlateConfig(_Frozen):
         description="OpenColorIO colour space of the plate's pixels (`ACEScg` for scene-linear EXR plates).",
     )
     start_frame: int = Field(
-        default=DEFAULT_START_FRAME, description="Frame number of a video's first frame (VFX convention: 1001)."
+        default=DEFAULT_START_FRAME, ge=-999_999_999, le=999_999_999,
+        description="Frame number of a video's first frame (VFX convention: 1001)."
     )
     audio: ShotPath | None = Field(
         default=None, description="Media file whose audio the review video carries. Default: the plate itself "
@@ -133,7 +134,7 @@ class PersonaConfig(_Frozen):
 
     footage: ShotPath | None = Field(default=None, description="A video or image sequence of the persona.")
     faceset: ShotPath | None = Field(default=None, description="A faceset folder made by `vfx extract`.")
-    start_frame: int = Field(default=DEFAULT_START_FRAME, description="Frame number of the footage's first frame.")
+    start_frame: int = Field(default=DEFAULT_START_FRAME, ge=-999_999_999, le=999_999_999, description="Frame number of the footage's first frame.")
     consent: str | None = Field(default=None, description="Consent record: who agreed, to what use, until when "
                                 "(free text). `vfx train` refuses a persona without one unless --no-consent-record.")
 
@@ -150,7 +151,7 @@ class ModelConfig(_Frozen):
     checkpoint: ShotPath = Field(description="Training run folder written by `vfx train` (its newest step_* "
                                  "checkpoint is used), or one step_* checkpoint folder.")
     resolution: int = Field(default=256, description="Face crop size r (a power of two, 4..1024).")
-    width: float = Field(default=1.0, gt=0, description="Channel-width multiplier (1.0 is the patent's network).")
+    width: float = Field(default=1.0, gt=0, le=4, description="Channel-width multiplier (1.0 is the patent's network).")
     training: ModelTraining | None = Field(
         default=None, description="Train the model as part of a farm run (`vfx farm run`), from the personas' "
         "facesets, into `checkpoint`. Default: the checkpoint is trained beforehand (`vfx train`).",
@@ -172,25 +173,25 @@ class ModelTraining(_Frozen):
     `model.training` a farm run does not train (the checkpoint is trained beforehand).
     """
 
-    iters_per_level: int = Field(default=1000, ge=1, description="Iterations per level of progressive growing "
+    iters_per_level: int = Field(default=1000, ge=1, le=1_000_000_000, description="Iterations per level of progressive growing "
                                  "(the patent: 100000).")
-    fine_tune_iters: int = Field(default=0, ge=0, description="Iterations at lr 1e-5 after the last level.")
-    batch_size: int = Field(default=8, ge=1, description="Crops per step.")
-    seed: int = Field(default=0, description="Seed of the weights, batches and augmentation.")
+    fine_tune_iters: int = Field(default=0, ge=0, le=1_000_000_000, description="Iterations at lr 1e-5 after the last level.")
+    batch_size: int = Field(default=8, ge=1, le=65536, description="Crops per step.")
+    seed: int = Field(default=0, ge=0, le=2**63 - 1, description="Seed of the weights, batches and augmentation.")
     mask: Literal["target", "both"] = Field(default="target", description="Loss mask: on the target (Eq. 1) or "
                                             "on both images (Eq. 2).")
     holdout: float = Field(default=0.1, ge=0, lt=1, description="Fraction of each faceset (its last faces) kept out "
                            "of training, for the previews and the held-out SSIM.")
-    checkpoint_every: int | None = Field(default=None, ge=0, description="Iterations between checkpoints (0: only "
+    checkpoint_every: int | None = Field(default=None, ge=0, le=1_000_000_000, description="Iterations between checkpoints (0: only "
                                          "at the end). Default: min(500, iters_per_level).")
-    gpus: int = Field(default=1, ge=1, description="GPUs of one node the farm task trains on (torchrun above 1).")
+    gpus: int = Field(default=1, ge=1, le=64, description="GPUs of one node the farm task trains on (torchrun above 1).")
 
 
 class SwapConfig(_Frozen):
     """Which face is swapped for which persona."""
 
     persona: Name = Field(description="Persona whose decoder renders the new face (a key of `personas`).")
-    track: int = Field(default=0, ge=0, description="Face track to swap (0: the largest face of the shot).")
+    track: int = Field(default=0, ge=0, le=10_000, description="Face track to swap (0: the largest face of the shot).")
 
 
 class BlendConfig(_Frozen):
@@ -203,7 +204,7 @@ class BlendConfig(_Frozen):
         default=2, ge=0, description="How many of the coarsest pyramid levels (counted from the 2x2 residual) take "
         "the face from the plate, so the new face keeps the shot's lighting (Fig. 5: i <= 2).",
     )
-    mask_blur_sigma_px: float = Field(default=1.0, ge=0, description="Inward smoothing σ of the face mask, in pixels "
+    mask_blur_sigma_px: float = Field(default=1.0, ge=0, le=1000, description="Inward smoothing σ of the face mask, in pixels "
                                       "of each pyramid level (the outline itself is never blurred).")
 
 
@@ -256,9 +257,9 @@ class RetouchOptions(_Frozen):
     resolution: int = Field(default=256, description="Side of the aligned face crop the retouch works in (64-1024, "
                             "a power of two).")
     refiner: bool = Field(default=True, description="Refine the warp with the per-shot layout refiner.")
-    refiner_seconds: float = Field(default=120.0, gt=0, description="Training budget of the per-shot refiner (s).")
+    refiner_seconds: float = Field(default=120.0, gt=0, le=7 * 24 * 3600, description="Training budget of the per-shot refiner (s).")
     refiner_width: float = Field(default=0.25, gt=0, le=2, description="Width multiplier of the refiner.")
-    refiner_samples: int = Field(default=48, ge=4, description="Perturbed training samples cut from the shot.")
+    refiner_samples: int = Field(default=48, ge=4, le=100_000, description="Perturbed training samples cut from the shot.")
 
     @field_validator("resolution")
     @classmethod
@@ -271,7 +272,7 @@ class RetouchOptions(_Frozen):
 class StrengthKey(_Frozen):
     """One key of an edit vector's strength curve."""
 
-    frame: int = Field(description="Frame number of the key.")
+    frame: int = Field(ge=-999_999_999, le=999_999_999, description="Frame number of the key.")
     value: float = Field(description="Strength s at that frame (0: no edit, 1: the keyframe's edit, < 0: the reverse).")
 
 
@@ -297,12 +298,12 @@ class EditVectorConfig(_Frozen):
 class EditOptions(_Frozen):
     """How the latent edits (`vfx edit learn` / `vfx edit apply`) run."""
 
-    refine_steps: int = Field(default=10, ge=0, description="Self-supervised refinement steps per frame when a "
+    refine_steps: int = Field(default=10, ge=0, le=100_000, description="Self-supervised refinement steps per frame when a "
                               "vector is applied (0: the vector alone).")
-    keyframe_steps: int = Field(default=100, ge=1, description="Optimisation steps of the keyframe edit.")
+    keyframe_steps: int = Field(default=100, ge=1, le=1_000_000, description="Optimisation steps of the keyframe edit.")
     buffer: float = Field(default=0.03, ge=0, lt=0.5, description="Region buffer around the edited labels, as a "
                           "fraction of the crop side.")
-    seg_head_steps: int = Field(default=1500, ge=1, description="Training steps of a persona's segmentation head.")
+    seg_head_steps: int = Field(default=1500, ge=1, le=10_000_000, description="Training steps of a persona's segmentation head.")
 
 
 class FarmConfig(_Frozen):
@@ -335,7 +336,8 @@ class Shot(_Frozen):
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
     farm: FarmConfig = Field(default_factory=FarmConfig)
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True,
+                              allow_inf_nan=False)
 
     @field_validator("retouch", mode="before")
     @classmethod

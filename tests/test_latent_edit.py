@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -201,6 +202,16 @@ def test_head_training_leaves_the_model_unchanged_and_the_joint_image_is_the_dec
         load_seg_head(path, fingerprint=net.fingerprint("y"))
     with pytest.raises(MediaError):
         load_seg_head(tmp_path / "nothing")
+    # A damaged head is a clear error naming the fix, never a KeyError or a state-dict traceback.
+    manifest = path.with_name(path.name + ".json")
+    good = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({k: v for k, v in good.items() if k != "channels"}))
+    with pytest.raises(MediaError, match="Damaged segmentation head") as caught:
+        load_seg_head(path, fingerprint=fingerprint)
+    assert "Fix: delete" in str(caught.value)
+    manifest.write_text(json.dumps({**good, "hidden": [h + 1 for h in good["hidden"]]}))
+    with pytest.raises(MediaError, match="do not fit its manifest"):
+        load_seg_head(path, fingerprint=fingerprint)
 
 
 def test_iou_sums_over_the_set_and_skips_absent_labels():

@@ -355,10 +355,21 @@ def load_seg_head(path: str | os.PathLike[str], *, fingerprint: str | None = Non
     fix = "train it again (`vfx edit learn` does when it is missing)"
     data = read_stamped(path, SEGHEAD_SCHEMA, layout=SIDECAR, what="segmentation head", fix=fix)
     weights = read_stamped_weights(path, SIDECAR, device=device, what="segmentation head", fix=fix)
-    info = SegHeadInfo.from_dict(data)
+    fix = f"delete {path}.json and {path}.safetensors; the next `vfx edit` trains the head again"
+    try:
+        info = SegHeadInfo.from_dict(data)
+    except (KeyError, TypeError, ValueError) as err:
+        raise MediaError(f"Damaged segmentation head {path}.json", expected="persona, fingerprint, channels, hidden, "
+                         "resolution and labels as `vfx edit` writes them", found=f"{type(err).__name__}: {err}",
+                         fix=fix) from None
     if fingerprint is not None and info.fingerprint != fingerprint:
         raise ConfigError(f"Segmentation head {path} belongs to another model", expected=f"weights {fingerprint}",
                           found=f"weights {info.fingerprint}", fix="train a head for this model")
-    head = SegHead(info.channels, classes=len(info.labels), hidden=info.hidden).to(device)
-    head.load_state_dict(weights)
+    try:
+        head = SegHead(info.channels, classes=len(info.labels), hidden=info.hidden).to(device)
+        head.load_state_dict(weights)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise MediaError(f"Segmentation head weights {path}.safetensors do not fit its manifest",
+                         expected=f"the head of {path}.json (channels {info.channels}, hidden {info.hidden})",
+                         found=str(err).splitlines()[0][:300], fix=fix) from None
     return head.eval().requires_grad_(False), info

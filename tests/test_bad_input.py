@@ -400,6 +400,11 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
      ["swap", "{shot}", "--device", "cpu"], "cannot write"),
     ("swap-output-onto-plate", shot(lambda d: d["outputs"].update(exr=d["plate"]["path"])),
      ["swap", "{shot}", "--device", "cpu"], "overwrite the plate"),
+    ("swap-review-a-folder", lambda w, c: {"shot": variant(w, c, lambda d: d["outputs"].update(
+        review=str((c / "review.mp4").mkdir() or c / "review.mp4")))}, ["swap", "{shot}", "--device", "cpu"],
+     "is a folder"),
+    ("swap-package-onto-a-file", lambda w, c: {"shot": variant(w, c, lambda d: d["outputs"].update(
+        comp_package=str(text(c, "pkg", "x"))))}, ["swap", "{shot}", "--device", "cpu"], "file"),
     ("swap-no-model", shot(lambda d: d.update(model=None)), ["swap", "{shot}", "--device", "cpu"], "model"),
     # --- retouch
     ("retouch-no-edits", none, ["retouch", "{good}", "--device", "cpu"], "retouch"),

@@ -7,8 +7,8 @@ from pathlib import Path
 from vfx.errors import ConfigError
 from vfx.io.plate import open_plate
 from vfx.shot.frames import FrameRange, format_frames
+from vfx.shot.layout import check_handoff_destinations
 from vfx.shot.schema import Shot
-from vfx.utils.atomic import check_writable
 
 __all__ = ["write_handoff"]
 
@@ -47,7 +47,7 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
                               found="no --comp, --review, outputs.comp_package or outputs.review",
                               fix="pass --comp DIR or --review FILE, or add `outputs: {review: out/NAME.mp4}` to the shot")
         return []
-    _check_destinations(shot, comp=comp, review=review, side_by_side=side_by_side)
+    check_handoff_destinations(shot, comp=comp, review=review, side_by_side=side_by_side)
     rendered = rendered_sequence(shot)
     plate, frames = open_plate(shot.plate, frames)  # once, for every file written: the shot's frames, else all
     with plate:
@@ -68,22 +68,3 @@ def write_handoff(shot: Shot, *, comp: Path | None = None, review: Path | None =
             write_comp_package(shot, comp, frames, plate=plate)
             lines.append(f"compositor package: {comp} (Nuke script {comp / (shot.name + '.nk')})")
     return lines
-
-
-def _check_destinations(shot: Shot, *, comp: Path | None, review: Path | None, side_by_side: bool) -> None:
-    """Everything the hand-off will write, checked before the first file: writable, a folder where a folder
-    goes, a file where a file goes, and never onto the shot's inputs."""
-    from vfx.shot.layout import Place, check_apart, check_outputs_apart, shot_inputs, side_by_side_path
-
-    check_outputs_apart(shot)
-    inputs = shot_inputs(shot)
-    videos = [] if review is None else [Path(review)] + ([side_by_side_path(review)] if side_by_side else [])
-    for video in videos:
-        if video.is_dir():
-            raise ConfigError(f"The review video {video} is a folder", expected="a file path ending in .mp4 or .mov",
-                              found=f"a folder at {video}", fix=f"--review {video / (shot.name + '.mp4')}")
-        check_writable(video.parent)
-        check_apart(Place("the review video", video, "file"), inputs)
-    if comp is not None:
-        check_writable(Path(comp))  # refuses a file where the package's folder goes
-        check_apart(Place("the compositor package", Path(comp), "folder"), inputs)

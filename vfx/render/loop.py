@@ -46,7 +46,7 @@ from vfx.render.rendered import (
 )
 from vfx.shot.frames import FrameRange, SequencePattern, format_frames
 from vfx.shot.layout import (
-    check_outputs_apart,
+    check_handoff_destinations,
     plate_faces_folder,
     plate_format_sequence,
     source_sequence,
@@ -131,7 +131,7 @@ def plan_render(shot: Shot, stage: str, *, frames: FrameRange | None, resolution
     """
     device = resolve_device(device)
     plate_faces_folder(shot)  # the shot must name a frame output to keep the plate's faces beside
-    check_outputs_apart(shot)
+    check_handoff_destinations(shot)  # the review and package a finished run writes, and outputs apart from inputs
     exr = None if stage == "swap" and shot.outputs.exr is None else stage_output(shot, stage)
     plate_format = plate_format_sequence(shot, stage)
     source_frames = None if source is False else source_sequence(shot, stage)

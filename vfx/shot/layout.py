@@ -25,6 +25,7 @@ from pathlib import Path
 from vfx.errors import ConfigError
 from vfx.shot.frames import SequencePattern, is_sequence_pattern
 from vfx.shot.schema import Shot
+from vfx.utils.atomic import check_writable
 
 __all__ = [
     "FRAME_STAGES",
@@ -32,6 +33,7 @@ __all__ = [
     "Place",
     "Stage",
     "check_apart",
+    "check_handoff_destinations",
     "check_outputs_apart",
     "comp_package_folder",
     "edit_sequence",
@@ -434,3 +436,30 @@ def check_outputs_apart(shot: Shot) -> None:
     inputs = shot_inputs(shot)
     for out in shot_outputs(shot):
         check_apart(out, inputs)
+
+
+def check_handoff_destinations(shot: Shot, *, comp: Path | None = None, review: Path | None = None,
+                               side_by_side: bool | None = None) -> None:
+    """What the hand-off will write (the review videos and the compositor package; default: the shot's
+    ``outputs``), checked before the first frame is rendered: a file where a file goes, a writable folder where
+    a folder goes, and never onto the shot's inputs.
+
+    Raises:
+        ConfigError: a review path that is a folder, a package path that is a file, an unwritable folder, or an
+            output that resolves onto an input.
+    """
+    check_outputs_apart(shot)
+    inputs = shot_inputs(shot)
+    review = review if review is not None else shot.outputs.review
+    comp = comp if comp is not None else comp_package_folder(shot)
+    side_by_side = shot.outputs.side_by_side if side_by_side is None else side_by_side
+    videos = [] if review is None else [Path(review)] + ([side_by_side_path(review)] if side_by_side else [])
+    for video in videos:
+        if video.is_dir():
+            raise ConfigError(f"The review video {video} is a folder", expected="a file path ending in .mp4 or .mov",
+                              found=f"a folder at {video}", fix=f"name a file, e.g. {video / (shot.name + '.mp4')}")
+        check_writable(video.parent)
+        check_apart(Place("the review video", video, "file"), inputs)
+    if comp is not None:
+        check_writable(Path(comp))  # refuses a file where the package's folder goes
+        check_apart(Place("the compositor package", Path(comp), "folder"), inputs)

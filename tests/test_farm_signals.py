@@ -126,6 +126,38 @@ def test_sigterm_to_farm_run_mid_swap_stops_every_task_and_the_rerun_completes(f
     assert not temp_files(shot_file)
 
 
+def test_sigterm_to_a_ray_farm_run_cancels_its_tasks_and_the_rerun_completes(farm_base, whole):
+    """The Ray engine under its manager's SIGTERM: unfinished tasks cancelled (a running task's worker killed),
+    the started ones recorded killed, exit 143, the local cluster shut down, and the rerun completes."""
+    pytest.importorskip("ray")
+    shot_file = shot_in(farm_base, "sigterm_ray")
+    _with_faces_of(shot_file, whole)
+    _mark_done(shot_file, 2)
+    folder = farm_folder(load_shot(shot_file))
+    runner = _vfx("farm", "run", str(shot_file), "--chunk", "2", "--engine", "ray", "--deterministic",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: set[int] = set()
+    deadline = time.time() + 180
+    while time.time() < deadline and runner.poll() is None and not seen:  # until a swap task is at work
+        seen = {r.pid for p in folder.glob("swap.*.json") if (r := read_record(p)) is not None and r.state == "running"}
+        time.sleep(0.02)
+    assert seen, "no swap task started"
+    runner.send_signal(signal.SIGTERM)
+    out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 143, err[-3000:]
+    assert "stopped by SIGTERM" in out and "Traceback" not in err
+    time.sleep(1.0)
+    assert not [pid for pid in seen if (stat := _proc_stat(pid)) is not None and stat[0] != "Z"], "a worker survived"
+    rows = farm_status(build_graph(shot_file, chunk=2))
+    assert not [r for r in rows if r.state == "running"]
+    killed = [r for r in rows if r.state == "killed"]
+    assert killed and all("SIGTERM" in r.message for r in killed), [(r.task, r.state) for r in rows]
+    assert not list(folder.glob("swap.*.lock"))
+    again = run_local(build_graph(shot_file, chunk=2), workers=2, deterministic=True)
+    assert again.exit_code == 0, again.describe()
+    assert frames_of(shot_file) == frames_of(whole)
+
+
 def test_a_task_stops_cleanly_on_sigterm(farm_base, whole):
     """`vfx task run` under SIGTERM: exit 143, recorded killed, lock released, no temporary file left, and
     every frame on disk complete (the uninterrupted run's bits)."""

@@ -11,14 +11,18 @@ retried and the tasks after it are skipped.
 
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from vfx.errors import ConfigError
 from vfx.farm.graph import TaskGraph
-from vfx.farm.local import EngineSummary, TaskResult, pending_tasks
+from vfx.farm.local import EngineSummary, TaskResult, _signals_to, pending_tasks
 from vfx.farm.task import read_record
 
 __all__ = ["run_ray"]
@@ -107,28 +111,74 @@ def run_ray(graph: TaskGraph, *, address: str | None = None, num_cpus: int | Non
             finished[task.id] = ref  # dependants get its (id, code, seconds) and skip unless the code is 0
             refs[ref] = task.id
         pending = list(refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            ident = refs[ready[0]]
-            try:
-                _, code, seconds = ray.get(ready[0])
-            except Exception as err:  # retries spent (or a task it waits for spent them)
-                log.error("task %s failed: %s", ident, str(err).splitlines()[0] if str(err) else err)
-                code, seconds = 1, 0.0
-            if code == _SKIPPED:
-                summary.not_run.append(ident)
-                continue
-            record = read_record(graph.folder / f"{ident}.json")  # its attempts, Ray's retries included
-            reason = "" if code == 0 else (record.message if record is not None and record.message else
-                                           "no reason recorded (a lost worker?); see the Ray logs")
-            summary.ran.append(TaskResult(ident, code, seconds, record.attempt if record is not None else 1, reason))
-            if report is not None:
-                report(f"[{len(summary.ran) + len(summary.skipped)}/{len(graph.tasks)}] {ident} "
-                       f"{'done' if code == 0 else f'FAILED (exit {code})'} in {seconds:.1f} s"
-                       + (f": {reason}" if code else ""))
+        stop: list[int] = []
+        with _signals_to(stop):
+            while pending and not stop:
+                ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
+                if ready:
+                    _finished(ray, graph, summary, refs[ready[0]], ready[0], report)
+            if stop:
+                _stop(ray, graph, summary, pending, refs, stop[0], report)
     finally:
         if shutdown if shutdown is not None else connected_here:
             ray.shutdown()
     summary.seconds = time.perf_counter() - started
     return summary
 
+
+def _finished(ray: Any, graph: TaskGraph, summary: EngineSummary, ident: str, ref: Any,
+              report: Callable[[str], None] | None) -> None:
+    """Take in one finished task: its exit code, its reason when it failed, a report line."""
+    try:
+        _, code, seconds = ray.get(ref)
+    except Exception as err:  # retries spent (or a task it waits for spent them)
+        log.error("task %s failed: %s", ident, str(err).splitlines()[0] if str(err) else err)
+        code, seconds = 1, 0.0
+    if code == _SKIPPED:
+        summary.not_run.append(ident)
+        return
+    record = read_record(graph.folder / f"{ident}.json")  # its attempts, Ray's retries included
+    reason = "" if code == 0 else (record.message if record is not None and record.message else
+                                   "no reason recorded (a lost worker?); see the Ray logs")
+    summary.ran.append(TaskResult(ident, code, seconds, record.attempt if record is not None else 1, reason))
+    if report is not None:
+        report(f"[{len(summary.ran) + len(summary.skipped)}/{len(graph.tasks)}] {ident} "
+               f"{'done' if code == 0 else f'FAILED (exit {code})'} in {seconds:.1f} s" + (f": {reason}" if code else ""))
+
+
+def _stop(ray: Any, graph: TaskGraph, summary: EngineSummary, pending: list[Any], refs: dict[Any, str], signum: int,
+          report: Callable[[str], None] | None) -> None:
+    """A farm manager's SIGTERM (or a Ctrl-C): cancel every task not finished (a running one's worker process is
+    killed, with what it started), record the tasks that had started as ``killed``, and say so in ``summary``."""
+    name = signal.Signals(signum).name
+    log.warning("%s: cancelling %d unfinished task(s)", name, len(pending))
+    for ref in pending:
+        try:
+            ray.cancel(ref, force=True, recursive=True)
+        except Exception as err:  # already finished, or its worker already gone
+            log.debug("cancel %s: %s", refs[ref], err)
+    summary.stopped_by = signum
+    for ref in pending:
+        ident = refs[ref]
+        path = graph.folder / f"{ident}.json"
+        record = read_record(path)
+        if record is None or record.state != "running":
+            summary.not_run.append(ident)  # cancelled before it started (or it finished as the signal came)
+            continue
+        code = 128 + signum
+        message = f"stopped by {name} (forwarded by vfx farm run --engine ray): its run was cancelled; a rerun redoes it"
+        replace(record, state="killed", finished=time.time(), exit_code=code, message=message).write(path)
+        _release_lock(graph.folder / f"{ident}.lock", record.pid, record.host)
+        summary.killed.append(TaskResult(ident, code, time.time() - record.started, record.attempt, message))
+        if report is not None:
+            report(f"  {ident} killed ({name})")
+
+
+def _release_lock(lock: Path, pid: int, host: str) -> None:
+    """Remove a task's lock when the killed attempt ``pid`` on ``host`` holds it."""
+    try:
+        owner = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(owner, dict) and owner.get("pid") == pid and owner.get("host") == host:
+        lock.unlink(missing_ok=True)

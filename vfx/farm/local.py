@@ -39,7 +39,7 @@ from pathlib import Path
 from vfx.farm.graph import Task, TaskGraph
 from vfx.farm.task import TaskRecord, read_record
 
-__all__ = ["GRACE_S", "EngineSummary", "TaskResult", "pending_tasks", "run_local", "task_command"]
+__all__ = ["GRACE_S", "EngineSummary", "TaskResult", "pending_tasks", "run_local", "signals_to", "task_command"]
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _reason(graph: TaskGraph, ident: str, pid: int, log_file: Path) -> str:
 
 
 @contextmanager
-def _signals_to(stop: list[int]) -> Iterator[None]:
+def signals_to(stop: list[int]) -> Iterator[None]:
     """SIGTERM and SIGINT append themselves to ``stop`` (the run loop acts on them) instead of ending the
     process; only in the main thread (elsewhere Python cannot take signals)."""
     if threading.current_thread() is not threading.main_thread():
@@ -316,7 +316,7 @@ def run_local(graph: TaskGraph, *, workers: int | None = None, gpus: int | None 
         wall_started[task.id] = time.time()
 
     try:
-        with _signals_to(stop):
+        with signals_to(stop):
             while (waiting or running) and not stop:
                 for ident, (process, task, since, attempt, taken) in list(running.items()):
                     code = process.poll()

@@ -22,7 +22,7 @@ from typing import Any
 
 from vfx.errors import ConfigError
 from vfx.farm.graph import TaskGraph
-from vfx.farm.local import EngineSummary, TaskResult, _signals_to, pending_tasks
+from vfx.farm.local import EngineSummary, TaskResult, pending_tasks, signals_to
 from vfx.farm.task import read_record
 
 __all__ = ["run_ray"]
@@ -112,7 +112,7 @@ def run_ray(graph: TaskGraph, *, address: str | None = None, num_cpus: int | Non
             refs[ref] = task.id
         pending = list(refs)
         stop: list[int] = []
-        with _signals_to(stop):
+        with signals_to(stop):
             while pending and not stop:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=0.2)
                 if ready:

@@ -8,7 +8,6 @@ Convention:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import vfx
 from vfx.errors import ConfigError
+from vfx.io.timecode import check_timecode
 
 if TYPE_CHECKING:
     from vfx.io.color import ConfigLike
 
 __all__ = ["ExrMetadata", "decode_timecode", "encode_timecode"]
 
-_TIMECODE_RE = re.compile(r"^(\d{2}):(\d{2}):(\d{2})([:;.])(\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -136,22 +135,23 @@ class ExrMetadata:
 
 
 def encode_timecode(tc: str) -> int:
-    m = _TIMECODE_RE.match(tc.strip()) if isinstance(tc, str) else None
-    if m is not None:
-        hh, mm, ss, sep, ff = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
-        if hh < 24 and mm < 60 and ss < 60 and ff < 40:
-            drop = sep in ";."
+    """'HH:MM:SS:FF' (';' for drop-frame) to the SMPTE 12M time-and-flags word of OpenEXR's ``timeCode``.
 
-            def bcd(v: int) -> int:
-                return ((v // 10) << 4) | (v % 10)
+    Raises:
+        ConfigError: not a timecode (:func:`vfx.io.timecode.check_timecode`), or frames of 40 and above, which the
+            word's frame field cannot hold.
+    """
+    text = check_timecode(tc)
+    hh, mm, ss, ff = int(text[0:2]), int(text[3:5]), int(text[6:8]), int(text[9:11])
+    if ff >= 40:
+        raise ConfigError(f"Invalid timecode {tc!r}", expected="frames below 40 (the EXR timeCode word's limit)",
+                          found=repr(tc), fix="write it like '01:00:00:01'")
+    drop = text[8] in ";."
 
-            return (bcd(hh) << 24) | (bcd(mm) << 16) | (bcd(ss) << 8) | bcd(ff) | (0x40 if drop else 0)
-    raise ConfigError(
-        f"Invalid timecode {tc!r}",
-        expected="SMPTE 'HH:MM:SS:FF' (or 'HH:MM:SS;FF' for drop-frame), hours < 24, frames < 40",
-        found=repr(tc),
-        fix="write it like '01:00:00:01'",
-    )
+    def bcd(v: int) -> int:
+        return ((v // 10) << 4) | (v % 10)
+
+    return (bcd(hh) << 24) | (bcd(mm) << 16) | (bcd(ss) << 8) | bcd(ff) | (0x40 if drop else 0)
 
 
 def decode_timecode(value: int) -> str:

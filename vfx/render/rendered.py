@@ -22,6 +22,7 @@ import numpy as np
 from vfx.errors import MediaError
 from vfx.io.image import ExrMetadata, Image, read_image, write_image
 from vfx.io.plate import Plate
+from vfx.io.timecode import frame_timecode
 from vfx.shot.frames import SequencePattern, format_frames
 
 __all__ = [
@@ -118,29 +119,6 @@ class RenderedFrame:
     info: RenderInfo
     metadata: ExrMetadata
     layers: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-def frame_timecode(frame: int, fps: Fraction, *, start_frame: int = 0, start_timecode: str | None = None) -> str:
-    """SMPTE timecode of ``frame``: ``start_timecode`` at ``start_frame`` plus the frames since, non-drop.
-
-    Without a start timecode the frame number itself is counted from 00:00:00:00 (frame 1001 at 24 fps is
-    00:00:41:17), the convention of sequences that carry no timecode of their own.
-
-    Example:
-        >>> frame_timecode(1001, Fraction(24))
-        '00:00:41:17'
-        >>> frame_timecode(1010, Fraction(25), start_frame=1001, start_timecode="01:00:00:00")
-        '01:00:00:09'
-    """
-    rate = max(1, round(float(fps)))  # timecode counts whole frames at the nominal rate (23.976 counts 24)
-    count = int(frame) - int(start_frame)
-    if start_timecode:
-        hh, mm, ss, ff = (int(v) for v in start_timecode.replace(";", ":").split(":"))
-        count += ((hh * 60 + mm) * 60 + ss) * rate + ff
-    count %= 24 * 3600 * rate
-    ff = count % rate
-    seconds = count // rate
-    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
 
 
 def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: np.ndarray, info: RenderInfo, *,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
-import re
 import stat
 from collections.abc import Iterable, Iterator
 from fractions import Fraction
@@ -17,6 +15,7 @@ import numpy as np
 
 from vfx.errors import ConfigError, ExternalToolError, MediaError
 from vfx.io import ffmpeg as ff
+from vfx.io.timecode import check_timecode
 from vfx.io.video.probe import VideoInfo, _describe_unreadable, _parse_stream_header, probe_video
 from vfx.utils.atomic import TEMP_MARKER, atomic_path
 
@@ -26,30 +25,7 @@ __all__ = ["encode_video"]
 
 # ------------------------------------------------------------------------------------------- encoder
 
-_TIMECODE_FORMAT = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d)([:;])(\d{2})$")
 _EXTENSIONS = {"h264": (".mp4", ".mov"), "prores4444": (".mov",)}
-
-
-def _check_timecode(timecode: str, fps: Fraction) -> None:
-    m = _TIMECODE_FORMAT.match(timecode)
-    nominal = math.ceil(fps)
-    if m is None or int(m.group(5)) >= nominal:
-        raise ConfigError(
-            "Invalid timecode",
-            expected=(
-                f"HH:MM:SS:FF with FF below {nominal} at {ff.format_rational(fps)} fps"
-                " (';' before FF for drop-frame)"
-            ),
-            found=repr(timecode),
-            fix="pass e.g. '01:00:00:00'",
-        )
-    if m.group(4) == ";" and fps not in (Fraction(30000, 1001), Fraction(60000, 1001)):
-        raise ConfigError(
-            "Drop-frame timecode needs an NTSC rate",
-            expected="fps 30000/1001 or 60000/1001 with HH:MM:SS;FF",
-            found=f"{timecode!r} at {ff.format_rational(fps)} fps",
-            fix="use ':' before the frames field",
-        )
 
 
 def _check_frame(frame: object, number: int, *, dtype: np.dtype, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -199,7 +175,7 @@ def encode_video(
             fix="pass bit_depth=8 or bit_depth=16",
         )
     if timecode is not None:
-        _check_timecode(timecode, fps)
+        check_timecode(timecode, fps)
     _check_output(out)
 
     exe = ff.find_ffmpeg()

@@ -131,3 +131,10 @@ def test_bad_input_exits_2_and_writes_nothing(capsys, broken_inputs, argv, messa
     assert code == 2, (out, err)
     assert message.lower() in err.lower()
     assert files_in(broken_inputs) == before
+
+
+def test_version(capsys):
+    import vfx
+
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.strip() == f"vfx {vfx.__version__}"

@@ -36,10 +36,20 @@ farm_app = typer.Typer(help="A shot as farm tasks: run them (local or Ray), show
 app.add_typer(farm_app, name="farm")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import vfx
+
+        typer.echo(f"vfx {vfx.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (-v info, -vv debug).")] = 0,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log as JSON lines, for farm managers.")] = False,
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                          help="Print the version of vfx and exit.")] = False,
 ) -> None:
     configure_logging({0: None, 1: "info"}.get(verbose, "debug"), json_lines=log_json)
 

@@ -161,6 +161,18 @@ def _require_model(shot: Shot) -> ModelConfig:
     return shot.model
 
 
+def _checked_model(shot: Shot, persona: str) -> Path:
+    """The shot's checkpoint folder, its manifest and weights' header checked and ``persona`` among its
+    decoders (no weights read)."""
+    folder = checkpoint_folder(_require_model(shot).checkpoint)
+    manifest = check_checkpoint(folder)
+    if persona not in manifest.config.personas:
+        raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
+                          f"{', '.join(manifest.config.personas)}", found=repr(persona),
+                          fix="pass --persona with one of the model's personas, or train a model with this one")
+    return folder
+
+
 def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps: int | None = None,
                     show_progress: bool = False) -> EditModel:
     """The shot's model as persona ``persona``'s image + segmentation decoder, training the segmentation head
@@ -170,12 +182,7 @@ def open_edit_model(shot: Shot, persona: str, *, device: str = "cpu", seg_steps:
         ConfigError: no model, a persona the model lacks, no faceset to learn the segmentation from.
         MediaError: an unreadable checkpoint or faceset.
     """
-    folder = checkpoint_folder(_require_model(shot).checkpoint)
-    manifest = check_checkpoint(folder)
-    if persona not in manifest.config.personas:
-        raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
-                          f"{', '.join(manifest.config.personas)}", found=repr(persona),
-                          fix="pass --persona with one of the model's personas, or train a model with this one")
+    folder = _checked_model(shot, persona)
     net, manifest, _ = load_checkpoint(folder, device=device, with_optimizer=False)
     net.eval().requires_grad_(False)
     fingerprint = net.fingerprint(persona)
@@ -296,12 +303,7 @@ def _check_keyframe_plan(shot: Shot, persona: str, keyframe: int, device: str, *
     device, the model's weights and persona (header reads), the keyframe inside the plate, the files it writes
     writable and apart from the shot's inputs. Returns the resolved device."""
     device = resolve_device(device)
-    folder = checkpoint_folder(_require_model(shot).checkpoint)
-    manifest = check_checkpoint(folder)
-    if persona not in manifest.config.personas:
-        raise ConfigError(f"The model has no persona {persona!r}", expected=f"one of its personas: "
-                          f"{', '.join(manifest.config.personas)}", found=repr(persona),
-                          fix="pick one with --persona (or swap.persona)")
+    _checked_model(shot, persona)
     plate, frames = open_plate(shot.plate, None)
     plate.close()
     if keyframe not in frames:

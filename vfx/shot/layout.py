@@ -357,9 +357,9 @@ def _overlap(out: Place, source: Place) -> bool:
     return False
 
 
-def shot_inputs(shot: Shot, *, stage: str | None = None) -> list[Place]:
-    """What a shot reads and no stage may write: the plate, its audio, the personas' footage and facesets
-    given as such, the paint maps and edit vectors it names, and (for every stage but ``train``) the model."""
+def shot_inputs(shot: Shot) -> list[Place]:
+    """What a shot reads and no frame stage may write: the plate, its audio, the personas' footage and
+    facesets given as such, the paint maps and edit vectors it names, and the model."""
     places = [Place("the plate", Path(shot.plate.path), "sequence" if shot.plate.is_sequence else "file")]
     if shot.plate.audio is not None:
         places.append(Place("plate.audio", Path(shot.plate.audio), "file"))
@@ -369,7 +369,7 @@ def shot_inputs(shot: Shot, *, stage: str | None = None) -> list[Place]:
             places.append(Place(f"personas.{name}.footage", Path(persona.footage), kind))
         elif persona.faceset is not None:
             places.append(Place(f"personas.{name}.faceset", Path(persona.faceset), "folder"))
-    if shot.model is not None and stage != "train":
+    if shot.model is not None:
         places.append(Place("model.checkpoint", Path(shot.model.checkpoint), "folder"))
     for index, edit in enumerate(shot.retouch):
         paint = getattr(edit, "map", None)

@@ -43,6 +43,7 @@ __all__ = [
     "BlendConfig",
     "OutputsConfig",
     "FarmConfig",
+    "ReviewOptions",
 ]
 
 SCHEMA = "vfx.Shot/1"
@@ -112,6 +113,20 @@ class PlateConfig(_Frozen):
         default=None, description="Media file whose audio the review video carries. Default: the plate itself "
         "when it is a video (an image sequence has no audio).",
     )
+    pixel_aspect: float | None = Field(
+        default=None, gt=0, le=4, description="Width of one plate pixel over its height (2.0 for a 2x anamorphic "
+        "squeeze). Default: the plate's own (EXR `pixelAspectRatio`, a movie's sample aspect ratio), else 1. Faces "
+        "are found and aligned on the desqueezed picture; the output keeps the plate's squeeze.",
+    )
+    edit: ShotPath | None = Field(
+        default=None, description="An editorial cut (`cut.otio`, or a CMX 3600 `cut.edl`) whose clip for this shot "
+        "sets the frames to work on (its source range, plus `handles`).",
+    )
+    edit_clip: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="Name of the shot's clip in `edit` (default: the shot's name).",
+    )
+    handles: int = Field(default=0, ge=0, le=10_000, description="Frames kept either side of the cut's range (with `edit`).")
 
     @property
     def audio_source(self) -> Path | None:
@@ -313,6 +328,28 @@ class FarmConfig(_Frozen):
                             "round it up to whole 10-frame landmark chunks).")
     halo: int = Field(default=3, ge=0, le=1000, description="Frames before its own that an edit task renders and discards, so "
                       "its frame-to-frame warm start arrives at its first frame as a whole-shot run would.")
+    pool: str | None = Field(default=None, min_length=1, max_length=128, description="Farm pool the exported job "
+                             "runs in (Deadline pool, OpenCue facility/show pool).")
+    group: str | None = Field(default=None, min_length=1, max_length=128, description="Farm group (Deadline group, "
+                              "OpenCue service) of the CPU tasks.")
+    gpu_group: str | None = Field(default=None, min_length=1, max_length=128, description="Farm group of the tasks "
+                                  "that want a GPU (training, swap, edit); default: `group`.")
+    priority: int = Field(default=50, ge=0, le=100, description="Job priority on the farm (0-100; Deadline's scale, "
+                          "mapped onto OpenCue's).")
+
+
+class ReviewOptions(_Frozen):
+    """How the dailies review movie looks."""
+
+    display: str | None = Field(default=None, min_length=1, max_length=256, description="OCIO display the review is "
+                                "viewed on (default: the config's default display).")
+    view: str | None = Field(default=None, min_length=1, max_length=256, description="OCIO view, the show's look "
+                             "(default: the display's default view).")
+    codec: Literal["h264", "prores422hq", "prores4444", "dnxhr_hq"] = Field(
+        default="h264", description="Movie codec: `h264` (a small proxy), `prores422hq`, `prores4444` or `dnxhr_hq`.")
+    slate: bool = Field(default=False, description="Start the movie with a slate frame naming the shot and version.")
+    burn_ins: bool = Field(default=True, description="Burn shot, version, frame, timecode, persona and a SYNTHETIC "
+                           "FACE tag into the picture.")
 
 
 class Shot(_Frozen):
@@ -334,6 +371,7 @@ class Shot(_Frozen):
         default_factory=list, description="Latent edit vectors applied by `vfx edit apply`; several add.")
     edit_options: EditOptions = Field(default_factory=EditOptions)
     outputs: OutputsConfig = Field(default_factory=OutputsConfig)
+    review: ReviewOptions = Field(default_factory=ReviewOptions)
     farm: FarmConfig = Field(default_factory=FarmConfig)
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, arbitrary_types_allowed=True,

@@ -17,10 +17,10 @@ import pytest
 
 from tests.test_swap import _with_model, demo_without_face_on_1008, save_tiny_model
 from vfx.errors import ConfigError
-from vfx.farm.export import EXPORT_TARGETS, export_graph
+from vfx.farm.export import EXPORT_TARGETS, OPENJD_GROUP_ATTRIBUTE, FarmPlacement, export_graph
 from vfx.farm.graph import Task, TaskGraph, build_graph
 from vfx.shot import FrameRange, load_shot, save_shot
-from vfx.shot.schema import ModelTraining
+from vfx.shot.schema import FarmConfig, ModelTraining
 
 DTD = Path(__file__).resolve().parents[2] / "shared" / "specs" / "cjsl-1.15.dtd"
 OPENJD = Path(sys.executable).with_name("openjd")
@@ -49,6 +49,9 @@ def shots(tmp_path_factory) -> dict[str, Path]:
                                                           "consent": "test data"})
                          for name, persona in shot.personas.items()}}),
     }
+    # the `train` variant placed on a farm: pool, a CPU group, a GPU group and a priority
+    variants["placed"] = variants["train"].model_copy(update={"farm": FarmConfig(
+        pool="show_a", group="cpu_nodes", gpu_group="gpu-a100", priority=80)})
     paths = {}
     for name, variant in variants.items():
         paths[name] = files / f"{name}.yaml"
@@ -295,3 +298,94 @@ def test_tasks_that_are_not_the_chunks_of_the_range_are_refused(shots, tmp_path)
     bad: TaskGraph = replace(graph, tasks=(*tasks[:2], *odd, *tasks[2:]))
     with pytest.raises(ConfigError, match="not consecutive chunks of 3"):
         export_graph(bad, "deadline", tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pool, group, GPU group and priority
+
+
+def test_deadline_jobs_carry_pool_priority_and_each_stages_group(shots, tmp_path):
+    graph = build_graph(shots["placed"], chunk=3)
+    jobs = _deadline_jobs(export_graph(graph, "deadline", tmp_path / "dl"))
+    placed = {stem: (job["Pool"], job["Group"], job["Priority"]) for stem, (job, _) in jobs.items()}
+    assert placed == {"01_extract": ("show_a", "cpu_nodes", "80"), "02_track": ("show_a", "cpu_nodes", "80"),
+                      "03_train": ("show_a", "gpu-a100", "80"), "04_swap": ("show_a", "gpu-a100", "80"),
+                      "05_package": ("show_a", "cpu_nodes", "80")}
+    # Without farm settings: Deadline's default priority, no pool or group (the repository's defaults apply).
+    plain = _deadline_jobs(export_graph(build_graph(shots["plain"], chunk=3), "deadline", tmp_path / "plain"))
+    assert {job["Priority"] for job, _ in plain.values()} == {"50"}
+    assert not any("Pool" in job or "Group" in job for job, _ in plain.values())
+
+
+def test_options_override_the_shot_and_the_gpu_group_defaults_to_the_group(shots, tmp_path):
+    graph = build_graph(shots["placed"], chunk=3)
+    placement = FarmPlacement.of(graph.shot, pool="rush", priority=99, group="farm", gpu_group=None)
+    assert placement == FarmPlacement("rush", "farm", "gpu-a100", 99)  # gpu_group from the shot
+    jobs = _deadline_jobs(export_graph(graph, "deadline", tmp_path / "dl", placement=placement))
+    assert jobs["04_swap"][0]["Group"] == "gpu-a100" and jobs["01_extract"][0]["Group"] == "farm"
+    assert jobs["04_swap"][0]["Pool"] == "rush" and jobs["04_swap"][0]["Priority"] == "99"
+    only_group = FarmPlacement.of(build_graph(shots["plain"], chunk=3).shot, group="farm")
+    assert {only_group.group_of(s) for s in ("extract", "train", "swap", "package")} == {"farm"}
+
+
+@pytest.mark.parametrize(("option", "value"), [("pool", "show a"), ("group", "1st"), ("gpu_group", "a=b"),
+                                                ("priority", 101)])
+def test_bad_pool_group_or_priority_is_refused_with_nothing_written(shots, tmp_path, option, value):
+    graph = build_graph(shots["plain"], chunk=3)
+    with pytest.raises(ConfigError, match="Invalid farm") as err:
+        FarmPlacement.of(graph.shot, **{option: value})
+    assert err.value.fix and err.value.expected
+    assert not any(tmp_path.iterdir())
+
+
+def test_opencue_job_has_facility_priority_and_layer_services(shots, tmp_path):
+    etree = pytest.importorskip("lxml.etree")
+    pytest.importorskip("outline")
+    (path,) = export_graph(build_graph(shots["placed"], chunk=3), "opencue", tmp_path / "cue")
+    doc, layers, _ = _cue_layers(path)
+    assert etree.DTD(str(DTD)).validate(doc), etree.DTD(str(DTD)).error_log
+    assert doc.findtext("facility") == "show_a"
+    assert doc.find("job").findtext("priority") == "80"
+    placed = {name: layer.findtext("services/service") for name, layer in layers.items()}
+    assert placed == {"extract": "cpu_nodes", "track": "cpu_nodes", "train": "gpu-a100", "swap": "gpu-a100",
+                      "package": "cpu_nodes"}
+    # Without a group the layers keep pyoutline's default service.
+    (plain,) = export_graph(build_graph(shots["plain"], chunk=3), "opencue", tmp_path / "plain")
+    assert {layer.findtext("services/service") for layer in _cue_layers(plain)[1].values()} == {"shell"}
+
+
+def test_openjd_steps_name_their_group_as_host_requirements(shots, tmp_path):
+    pytest.importorskip("openjd.model")
+    import yaml
+
+    (path,) = export_graph(build_graph(shots["placed"], chunk=3), "openjd", tmp_path / "jd")
+    if OPENJD.is_file():
+        _openjd_check(path)
+    _openjd_tasks(path)  # openjd-model accepts the requirements
+    steps = {s["name"]: s for s in yaml.safe_load(path.read_text())["steps"]}
+    assert steps["swap"]["hostRequirements"] == {
+        "attributes": [{"name": OPENJD_GROUP_ATTRIBUTE, "anyOf": ["gpu-a100"]}],
+        "amounts": [{"name": "amount.worker.gpu", "min": 1}]}
+    assert steps["train"]["hostRequirements"]["amounts"] == [{"name": "amount.worker.gpu", "min": 2}]
+    assert steps["extract"]["hostRequirements"] == {"attributes": [{"name": OPENJD_GROUP_ATTRIBUTE,
+                                                                    "anyOf": ["cpu_nodes"]}]}
+    # No group: no requirements, so `openjd run` and any fleet take every step.
+    (plain,) = export_graph(build_graph(shots["plain"], chunk=3), "openjd", tmp_path / "plain")
+    assert not any("hostRequirements" in s for s in yaml.safe_load(plain.read_text())["steps"])
+
+
+def test_farm_export_cli_options(shots, tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from vfx.cli.farm import farm_export
+
+    app = typer.Typer()
+    app.command()(farm_export)
+    app.command("other")(lambda: None)  # two commands: typer keeps `farm_export` a subcommand
+    result = CliRunner().invoke(app, ["farm-export", str(shots["placed"]), "--to", "deadline", str(tmp_path / "dl"),
+                                      "--pool", "rush", "--gpu-group", "h200", "--priority", "90"])
+    assert result.exit_code == 0, result.output
+    job = _key_values(tmp_path / "dl" / "04_swap.job_info.job")
+    assert (job["Pool"], job["Group"], job["Priority"]) == ("rush", "h200", "90")
+    assert _key_values(tmp_path / "dl" / "01_extract.job_info.job")["Group"] == "cpu_nodes"

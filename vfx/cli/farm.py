@@ -97,12 +97,19 @@ def farm_export(
     out: Annotated[Path, typer.Argument(help="Folder for the job files.")],
     chunk: Chunk = None,
     executable: Annotated[str, typer.Option("--executable", help="The vfx command on the farm's nodes.")] = "vfx",
+    pool: Annotated[Optional[str], typer.Option("--pool", help="Farm pool the jobs run in (Deadline pool, OpenCue facility; default: the shot's farm.pool).")] = None,
+    group: Annotated[Optional[str], typer.Option("--group", help="Group of the CPU stages: extract, track, package (Deadline group, OpenCue service and tags; default: farm.group).")] = None,
+    gpu_group: Annotated[Optional[str], typer.Option("--gpu-group", help="Group of the GPU stages: train, swap, edit, retouch (default: farm.gpu_group, else the group).")] = None,
+    priority: Annotated[Optional[int], typer.Option("--priority", min=0, max=100, help="Job priority 0-100, higher first (default: farm.priority, 50).")] = None,
 ) -> None:
-    """Write the shot's task graph as a farm manager's job; every task calls `vfx task run`."""
-    from vfx.farm.export import EXPORT_TARGETS, export_graph
+    """Write the shot's task graph as a farm manager's job; every task calls `vfx task run`. GPU stages go
+    to the GPU group, the others to the group; OpenJD templates carry the groups as host requirements."""
+    from vfx.farm.export import EXPORT_TARGETS, FarmPlacement, export_graph
     from vfx.farm.graph import build_graph
 
     target = choice("--to", to, EXPORT_TARGETS)
-    for path in export_graph(build_graph(shot, chunk=chunk), target, out, executable=executable):
+    graph = build_graph(shot, chunk=chunk)
+    placement = FarmPlacement.of(graph.shot, pool=pool, group=group, gpu_group=gpu_group, priority=priority)
+    for path in export_graph(graph, target, out, executable=executable, placement=placement):
         typer.echo(str(path))
 

@@ -28,10 +28,30 @@ chunks, so 1001-1007 by 3 runs 1001-1003, 1004-1005, 1006-1007 and 1001-1048 by 
 apart into single frames. The template therefore lists the graph's chunks themselves as the values of a
 ``Frames`` task parameter (OpenJD range expressions, passed with ``--frame-syntax openjd``): every manager
 then runs the same tasks, and no extension is needed.
+
+Where the jobs run (``farm.pool``, ``farm.group``, ``farm.gpu_group``, ``farm.priority`` of the shot, or
+``vfx farm export --pool --group --gpu-group --priority``; :class:`FarmPlacement`):
+
+==========  ===================================  ==========================================  ===========
+manager     pool                                 group (GPU stages: the GPU group)           priority
+==========  ===================================  ==========================================  ===========
+Deadline    ``Pool=`` of every stage's job       ``Group=`` of each stage's job (a group is  ``Priority=``
+                                                 per job, and the export is one job a stage)  (0-100)
+OpenCue     the job's ``facility``               each layer's ``service`` (a cuebot service   the job's
+                                                 names the host tags it runs on and its       ``priority``
+                                                 cores/memory defaults)                       (same number)
+OpenJD      none: a template has no pool (a      each step's ``hostRequirements`` attribute   none (set
+            Deadline Cloud queue and its fleets  ``attr.custom.group`` (``anyOf`` the group)  on the
+            decide)                              and, for GPU steps, ``amount.worker.gpu``    queue)
+==========  ===================================  ==========================================  ===========
+
+GPU stages are those :data:`~vfx.shot.layout.STAGES` marks ``gpu`` (train, swap, seghead, edit, refiner,
+retouch); the others (extract, track, package) go to the CPU group.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -44,9 +64,11 @@ from vfx.errors import ConfigError, VfxError
 from vfx.farm.graph import STAGES, TaskGraph
 from vfx.shot.frames import FrameRange
 from vfx.shot.layout import Place, check_apart, shot_inputs
+from vfx.shot.schema import Shot
 from vfx.utils.atomic import atomic_write_text, check_writable
 
-__all__ = ["EXPORT_TARGETS", "OPENCUE_SPEC_VERSION", "OPENJD_SPECIFICATION", "export_graph"]
+__all__ = ["EXPORT_TARGETS", "OPENCUE_SPEC_VERSION", "OPENJD_GROUP_ATTRIBUTE", "OPENJD_SPECIFICATION", "FarmPlacement",
+           "export_graph"]
 
 EXPORT_TARGETS = ("opencue", "openjd", "deadline")
 """The farm managers a shot can be exported to (``vfx farm export --to``)."""
@@ -59,6 +81,60 @@ OPENJD_SPECIFICATION = "jobtemplate-2023-09"
 _OPENCUE_CHUNK = "#FRAME_START#-#FRAME_END#"
 """Cuebot's tokens for a chunk's first and last frame, substituted before the command runs."""
 _DEADLINE_CHUNK = "<STARTFRAME>-<ENDFRAME>"
+
+OPENJD_GROUP_ATTRIBUTE = "attr.custom.group"
+"""The host-requirement attribute an OpenJD step names its farm group with (a fleet's custom capability)."""
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+"""Pool and group names every manager can carry (Deadline, OpenCue tags, OpenJD attribute values)."""
+
+
+@dataclass(frozen=True)
+class FarmPlacement:
+    """Where a shot's jobs run on the farm and how urgently.
+
+    Attributes:
+        pool: the farm pool (Deadline ``Pool``, OpenCue facility); None: the manager's default.
+        group: the group of the CPU stages (Deadline ``Group``, OpenCue service and tags, OpenJD attribute).
+        gpu_group: the group of the GPU stages; None: ``group``.
+        priority: 0-100, Deadline's scale (50 its default); higher runs first.
+    """
+
+    pool: str | None = None
+    group: str | None = None
+    gpu_group: str | None = None
+    priority: int = 50
+
+    @classmethod
+    def of(cls, shot: Shot, *, pool: str | None = None, group: str | None = None, gpu_group: str | None = None,
+           priority: int | None = None) -> FarmPlacement:
+        """The shot's ``farm`` settings, each overridden by the option given here (``vfx farm export --pool``).
+
+        Raises:
+            ConfigError: a name no manager can carry (spaces, ``=``, a leading digit), a priority outside 0-100.
+        """
+        farm = shot.farm
+        placement = cls(pool=pool if pool is not None else farm.pool,
+                        group=group if group is not None else farm.group,
+                        gpu_group=gpu_group if gpu_group is not None else farm.gpu_group,
+                        priority=priority if priority is not None else farm.priority)
+        for option, value in (("--pool", placement.pool), ("--group", placement.group),
+                              ("--gpu-group", placement.gpu_group)):
+            if value is not None and (len(value) > 128 or not _NAME.match(value)):
+                raise ConfigError(f"Invalid farm {option.removeprefix('--')} name {value!r}",
+                                  expected="letters, digits, '_' and '-', starting with a letter or '_', at most 128 "
+                                  "characters (the names Deadline, OpenCue and OpenJD all accept)", found=repr(value),
+                                  fix=f"{option} gpu_farm (or the shot file's farm.{option[2:].replace('-', '_')})")
+        if not 0 <= placement.priority <= 100:
+            raise ConfigError(f"Invalid farm priority {placement.priority}", expected="0-100 (Deadline's scale; 50 "
+                              "is the default)", found=str(placement.priority), fix="--priority 50")
+        return placement
+
+    def group_of(self, stage: str) -> str | None:
+        """The group a stage runs in: the GPU group (else the group) for stages that want a GPU."""
+        if STAGES[stage].gpu:
+            return self.gpu_group or self.group
+        return self.group
 
 
 @dataclass(frozen=True)
@@ -82,7 +158,7 @@ class _StagePlan:
 
 
 def export_graph(graph: TaskGraph, target: str, out: Path, *, executable: str = "vfx",
-                 extra_args: list[str] | None = None) -> list[Path]:
+                 extra_args: list[str] | None = None, placement: FarmPlacement | None = None) -> list[Path]:
     """Write the shot's task graph as ``target``'s job description in the folder ``out``.
 
     Args:
@@ -93,6 +169,7 @@ def export_graph(graph: TaskGraph, target: str, out: Path, *, executable: str = 
         executable: the ``vfx`` command as the farm's nodes find it (an absolute path is safest: Deadline's
             CommandLine plugin does not search ``PATH`` on every platform).
         extra_args: options appended to every task command, after the task's own (``["--device", "cuda"]``).
+        placement: pool, groups and priority (default: the shot's ``farm`` settings, :meth:`FarmPlacement.of`).
 
     Returns:
         The files written, in the order a reader would open them.
@@ -106,16 +183,17 @@ def export_graph(graph: TaskGraph, target: str, out: Path, *, executable: str = 
         raise ConfigError(f"Unknown export target {target!r}", expected="one of " + ", ".join(EXPORT_TARGETS),
                           found=str(target), fix="--to opencue, openjd or deadline")
     extra = [str(a) for a in extra_args or []]
+    placement = placement or FarmPlacement.of(graph.shot)
     plans = _plan(graph)
     out = Path(out)
     check_writable(out)  # a file where the job's folder goes is refused before anything is written
     check_apart(Place("the job folder", out, "folder"), shot_inputs(graph.shot))
     out.mkdir(parents=True, exist_ok=True)
     if target == "opencue":
-        return _export_opencue(graph, plans, out, executable, extra)
+        return _export_opencue(graph, plans, out, executable, extra, placement)
     if target == "openjd":
-        return _export_openjd(graph, plans, out, executable, extra)
-    return _export_deadline(graph, plans, out, executable, extra)
+        return _export_openjd(graph, plans, out, executable, extra, placement)
+    return _export_deadline(graph, plans, out, executable, extra, placement)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,9 +278,14 @@ def _check_plain(args: Sequence[str], where: str, forbidden: str = "\n\r") -> No
 
 
 def _export_opencue(graph: TaskGraph, plans: list[_StagePlan], out: Path, executable: str,
-                    extra: list[str]) -> list[Path]:
+                    extra: list[str], placement: FarmPlacement) -> list[Path]:
     """An OpenCue job spec made by pyoutline offline: ``serialize_simple`` writes the CJSL XML cuebot
-    launches, with each layer's command run as it is (no pycuerun wrapper), and needs no cuebot."""
+    launches, with each layer's command run as it is (no pycuerun wrapper), and needs no cuebot.
+
+    The pool is the job's facility, the priority the job's (OpenCue's priority is an integer, higher first,
+    like Deadline's: the same number is written); a layer's group is its service (``<services>``): the
+    cuebot's service of that name says which host tags run it and with what cores and memory. Layer
+    ``<tags>`` are not written: they override the service's and OpenCue keeps only alphanumeric tags."""
     try:
         import outline
         import outline.backend.cue
@@ -217,7 +300,7 @@ def _export_opencue(graph: TaskGraph, plans: list[_StagePlan], out: Path, execut
     # No frame_range on the outline: pyoutline intersects each layer's range with it, and the stages' ranges
     # differ (extract covers whole landmark chunks, a single-task stage one frame).
     ol = outline.Outline(graph.shot.name, shot=graph.shot.name, show=outline.util.get_show(),
-                         user=outline.util.get_user())
+                         user=outline.util.get_user(), facility=placement.pool)
     layers = {}
     for plan in plans:
         frame_args = ["--frames", _OPENCUE_CHUNK + (f"x{plan.step}" if plan.step > 1 else "")] if plan.chunked else []
@@ -230,6 +313,9 @@ def _export_opencue(graph: TaskGraph, plans: list[_StagePlan], out: Path, execut
                                       "chunk": plan.chunk}
         if plan.gpus:
             options["gpus"] = plan.gpus
+        group = placement.group_of(plan.name)
+        if group is not None:
+            options["service"] = group
         layer = outline.modules.shell.Shell(plan.name, **options)
         ol.add_layer(layer)
         for before in plan.after:
@@ -238,7 +324,8 @@ def _export_opencue(graph: TaskGraph, plans: list[_StagePlan], out: Path, execut
     with _outline_spec_version(OPENCUE_SPEC_VERSION):
         # Straight to the backend: OutlineLauncher.serialize() would first run setup(), which makes a session
         # folder on disk and exports $SHOT into this process.
-        xml = outline.backend.cue.serialize_simple(outline.cuerun.OutlineLauncher(ol, nomail=True))
+        launcher = outline.cuerun.OutlineLauncher(ol, nomail=True, priority=placement.priority)
+        xml = outline.backend.cue.serialize_simple(launcher)
     path = out / f"{graph.shot.name}.opencue.xml"
     atomic_write_text(path, _indent_spec(xml))
     _readable(path)
@@ -274,12 +361,14 @@ def _indent_spec(spec: str) -> str:
 
 
 def _export_openjd(graph: TaskGraph, plans: list[_StagePlan], out: Path, executable: str,
-                   extra: list[str]) -> list[Path]:
+                   extra: list[str], placement: FarmPlacement) -> list[Path]:
     """An OpenJD job template (``openjd run`` runs it locally; AWS Deadline Cloud runs it on a farm).
 
     Chunked stages list the graph's chunks as the ``Frames`` task parameter (see the module's note on
-    ``CHUNK[INT]``); no host requirements, so ``openjd run`` works on any machine (Deadline Cloud fleets
-    then decide where the GPU steps go)."""
+    ``CHUNK[INT]``). Host requirements only where the shot names a group: the step then asks for the
+    attribute :data:`OPENJD_GROUP_ATTRIBUTE` with the group's name (and a GPU step for one GPU,
+    ``amount.worker.gpu``); ``openjd run`` ignores them, a Deadline Cloud fleet matches them. OpenJD has no
+    pool or priority in a template (a queue has them), so those are not written."""
     steps = []
     for plan in plans:
         frame_args = ["--frames", "{{Task.Param.Frames}}", "--frame-syntax", "openjd"] if plan.chunked else []
@@ -296,6 +385,12 @@ def _export_openjd(graph: TaskGraph, plans: list[_StagePlan], out: Path, executa
                 "name": "Frames", "type": "STRING",
                 "range": [_openjd_range(c, plan.step) for c in plan.chunks],
             }]}
+        group = placement.group_of(plan.name)
+        if group is not None:
+            requirements: dict[str, object] = {"attributes": [{"name": OPENJD_GROUP_ATTRIBUTE, "anyOf": [group]}]}
+            if plan.gpus:
+                requirements["amounts"] = [{"name": "amount.worker.gpu", "min": plan.gpus}]
+            step["hostRequirements"] = requirements
         step["script"] = {"actions": {"onRun": {"command": args[0], "args": args[1:]}}}
         steps.append(step)
     template = {
@@ -315,9 +410,12 @@ def _export_openjd(graph: TaskGraph, plans: list[_StagePlan], out: Path, executa
 
 
 def _export_deadline(graph: TaskGraph, plans: list[_StagePlan], out: Path, executable: str,
-                     extra: list[str]) -> list[Path]:
+                     extra: list[str], placement: FarmPlacement) -> list[Path]:
     """Deadline 10 CommandLine-plugin jobs, one per stage, and a ``submit.sh`` that submits them as a chain
-    (``-dependent``: each job waits for the one before; the stages are in an order that respects the graph)."""
+    (``-dependent``: each job waits for the one before; the stages are in an order that respects the graph).
+
+    Every job carries ``Priority``, and ``Pool`` where one is given; ``Group`` is per job, so each stage's
+    job names its own: the GPU group for the GPU stages, the group for the others."""
     written: list[Path] = []
     jobs: list[tuple[str, str]] = []
     for number, plan in enumerate(plans, start=1):
@@ -333,7 +431,13 @@ def _export_deadline(graph: TaskGraph, plans: list[_StagePlan], out: Path, execu
             "Frames": _x_range(plan.frames, plan.step),
             "ChunkSize": str(plan.chunk),
             "MachineLimit": "0",
+            "Priority": str(placement.priority),
         }
+        if placement.pool is not None:
+            job_info["Pool"] = placement.pool
+        group = placement.group_of(plan.name)
+        if group is not None:
+            job_info["Group"] = group
         output = _output_directory(graph, plan.name)
         if output is not None:
             job_info["OutputDirectory0"] = output

@@ -35,13 +35,13 @@ from vfx.export import (
 )
 from vfx.export.comp import EMPTY_WINDOW, MATTE_CHANNEL, SCHEMA, TRANSFORMS_SCHEMA
 from vfx.export.review import to_display_uint8
-from vfx.io.color import WORKING_SPACE, ColorConverter, to_working
+from vfx.io.color import WORKING_SPACE, ColorConverter, DisplayView, to_working
 from vfx.io.ffmpeg import find_ffmpeg
 from vfx.io.image import ExrMetadata, Image, Window, read_image, write_image
 from vfx.io.plate import open_media, open_plate
 from vfx.io.video import VideoReader, probe_video
 from vfx.shot import FrameRange, load_shot, save_shot
-from vfx.shot.schema import OutputsConfig, PlateConfig, Shot
+from vfx.shot.schema import OutputsConfig, PlateConfig, ReviewOptions, Shot
 
 SIZE = (48, 64)  # (height, width)
 FRAMES = FrameRange.from_bounds(1001, 1004)
@@ -403,7 +403,7 @@ def test_missing_rendered_frames_are_named(exr_shot: Shot) -> None:
 # ---------------------------------------------------------------------------------------------- the review
 
 
-def test_review_keeps_frames_fps_audio_and_timecode(packaged: Packaged) -> None:
+def test_review_keeps_frames_fps_audio_and_timecode(packaged: Packaged, tmp_path: Path) -> None:
     shot = packaged.shot
     info = write_review(shot)
     assert info.path == shot.outputs.review and info.codec == "h264"
@@ -411,11 +411,13 @@ def test_review_keeps_frames_fps_audio_and_timecode(packaged: Packaged) -> None:
     assert info.size == SIZE
     assert info.has_audio == (packaged.kind != "png")
     assert info.timecode == frame_timecode(FRAMES.first, packaged.fps)
-    # the picture is the rendered frame shown in display sRGB (H.264 is lossy: compare on average)
-    with VideoReader(str(info.path), start_frame=FRAMES.first) as reader:
+    # without burn-ins the picture is the rendered frame through the config's default display/view (H.264 is
+    # lossy: compare on average)
+    clean = write_review(shot, tmp_path / "clean.mp4", options=ReviewOptions(burn_ins=False))
+    with VideoReader(str(clean.path), start_frame=FRAMES.first) as reader:
         shown = reader.read(1002).astype(np.float32) / 255
     rendered = read_rendered_frame(Path(str(shot.outputs.exr).replace("####", "1002")))
-    expected = np.clip(to_working(rendered.rgb, shot.plate.colorspace), 0, 1)
+    expected = np.clip(DisplayView(shot.plate.colorspace).apply(rendered.rgb), 0, 1)
     assert float(np.abs(shown - expected).mean()) < 0.03
 
 

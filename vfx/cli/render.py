@@ -148,16 +148,27 @@ def edit_apply(
 def export(
     shot: Annotated[Path, typer.Argument(help="Shot file whose rendered frames (outputs.exr) to hand on.")],
     comp: Annotated[Optional[Path], typer.Option("--comp", help="Write the compositor package here (default: the shot's outputs.comp_package).")] = None,
-    review: Annotated[Optional[Path], typer.Option("--review", help="Write the H.264 review video here (default: the shot's outputs.review).")] = None,
-    side_by_side: Annotated[Optional[bool], typer.Option("--side-by-side/--no-side-by-side", help="Also a review with the plate beside the swap.")] = None,
+    review: Annotated[Optional[Path], typer.Option("--review", help="Write the dailies review movie here (default: the shot's outputs.review); ProRes and DNxHR need a .mov.")] = None,
+    side_by_side: Annotated[Optional[bool], typer.Option("--side-by-side/--no-side-by-side", help="Also a review with the plate beside the result.")] = None,
     frames: Frames = None,
+    display: Annotated[Optional[str], typer.Option("--display", help="OCIO display the review is graded for, e.g. 'sRGB - Display' (default: the shot's review.display, else the config's default display).")] = None,
+    view: Annotated[Optional[str], typer.Option("--view", help="OCIO view (the show look), e.g. 'ACES 2.0 - SDR 100 nits (Rec.709)' (default: the shot's review.view, else the display's default view).")] = None,
+    codec: Annotated[Optional[str], typer.Option("--codec", help="Review codec: h264 (proxy), prores422hq, prores4444 or dnxhr_hq (default: the shot's review.codec, h264).")] = None,
+    slate: Annotated[Optional[bool], typer.Option("--slate/--no-slate", help="Start the review with a slate frame (shot, version, frames, timecode, persona, date).")] = None,
+    burn_ins: Annotated[Optional[bool], typer.Option("--burn-ins/--no-burn-ins", help="Burn shot, version, frame, timecode, persona and a SYNTHETIC FACE tag into the review.")] = None,
 ) -> None:
     """Hand a rendered shot on: the compositor package (RGBA face patches, mattes, matrices, a Nuke script)
-    and the review video, from the frames `vfx swap` wrote."""
+    and the dailies review (the show's OCIO view, burn-ins, optional slate, the plate's sound), from the frames
+    `vfx swap` wrote."""
     from vfx.export.handoff import write_handoff
+    from vfx.export.review import review_options
     from vfx.shot import FrameRange, load_shot
 
-    for line in write_handoff(load_shot(shot), comp=comp, review=review, side_by_side=side_by_side,
-                              frames=FrameRange.parse(frames) if frames else None, require=True):
+    loaded = load_shot(shot)
+    options = review_options(loaded, display=display, view=view,
+                             codec=choice("--codec", codec, ("h264", "prores422hq", "prores4444", "dnxhr_hq"))
+                             if codec else None, slate=slate, burn_ins=burn_ins)
+    for line in write_handoff(loaded, comp=comp, review=review, side_by_side=side_by_side,
+                              frames=FrameRange.parse(frames) if frames else None, require=True,
+                              review_options=options):
         typer.echo(line)
-

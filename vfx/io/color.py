@@ -43,6 +43,10 @@ __all__ = [
     "convert",
     "to_working",
     "from_working",
+    "DisplayView",
+    "display_view",
+    "list_displays",
+    "list_views",
 ]
 
 logger = logging.getLogger(__name__)
@@ -60,7 +64,7 @@ ConfigLike: TypeAlias = str | os.PathLike[str] | ocio.Config | None
 _OPTIMIZATION = ocio.OPTIMIZATION_LOSSLESS
 
 _processor_lock = threading.Lock()
-_processors: dict[tuple[str, str, str], ocio.CPUProcessor] = {}
+_processors: dict[tuple[str, ...], ocio.CPUProcessor] = {}
 
 
 def _config_source(config: str | os.PathLike[str] | None) -> str:
@@ -348,3 +352,158 @@ def from_working(pixels: np.ndarray, colorspace: str, *, config: ConfigLike = No
         (H, W, 3|4) float32; alpha untouched.
     """
     return ColorConverter(WORKING_SPACE, colorspace, config=config).apply(pixels)
+
+
+# ------------------------------------------------------------------------------------------ display / view
+
+
+def list_displays(config: ConfigLike = None) -> list[str]:
+    """The displays a config offers (its active displays, in config order), e.g. ``"sRGB - Display"``.
+
+    Args:
+        config: See :func:`load_config`.
+    """
+    return [str(d) for d in load_config(config).getDisplays()]
+
+
+def list_views(display: str, config: ConfigLike = None) -> list[str]:
+    """The views of ``display`` (active views, in config order), e.g. ``"ACES 2.0 - SDR 100 nits (Rec.709)"``.
+
+    Raises:
+        ColorError: the config has no such display; the message lists the valid ones.
+    """
+    cfg = load_config(config)
+    return [str(v) for v in cfg.getViews(_check_display(cfg, display))]
+
+
+def _check_display(cfg: ocio.Config, display: str) -> str:
+    displays = [str(d) for d in cfg.getDisplays()]
+    if display in displays:
+        return display
+    lower = {d.lower(): d for d in displays}
+    if display.lower() in lower:
+        return lower[display.lower()]
+    close = difflib.get_close_matches(display, displays, n=1, cutoff=0.5)
+    raise ColorError(
+        f"Unknown display {display!r}",
+        expected=f"a display of {_config_label(cfg)}: " + ", ".join(repr(d) for d in displays),
+        found=repr(display),
+        fix=(f"did you mean {close[0]!r}? " if close else "") + "pass one of the displays listed (--display, or "
+        "review.display in the shot file); leave it out for the config's default display "
+        f"{cfg.getDefaultDisplay()!r}",
+    )
+
+
+def _check_view(cfg: ocio.Config, display: str, view: str) -> str:
+    views = [str(v) for v in cfg.getViews(display)]
+    if view in views:
+        return view
+    lower = {v.lower(): v for v in views}
+    if view.lower() in lower:
+        return lower[view.lower()]
+    close = difflib.get_close_matches(view, views, n=1, cutoff=0.5)
+    raise ColorError(
+        f"Unknown view {view!r} for display {display!r}",
+        expected=f"a view of {display!r} in {_config_label(cfg)}: " + ", ".join(repr(v) for v in views),
+        found=repr(view),
+        fix=(f"did you mean {close[0]!r}? " if close else "") + "pass one of the views listed (--view, or "
+        f"review.view in the shot file); leave it out for the display's default view {cfg.getDefaultView(display)!r}",
+    )
+
+
+class DisplayView:
+    """The show's display/view transform: scene (or plate) pixels to what a monitor shows.
+
+    Built from an OCIO ``DisplayViewTransform`` (colour space -> display, view), the same processor OCIO-aware
+    viewers (RV, Nuke's viewer, ``ociodisplay``) apply, so a review made with it looks like the plate does there.
+
+    Args:
+        src: The pixels' colour space (the plate's), any spelling :func:`resolve_colorspace` accepts.
+        display: OCIO display, e.g. ``"sRGB - Display"``. ``None``: the config's default display.
+        view: View of that display, e.g. ``"ACES 2.0 - SDR 100 nits (Rec.709)"``. ``None``: the display's
+            default view.
+        config: See :func:`load_config` (``$OCIO``, else the built-in ACES studio config).
+
+    Raises:
+        ColorError: unknown colour space, display or view (the message lists the valid displays or views), or a
+            config whose transforms do not load.
+
+    Example:
+        >>> dv = DisplayView("ACEScg")
+        >>> dv.display, dv.view
+        ('sRGB - Display', 'ACES 2.0 - SDR 100 nits (Rec.709)')
+
+    Convention:
+        Pixels in are (H, W, 3|4) float32 in ``src``; pixels out are display code values, nominally [0, 1]
+        (not clipped here), alpha untouched. Names are matched case-insensitively and kept in the config's
+        spelling.
+    """
+
+    def __init__(self, src: str, display: str | None = None, view: str | None = None, *,
+                 config: ConfigLike = None) -> None:
+        cfg = load_config(config)
+        self._config = cfg
+        self.src: str = resolve_colorspace(src, cfg)
+        self.display: str = _check_display(cfg, display) if display is not None else str(cfg.getDefaultDisplay())
+        self.view: str = (_check_view(cfg, self.display, view) if view is not None
+                          else str(cfg.getDefaultView(self.display)))
+        key = (cfg.getCacheID(), "display/view", self.src, self.display, self.view)
+        with _processor_lock:
+            cpu = _processors.get(key)
+        if cpu is None:
+            transform = ocio.DisplayViewTransform(src=self.src, display=self.display, view=self.view)
+            try:
+                cpu = cfg.getProcessor(transform).getOptimizedCPUProcessor(_OPTIMIZATION)
+            except Exception as exc:  # a view whose LUT file is missing fails only here
+                raise ColorError(
+                    f"Cannot build the display/view transform {self.display!r} / {self.view!r}",
+                    expected="a config whose views and LUT files load",
+                    found=str(exc),
+                    fix="check the config with `ociocheck`, or unset $OCIO to use the built-in ACES config",
+                ) from exc
+            with _processor_lock:
+                _processors.setdefault(key, cpu)
+        self._cpu: ocio.CPUProcessor = cpu
+
+    @property
+    def config(self) -> ocio.Config:
+        """The OpenColorIO config this transform comes from."""
+        return self._config
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """Apply the display/view; the input is never modified.
+
+        Returns:
+            A new float32 array of the same shape: display code values (not clipped).
+
+        Raises:
+            ShapeError: not (..., 3|4) float pixels.
+        """
+        arr = np.asarray(pixels)
+        if arr.ndim < 2 or arr.shape[-1] not in (3, 4):
+            raise ShapeError(f"expected pixels shaped (H, W, 3|4), got {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise ShapeError(f"expected float pixels, got dtype {arr.dtype}")
+        out = np.array(arr, dtype=np.float32, order="C", copy=True)
+        if out.shape[-1] == 3:
+            self._cpu.applyRGB(out)
+        else:
+            self._cpu.applyRGBA(out)
+            out[..., 3] = arr[..., 3]
+        return out
+
+    def __repr__(self) -> str:
+        return f"DisplayView({self.src!r} -> {self.display!r} / {self.view!r}, config={_config_label(self._config)!r})"
+
+
+def display_view(src: str, display: str | None = None, view: str | None = None, *,
+                 config: ConfigLike = None) -> DisplayView:
+    """The display/view processor from ``src`` to ``display``/``view``; see :class:`DisplayView`.
+
+    Defaults: the config's default display and that display's default view (for the built-in ACES studio
+    config, ``"sRGB - Display"`` / ``"ACES 2.0 - SDR 100 nits (Rec.709)"``).
+
+    Raises:
+        ColorError: unknown colour space, display or view; the message lists the valid ones.
+    """
+    return DisplayView(src, display, view, config=config)

@@ -17,6 +17,7 @@ Convention:
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -34,7 +35,10 @@ from vfx.errors import ConfigError, ExternalToolError
 
 __all__ = [
     "CODECS",
+    "CODEC_BIT_DEPTH",
+    "available_encoders",
     "check_codec",
+    "check_encoder",
     "SWS_FLAGS",
     "calibration_argv",
     "FfmpegProcess",
@@ -81,6 +85,13 @@ CODECS: dict[str, dict[str, str]] = {
         "movflags": "+faststart",
         "format": "mp4",
     },
+    "prores422hq": {
+        "c:v": "prores_ks",
+        "profile:v": "3",
+        "vendor": "apl0",
+        "pix_fmt": "yuv422p10le",
+        "format": "mov",
+    },
     "prores4444": {
         "c:v": "prores_ks",
         "profile:v": "4",
@@ -88,7 +99,17 @@ CODECS: dict[str, dict[str, str]] = {
         "vendor": "apl0",
         "format": "mov",
     },
+    "dnxhr_hq": {
+        "c:v": "dnxhd",
+        "profile:v": "dnxhr_hq",
+        "pix_fmt": "yuv422p",
+        "format": "mov",
+    },
 }
+
+#: Bits per channel each codec stores: the depth of the raw frames worth sending it (8-bit frames into a
+#: 10-bit codec waste its precision and band in gradients).
+CODEC_BIT_DEPTH: dict[str, int] = {"h264": 8, "prores422hq": 10, "prores4444": 10, "dnxhr_hq": 8}
 
 
 def find_ffmpeg() -> str:
@@ -260,8 +281,46 @@ def check_codec(codec: str) -> None:
             "Unknown video codec",
             expected=" or ".join(repr(c) for c in CODECS),
             found=repr(codec),
-            fix="pass codec='h264' for a review proxy or codec='prores4444' for a master",
+            fix="pass codec='h264' for a review proxy, 'prores422hq' or 'dnxhr_hq' for editorial, "
+            "'prores4444' for a master",
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _encoders_of(exe: str) -> frozenset[str]:
+    result = run_ffmpeg([exe, *_GLOBAL_ARGS, "-encoders"], what="listing its encoders", check=False)
+    names = set()
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        fields = line.split()
+        # " V....D libx264   libx264 H.264 ...": capability flags, then the encoder's name
+        if len(fields) >= 2 and len(fields[0]) == 6 and fields[0][0] in "VAS" and fields[1] != "=":
+            names.add(fields[1])
+    return frozenset(names)
+
+
+def available_encoders(exe: str) -> frozenset[str]:
+    """The encoder names ``exe -encoders`` lists (``libx264``, ``prores_ks``, ``dnxhd``, ...), cached per binary."""
+    return _encoders_of(exe)
+
+
+def check_encoder(codec: str, exe: str) -> None:
+    """Raise :class:`~vfx.errors.ConfigError` unless the ffmpeg at ``exe`` can encode ``codec``.
+
+    Convention:
+        ``codec`` is a key of :data:`CODECS`; the encoder it needs is its ``c:v`` (``prores_ks``, ``dnxhd``...).
+    """
+    check_codec(codec)
+    encoders = available_encoders(exe)
+    if CODECS[codec]["c:v"] in encoders:
+        return
+    can = [name for name, settings in CODECS.items() if settings["c:v"] in encoders]
+    raise ConfigError(
+        f"This ffmpeg cannot encode {codec}",
+        expected=f"an ffmpeg with the {CODECS[codec]['c:v']} encoder (listed by `ffmpeg -encoders`)",
+        found=f"{exe} without it; it can encode: {', '.join(can) or 'none of ' + ', '.join(CODECS)}",
+        fix=(f"choose one of {', '.join(can)} (--codec, or review.codec in the shot file), or " if can else "")
+        + "put an ffmpeg build with that encoder on PATH (it wins over the bundled one)",
+    )
 
 
 _YUV_PREFIXES = ("yuv", "nv", "p0", "p2")
@@ -394,6 +453,7 @@ def mux_audio_argv(
     *,
     codec: str,
     audio_duration_s: Fraction | None = None,
+    audio_offset_s: Fraction | None = None,
     timecode: str | None = None,
 ) -> list[str]:
     """Argv that copies the picture of ``video_path`` and the audio of ``audio_from`` into ``out_path``.
@@ -419,6 +479,8 @@ def mux_audio_argv(
     audio_kwargs = {"protocol_whitelist": FILE_PROTOCOLS}
     if audio_duration_s is not None:
         audio_kwargs["t"] = seconds_arg(audio_duration_s, round_up=True)
+    if audio_offset_s:
+        audio_kwargs["itsoffset"] = seconds_arg(audio_offset_s)
     audio = ffmpeg_python.input(media_arg(audio_from), **audio_kwargs)["a?"]
     out_kwargs: dict[str, str] = {"c": "copy", "format": CODECS[codec]["format"]}
     if "movflags" in CODECS[codec]:

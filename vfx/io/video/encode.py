@@ -1,4 +1,5 @@
-"""Encoding numpy frames into an H.264 review proxy or a ProRes 4444 master, atomically and checked."""
+"""Encoding numpy frames into an H.264 review proxy, ProRes 422 HQ / DNxHR HQ editorial media or a ProRes 4444
+master, atomically and checked."""
 
 from __future__ import annotations
 
@@ -21,11 +22,65 @@ from vfx.utils.atomic import TEMP_MARKER, atomic_path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["encode_video"]
+__all__ = ["check_movie_output", "check_movie_size", "encode_video"]
 
 # ------------------------------------------------------------------------------------------- encoder
 
-_EXTENSIONS = {"h264": (".mp4", ".mov"), "prores4444": (".mov",)}
+_EXTENSIONS = {"h264": (".mp4", ".mov"), "prores422hq": (".mov",), "prores4444": (".mov",), "dnxhr_hq": (".mov",)}
+
+#: Smallest picture (height, width) the dnxhd encoder accepts for DNxHR (it refuses anything smaller).
+DNXHR_MIN_SIZE = (120, 256)
+
+
+def check_movie_output(out_path: str | os.PathLike[str], codec: str) -> None:
+    """Refuse, before any work, a codec this ffmpeg cannot encode or a container that does not fit the codec.
+
+    ProRes and DNxHR go in QuickTime ``.mov``; H.264 in ``.mp4`` or ``.mov``.
+
+    Raises:
+        ConfigError: unknown codec, a codec missing from ``ffmpeg -encoders``, or a wrong extension.
+    """
+    out = Path(out_path)
+    ff.check_codec(codec)
+    if out.suffix.lower() not in _EXTENSIONS[codec]:
+        family = {"h264": "H.264", "prores422hq": "ProRes", "prores4444": "ProRes", "dnxhr_hq": "DNxHR"}[codec]
+        raise ConfigError(
+            f"Wrong file extension for {codec}",
+            expected=f"{family} in a " + " or ".join(_EXTENSIONS[codec]) + " file",
+            found=repr(out.suffix or out.name),
+            fix=f"name the output {out.stem}{_EXTENSIONS[codec][0]}"
+            + (" (or choose codec h264 for an .mp4)" if codec != "h264" else ""),
+        )
+    ff.check_encoder(codec, ff.find_ffmpeg())
+
+
+def check_movie_size(codec: str, height: int, width: int) -> None:
+    """Refuse a picture size the codec cannot store.
+
+    H.264 (4:2:0) needs an even width and height, ProRes 422 HQ (4:2:2) an even width, DNxHR an even width
+    and height and at least 256x120.
+
+    Raises:
+        MediaError: the size does not fit; the message says the size to crop or pad to.
+    """
+    if codec == "dnxhr_hq" and (height < DNXHR_MIN_SIZE[0] or width < DNXHR_MIN_SIZE[1]):
+        raise MediaError(
+            "DNxHR needs a picture of at least 256x120",
+            expected=f"width >= {DNXHR_MIN_SIZE[1]} and height >= {DNXHR_MIN_SIZE[0]}",
+            found=f"{width}x{height} (width x height)",
+            fix="choose codec prores422hq for small pictures, or scale the frames up",
+        )
+    needs = {"h264": (True, True), "prores422hq": (False, True), "dnxhr_hq": (True, True)}.get(codec, (False, False))
+    odd_h, odd_w = needs[0] and height % 2, needs[1] and width % 2
+    if odd_h or odd_w:
+        what = {"h264": "H.264 (yuv420p)", "prores422hq": "ProRes 422 (4:2:2)", "dnxhr_hq": "DNxHR (4:2:2)"}[codec]
+        raise MediaError(
+            f"{what} needs an even frame {'size' if needs[0] else 'width'}",
+            expected="even width and height" if needs[0] else "an even width",
+            found=f"{width}x{height} (width x height)",
+            fix=f"crop or pad to {width - width % 2}x{height - (height % 2 if needs[0] else 0)}, "
+            "or use codec='prores4444'",
+        )
 
 
 def _check_frame(frame: object, number: int, *, dtype: np.dtype, shape: tuple[int, ...] | None) -> np.ndarray:
@@ -111,13 +166,17 @@ def encode_video(
     audio_from: str | os.PathLike[str] | None = None,
     timecode: str | None = None,
     bit_depth: int = 8,
+    audio_offset_s: Fraction | None = None,
 ) -> VideoInfo:
     """Encode frames into a movie, atomically, and check what was written.
 
     ``codec="h264"``: review proxy, libx264 yuv420p crf 18, ``+faststart``, ``.mp4`` (or ``.mov``);
-    needs even width and height; an alpha channel is dropped. ``codec="prores4444"``: master, ProRes
-    4444 (prores_ks profile 4), ``.mov``; RGBA input is written as ``yuva444p10le`` and keeps its
-    alpha, RGB input as ``yuv444p10le``. Both are tagged Rec.709 and converted with that matrix.
+    needs even width and height; an alpha channel is dropped. ``codec="prores422hq"``: editorial, ProRes
+    422 HQ (prores_ks profile 3, ``yuv422p10le``), ``.mov``, even width. ``codec="dnxhr_hq"``: editorial,
+    DNxHR HQ (dnxhd, ``yuv422p``), ``.mov``, even size of at least 256x120. ``codec="prores4444"``:
+    master, ProRes 4444 (prores_ks profile 4), ``.mov``; RGBA input is written as ``yuva444p10le`` and
+    keeps its alpha, RGB input as ``yuv444p10le``. All are tagged Rec.709 and converted with that matrix.
+    Pass 16-bit frames to the 10-bit ProRes codecs to use their depth (:data:`vfx.io.ffmpeg.CODEC_BIT_DEPTH`).
 
     Frames are streamed to ffmpeg as they come, so a generator of any length uses constant memory.
     16-bit frames are scaled so 65535 encodes as white (libswscale alone takes 65280 as white; the
@@ -134,31 +193,26 @@ def encode_video(
         out_path: destination; written through a temporary file beside it and renamed when complete.
         fps: exact rate, e.g. ``Fraction(30000, 1001)`` or ``25``. Floats are refused (29.97 is not
             30000/1001).
-        codec: ``"h264"`` or ``"prores4444"``.
+        codec: ``"h264"``, ``"prores422hq"``, ``"prores4444"`` or ``"dnxhr_hq"``.
         audio_from: file whose audio streams to copy, e.g. the source plate; a file without audio
             is logged and ignored.
         timecode: start timecode ``HH:MM:SS:FF`` written into the file.
         bit_depth: 8 or 16, the dtype of ``frames``.
+        audio_offset_s: start the audio this long after the first picture (a slate frame's duration), so
+            the sound stays in sync with the pictures after it; the audio then runs to the picture's end.
 
     Returns:
         The probe of the written file (``path`` is ``out_path``).
 
     Raises:
-        ConfigError: bad codec, extension, fps, timecode or bit depth.
+        ConfigError: bad codec (or one this ffmpeg cannot encode), extension, fps, timecode or bit depth.
         MediaError: no frames, a frame of the wrong type or size, odd size for H.264, unreadable
             ``audio_from``.
         ExternalToolError: ffmpeg failed or the written file does not have the frames sent; nothing is
             left at ``out_path`` (a previous file there is kept).
     """
     out = Path(out_path)
-    ff.check_codec(codec)
-    if out.suffix.lower() not in _EXTENSIONS[codec]:
-        raise ConfigError(
-            f"Wrong file extension for {codec}",
-            expected=" or ".join(_EXTENSIONS[codec]),
-            found=repr(out.suffix or out.name),
-            fix=f"name the output {out.stem}{_EXTENSIONS[codec][0]}",
-        )
+    check_movie_output(out, codec)
     if isinstance(fps, bool) or not isinstance(fps, Rational) or fps <= 0:
         raise ConfigError(
             "Frame rate must be an exact positive rational",
@@ -201,15 +255,9 @@ def encode_video(
         )
     first = _check_frame(first, 0, dtype=dtype, shape=None)
     height, width, channels = first.shape
-    if codec == "h264" and (width % 2 or height % 2):
-        raise MediaError(
-            "H.264 (yuv420p) needs an even frame size",
-            expected="even width and height",
-            found=f"{width}x{height} (width x height)",
-            fix=f"crop or pad to {width - width % 2}x{height - height % 2}, or use codec='prores4444'",
-        )
-    if codec == "h264" and channels == 4:
-        logger.warning("H.264 has no alpha: dropping the alpha channel of frames for %s", out.name)
+    check_movie_size(codec, height, width)
+    if codec != "prores4444" and channels == 4:
+        logger.warning("%s has no alpha: dropping the alpha channel of frames for %s", codec, out.name)
 
     with atomic_path(out) as tmp:
         # With audio, the picture goes to a second temp first: the audio is cut to the picture's length,
@@ -220,8 +268,10 @@ def encode_video(
                 exe, picture, first, iterator, fps=fps, codec=codec, bit_depth=bit_depth, timecode=timecode
             )
             if audio_path is not None:
+                offset = Fraction(audio_offset_s or 0)
                 argv = ff.mux_audio_argv(
-                    exe, picture, audio_path, tmp, codec=codec, audio_duration_s=written / fps, timecode=timecode
+                    exe, picture, audio_path, tmp, codec=codec, audio_duration_s=max(written / fps - offset, Fraction(0)),
+                    audio_offset_s=offset or None, timecode=timecode,
                 )
                 ff.run_ffmpeg(argv, what=f"adding the audio of {audio_path.name} to {out.name}")
         finally:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-from vfx.errors import MediaError
+from vfx.errors import ConfigError, MediaError
 from vfx.io import ffmpeg as ff
+from vfx.io.timecode import check_timecode
 
 __all__ = ["VideoInfo", "probe_video"]
 
@@ -66,6 +67,15 @@ class VideoInfo:
         container_start: the container's start time in seconds; ffmpeg's ``-ss`` counts from it.
         rotation: display rotation in degrees the decoder applies (0, 90, 180, 270).
         full_range: the pixels use the full code range ("pc", ``yuvj*``) instead of video range ("tv").
+        sample_aspect: pixel aspect ratio (ffprobe's ``sample_aspect_ratio``): width / height of one pixel,
+            ``Fraction(2)`` for a 2x anamorphic squeeze. The container's value wins over the codec's, as in
+            ffprobe; 1 when neither says or when it is 0:1 ("unknown").
+        profile: the codec profile ffmpeg names (``High``, ``HQ`` for ProRes 422 HQ, ``4444``,
+            ``DNXHR HQ``), or ``None``.
+
+    Timecode:
+        Read from the file's ``timecode`` tag and checked by :func:`vfx.io.timecode.check_timecode` against
+        ``fps`` (``;`` drop-frame only at 29.97/59.94); a tag that does not pass is logged and dropped.
     """
 
     path: Path
@@ -85,6 +95,8 @@ class VideoInfo:
     container_start: Fraction = Fraction(0)
     rotation: int = 0
     full_range: bool = False
+    sample_aspect: Fraction = Fraction(1)
+    profile: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -117,6 +129,8 @@ class _StreamHeader:
     audio_codecs: tuple[str, ...]
     timecode: str | None
     container_start: Fraction
+    sample_aspect: Fraction = Fraction(1)
+    profile: str | None = None
 
 
 _STREAM_RE = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio|Data|Subtitle|Attachment): (.*)$")
@@ -124,6 +138,26 @@ _DURATION_RE = re.compile(r"^\s*Duration: .*?, start: (-?)(\d+)\.(\d{6})")
 _TIMECODE_RE = re.compile(r"^\s*timecode\s*: (\S+)\s*$")
 _ROTATION_RE = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees", re.IGNORECASE)
 _SIZE_RE = re.compile(r"^(\d+)x(\d+)\b")
+_SAR_RE = re.compile(r"\bSAR (\d+):(\d+)")
+_PROFILE_RE = re.compile(r"\(([^()]*)\)")
+
+
+def _profile(codec_part: str) -> str | None:
+    """``prores (HQ) (apch / 0x68637061)`` -> ``HQ``: the first parenthesised word that is not a codec tag."""
+    for text in _PROFILE_RE.findall(codec_part):
+        if " / 0x" not in text and text.strip():
+            return text.strip()
+    return None
+
+
+def _sample_aspect(desc: str) -> Fraction:
+    """The last ``SAR a:b`` of a stream line (ffmpeg prints the codec's in brackets, then the container's when
+    it differs, which wins as in ffprobe); 1 when absent or ``0:b``."""
+    found = _SAR_RE.findall(desc)
+    if not found:
+        return Fraction(1)
+    num, den = (int(v) for v in found[-1])
+    return Fraction(num, den) if num > 0 and den > 0 else Fraction(1)
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -162,6 +196,8 @@ def _parse_stream_header(stderr: str) -> _StreamHeader:
     audio: list[str] = []
     timecode = None
     container_start = Fraction(0)
+    sample_aspect = Fraction(1)
+    profile = None
     in_first_video = False
     for line in section:
         if m := _DURATION_RE.match(line):
@@ -174,6 +210,8 @@ def _parse_stream_header(stderr: str) -> _StreamHeader:
             if kind == "Video" and video_codec is None and "(attached pic)" not in desc:
                 parts = _split_top_level(desc)
                 video_codec = parts[0].split()[0] if parts[0] else None
+                profile = _profile(parts[0])
+                sample_aspect = _sample_aspect(desc)
                 size_index = next((i for i, p in enumerate(parts) if _SIZE_RE.match(p)), None)
                 if size_index is not None:
                     sm = _SIZE_RE.match(parts[size_index])
@@ -192,7 +230,8 @@ def _parse_stream_header(stderr: str) -> _StreamHeader:
         if in_first_video and (m := _ROTATION_RE.search(line)):
             rotation = round(float(m.group(1))) % 360
     return _StreamHeader(
-        video_codec, pix_fmt, full_range, width, height, rotation, tuple(audio), timecode, container_start
+        video_codec, pix_fmt, full_range, width, height, rotation, tuple(audio), timecode, container_start,
+        sample_aspect, profile,
     )
 
 
@@ -286,6 +325,17 @@ def _describe_unreadable(path: Path, stderr: str) -> tuple[str, str]:
         f"a file ffmpeg cannot read as video; ffmpeg said: {tail}",
         "check that the file is a video (mp4, mov, mkv, ...) and not a text, image or partial download",
     )
+
+
+def _checked_timecode(timecode: str | None, fps: Fraction, path: Path) -> str | None:
+    """The file's timecode tag through :func:`vfx.io.timecode.check_timecode`, or ``None`` (logged) if it fails."""
+    if timecode is None:
+        return None
+    try:
+        return check_timecode(timecode, fps)
+    except ConfigError as exc:
+        logger.warning("ignoring the timecode of %s: %s", path, exc)
+        return None
 
 
 def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
@@ -435,7 +485,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         codec=listing.codec or header.video_codec or "unknown",
         has_audio=bool(header.audio_codecs),
         audio_codec=header.audio_codecs[0] if header.audio_codecs else None,
-        timecode=header.timecode,
+        timecode=_checked_timecode(header.timecode, fps, path),
         duration_s=duration_s,
         time_base=tb,
         pts=tuple(pts),
@@ -443,6 +493,8 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         container_start=header.container_start,
         rotation=header.rotation,
         full_range=header.full_range,
+        sample_aspect=header.sample_aspect,
+        profile=header.profile,
     )
     logger.debug("probed %s: %s", path, info)
     return info

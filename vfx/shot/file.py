@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from vfx.errors import ShotFileError
+from vfx.shot.cut import apply_cut, check_cut_fields
 from vfx.shot.schema import SCHEMA, Shot
 from vfx.utils.atomic import atomic_write_text
 
@@ -40,9 +41,14 @@ _UPGRADES: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 def load_shot(path: str | os.PathLike[str]) -> Shot:
     """Load and validate a shot file; relative paths inside it are taken from the file's folder.
 
+    A shot with an editorial cut (``plate.edit``) comes back with ``plate.frames`` set from its clip
+    (:func:`vfx.shot.cut.apply_cut`: the cut and the plate's start timecode are read here).
+
     Raises:
         ShotFileError: the file is missing, empty, not YAML, or does not match ``vfx.Shot/1``; the message
             names each wrong field with its YAML path and line, what was expected and the valid choices.
+        ConfigError: the editorial cut cannot be read, has no such clip, or lies outside the plate.
+        MediaError: the plate of a shot with a cut cannot be read.
     """
     path = Path(path)
     if not path.exists():
@@ -64,7 +70,7 @@ def load_shot(path: str | os.PathLike[str]) -> Shot:
     except (OSError, UnicodeDecodeError) as err:
         raise ShotFileError(f"Cannot read shot file {str(path)!r}", expected="a UTF-8 YAML file", found=str(err),
                             fix="check the file's permissions, and save it as UTF-8 text") from None
-    return parse_shot(text, base_dir=path.parent.absolute(), source=str(path))
+    return apply_cut(parse_shot(text, base_dir=path.parent.absolute(), source=str(path)))
 
 
 def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<string>") -> Shot:
@@ -93,14 +99,25 @@ def parse_shot(text: str, *, base_dir: Path | None = None, source: str = "<strin
         raise ShotFileError(f"{source} has an unsupported schema {shown}", expected=f"one of: {SCHEMA}",
                             found=shown, fix="this vfx version reads vfx.Shot/1; upgrade vfx for newer shot files")
     try:
-        return Shot.model_validate(raw, context={"base_dir": base_dir})
+        shot = Shot.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as err:
         raise ShotFileError(_describe(err, root, source)) from None
+    check_cut_fields(shot.plate)  # plate.frames with plate.edit: refused (the cut is applied by load_shot)
+    return shot
 
 
 def dump_shot(shot: Shot) -> str:
-    """The shot as YAML text, every default filled in (what `vfx shot show` prints)."""
-    return yaml.safe_dump(shot.to_dict(), sort_keys=False, allow_unicode=True, width=110)
+    """The shot as YAML text, every default filled in (what `vfx shot show` prints).
+
+    A shot whose frames come from its editorial cut (``plate.edit``) is written without ``plate.frames``
+    (the cut sets them again when the file is loaded); they are shown in a comment above the YAML.
+    """
+    data = shot.to_dict()
+    note = ""
+    plate = data.get("plate")
+    if isinstance(plate, dict) and plate.get("edit") is not None and plate.get("frames") is not None:
+        note = f"# plate.frames {plate.pop('frames')} come from the editorial cut (plate.edit)\n"
+    return note + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110)
 
 
 def save_shot(shot: Shot, path: str | os.PathLike[str]) -> None:

@@ -15,6 +15,7 @@ swap -> edit -> retouch as a shot runs them:
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,10 +61,18 @@ def _run(plan, stage: str, warmup: tuple[int, ...] = ()):
 @pytest.fixture(scope="module")
 def chained(tmp_path_factory) -> tuple[Path, dict]:
     """The demo shot with a tiny model, an edit vector and a retouch edit, rendered stage by stage."""
+    return build_chain(tmp_path_factory.mktemp("contract"))
+
+
+def build_chain(folder: Path, change_plate: Callable[[Path], None] | None = None,
+                comp_package: bool = False) -> tuple[Path, dict]:
+    """The chained shot of :func:`chained` in ``folder``; ``change_plate(plates_folder)`` rewrites the plate
+    first (an overscan plate, say)."""
     from tests.test_swap import RES, demo_without_face_on_1008, save_tiny_model
 
-    folder = tmp_path_factory.mktemp("contract")
     result = demo_without_face_on_1008(folder)
+    if change_plate is not None:
+        change_plate(folder / "plates")
     save_tiny_model(folder / "models" / "tiny")
     shot = load_shot(result.shot_file)
     personas = dict(shot.personas)
@@ -71,7 +80,8 @@ def chained(tmp_path_factory) -> tuple[Path, dict]:
         "model": ModelConfig(checkpoint=folder / "models" / "tiny", resolution=RES, width=0.05),
         "edit_options": EditOptions(refine_steps=2, keyframe_steps=10, seg_head_steps=20),
         "retouch_options": RetouchOptions(resolution=64, refiner=False),
-        "outputs": shot.outputs.model_copy(update={"review": None, "comp_package": None}),
+        "outputs": shot.outputs.model_copy(update={"review": None, "comp_package": folder / "comp" if comp_package
+                                                   else None}),
     })
     summaries = {"swap": run_swap(plan_swap(shot), show_progress=False, workers=1)}
     # hopper's faceset: a copy of the plate's faces (the shot writes its own faces cache; an input never is one)

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
+    "desqueeze",
+    "pixel_aspect_matrix",
     "AlignTemplate",
     "PlatePatch",
     "Interpolation",
@@ -267,6 +269,34 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
         raise VfxError("Points of the wrong shape", expected="(N, 2) (x, y) pixels", found=str(p.shape),
                        fix="pass an (N, 2) array of (x, y) pixel coordinates, one row per point")
     return p @ m[:, :2].T + m[:, 2]
+
+
+def pixel_aspect_matrix(pixel_aspect: float) -> np.ndarray:
+    """The (2, 3) map from a plate's pixels to its desqueezed picture's: x times the pixel aspect (2.0 for a 2x
+    anamorphic squeeze), pixel centres kept (the left edge -0.5 stays at -0.5), y unchanged.
+
+    Example:
+        >>> pixel_aspect_matrix(2.0)
+        array([[2. , 0. , 0.5],
+               [0. , 1. , 0. ]])
+    """
+    p = float(pixel_aspect)
+    if not (math.isfinite(p) and p > 0):
+        raise ConfigError("Invalid pixel aspect ratio", expected="a positive number (2.0 for a 2x squeeze)",
+                          found=repr(pixel_aspect), fix="set plate.pixel_aspect to the plate's squeeze, e.g. 2.0")
+    return np.array([[p, 0.0, (p - 1.0) / 2.0], [0.0, 1.0, 0.0]])
+
+
+def desqueeze(image: np.ndarray, pixel_aspect: float) -> np.ndarray:
+    """An anamorphic plate's picture as it is meant to be seen: ``round(W * pixel_aspect)`` pixels wide, the
+    same height, resampled through :func:`pixel_aspect_matrix` (cubic when widening, area when narrowing).
+
+    Convention:
+        - image (H, W[, C]); returns (H, round(W * pixel_aspect)[, C]) of the same dtype
+    """
+    height, width = image.shape[:2]
+    return warp_to_crop(image, pixel_aspect_matrix(pixel_aspect), (height, max(1, round(width * pixel_aspect))),
+                        interpolation="cubic" if pixel_aspect >= 1 else "area")
 
 
 def affine_scale(matrix: np.ndarray) -> float:

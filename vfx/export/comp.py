@@ -35,7 +35,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import vfx
-from vfx.align.similarity import invert_affine
+from vfx.align.similarity import compose, invert_affine
 from vfx.errors import ConfigError, MediaError, ShapeError
 from vfx.io.image import ExrMetadata, Window, read_image, write_image
 from vfx.io.plate import Plate, borrow_plate
@@ -254,16 +254,20 @@ def cut_patch(beauty: np.ndarray, plate: np.ndarray, matte: np.ndarray) -> tuple
     return np.concatenate([rgb, alpha[:, :, None]], axis=2), alpha.copy(), window
 
 
-def rebuild_frame(plate_rgb: np.ndarray, patch_rgba: np.ndarray, data_window: Window) -> np.ndarray:
+def rebuild_frame(plate_rgb: np.ndarray, patch_rgba: np.ndarray, data_window: Window,
+                  plate_window: Window | None = None) -> np.ndarray:
     """What the package's Nuke graph computes: the patch, placed by its data window, over the plate.
 
     ``out = patch.rgb + plate * (1 - patch.a)`` inside the data window, the plate everywhere else
     (premultiplied over, Nuke's ``Merge2 { operation over }``).
 
     Args:
-        plate_rgb: (H, W, 3) float32 plate, covering the display window at the origin.
+        plate_rgb: (H, W, 3) float32 plate.
         patch_rgba: (h, w, 4) float32 premultiplied patch.
-        data_window: where the patch sits (its size is the patch's); parts outside the plate are ignored.
+        data_window: where the patch sits, in the plate's display space (its size is the patch's); parts
+            outside the plate are ignored.
+        plate_window: where ``plate_rgb`` sits in that space (an overscan plate's data window, or its
+            display window after :meth:`~vfx.io.image.Image.in_display_window`); default: at the origin.
 
     Returns:
         (H, W, 3) float32, a new array.
@@ -276,6 +280,8 @@ def rebuild_frame(plate_rgb: np.ndarray, patch_rgba: np.ndarray, data_window: Wi
                          f"got {patch_rgba.shape}")
     out = np.array(plate_rgb[:, :, :3], dtype=np.float32, copy=True)
     height, width = out.shape[:2]
+    if plate_window is not None:  # the patch's window relative to the plate array's top-left pixel
+        data_window = Window(data_window.y - plate_window.y, data_window.x - plate_window.x, *data_window.size)
     y0, x0 = max(data_window.y, 0), max(data_window.x, 0)
     y1 = min(data_window.y + data_window.height, height)
     x1 = min(data_window.x + data_window.width, width)
@@ -333,8 +339,10 @@ def nuke_script(name: str, plate: Plate, frames: FrameRange, *, exr_dtype: str =
         Read last, so ``Merge2 { inputs 2 }`` takes the plate as input 0 (B) and the patch as input 1 (A).
     """
     layout = CompPackageLayout(Path("."), name)
-    height, width = plate.size
-    fmt = _tcl(f"{width} {height} 0 0 {width} {height} 1 {name}_plate")
+    display = plate.display_window or Window(0, 0, *plate.size)
+    height, width = display.size
+    # Nuke's format is the display window; an overscan plate's extra pixels come in as the Read's bbox.
+    fmt = _tcl(f"{width} {height} 0 0 {width} {height} {plate.pixel_aspect:g} {name}_plate")
     first, last = str(frames.first), str(frames.last)
     colorspace = plate.colorspace
     note = (f"vfx comp package {SCHEMA}, shot {name}, frames {frames}. {PACKAGE_NOTICE} "
@@ -411,6 +419,25 @@ def nuke_script(name: str, plate: Plate, frames: FrameRange, *, exr_dtype: str =
 
 def _matrix_list(matrix: np.ndarray | None) -> list[list[float]] | None:
     return None if matrix is None else np.asarray(matrix, np.float64).tolist()
+
+
+def _window_dict(window: Window) -> dict[str, int]:
+    return {"x": window.x, "y": window.y, "width": window.width, "height": window.height}
+
+
+def in_display_space(info: RenderInfo, data_window: Window) -> RenderInfo:
+    """A rendered frame's matrix and face box moved from its pixel array's coordinates into the plate's
+    display space (the same for a plate without overscan; an overscan plate's array starts at the data
+    window's origin, e.g. (-8, -8))."""
+    if data_window.y == 0 and data_window.x == 0:
+        return info
+    matrix = None
+    if info.matrix is not None:  # display -> array (shift by the origin), then array -> crop
+        matrix = compose(np.array([[1.0, 0.0, -data_window.x], [0.0, 1.0, -data_window.y]]), info.matrix)
+    box = None if info.face_box is None else (
+        info.face_box[0] + data_window.y, info.face_box[1] + data_window.x,
+        info.face_box[2] + data_window.y, info.face_box[3] + data_window.x)
+    return replace(info, matrix=matrix, face_box=box)
 
 
 def _transform_entry(info: RenderInfo) -> dict[str, Any] | None:
@@ -496,7 +523,13 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
                          found=f"{done.rgb.shape[1]}x{done.rgb.shape[0]}",
                          fix="re-render the shot with `vfx swap` for this plate")
     patch, matte, window = cut_patch(done.rgb, image.rgb(), done.matte)
-    info = done.info
+    # Windows in the plate's display space (an overscan plate's pixels start left of and above its format):
+    # the matte box moves by the data window's origin, the display window is the plate's format.
+    data = plate.data_window or Window(0, 0, *plate.size)
+    display = plate.display_window or data
+    if window != EMPTY_WINDOW:
+        window = Window(window.y + data.y, window.x + data.x, window.height, window.width)
+    info = in_display_space(done.info, data)
     extra = dict(info.to_extra())
     inverse = None if info.matrix is None else invert_affine(info.matrix)
     extra.update({
@@ -506,7 +539,6 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
     })
     metadata = ExrMetadata(timecode=done.metadata.timecode, fps=plate.fps, colorspace=plate.colorspace,
                            shot_hash=shot_hash, extra=extra)
-    display = Window(0, 0, *plate.size)
     write_image(layout.patch.path(frame), patch, channels=("R", "G", "B", "A"), dtype=_PATCH_DTYPE,
                 compression=_COMPRESSION, metadata=metadata, data_window=window, display_window=display)
     write_image(layout.matte.path(frame), matte, channels=(MATTE_CHANNEL,), dtype=_PATCH_DTYPE,
@@ -521,8 +553,8 @@ def _package_frame(layout: CompPackageLayout, source: Path, plate: Plate, frame:
         if window == EMPTY_WINDOW:
             roi = np.zeros((1, 1), np.float32)
         else:
-            roi = np.ascontiguousarray(layer[window.y:window.y + window.height, window.x:window.x + window.width],
-                                       np.float32)
+            roi = np.ascontiguousarray(layer[window.y - data.y:window.y - data.y + window.height,
+                                             window.x - data.x:window.x - data.x + window.width], np.float32)
         write_image(layout.layer_matte(element).path(frame), roi, channels=(MATTE_CHANNEL,), dtype=_PATCH_DTYPE,
                     compression=_COMPRESSION, metadata=ExrMetadata(
                         timecode=done.metadata.timecode, fps=plate.fps, shot_hash=shot_hash,
@@ -588,6 +620,9 @@ def write_comp_package(shot: Shot, out_dir: str | os.PathLike[str] | None = None
             "shot": shot.name,
             "shot_hash": shot_hash,
             "plate_size": {"height": plate.size[0], "width": plate.size[1]},
+            "display_window": _window_dict(plate.display_window or Window(0, 0, *plate.size)),
+            "data_window": _window_dict(plate.data_window or Window(0, 0, *plate.size)),
+            "pixel_aspect": plate.pixel_aspect,
             "fps": fps,
             "crop_size": crop_size,
             "convention": "2x3 affine matrices on pixel centres, origin top-left, x right, y down; plate_to_crop "

@@ -38,6 +38,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from vfx.align import AlignTemplate, estimate_alignment, transform_points, warp_to_crop
+from vfx.align.similarity import compose, desqueeze, invert_affine, pixel_aspect_matrix
 from vfx.errors import ConfigError
 from vfx.face.landmark import (
     Landmarker,
@@ -117,6 +118,7 @@ class ExtractConfig:
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 10
+    pixel_aspect: float = 1.0
 
     def __post_init__(self) -> None:
         AlignTemplate(size=self.crop_size)  # the crop size's own check and message
@@ -129,6 +131,7 @@ class ExtractConfig:
                 raise ConfigError(f"Invalid extract setting {name}", expected=f"an integer >= {least}",
                                   found=repr(value), fix=f"set {name} to a whole number >= {least}")
         check_window("smooth_window", self.smooth_window, order=2)
+        pixel_aspect_matrix(self.pixel_aspect)  # its own check and message
         if not 0.0 < self.detect_scale <= 1.0:
             raise ConfigError("Invalid detection scale", expected="a number in (0, 1]", found=repr(self.detect_scale),
                               fix="use 0.5, or 1.0 with min_face_px for small faces")
@@ -264,7 +267,7 @@ def faceset_info(source: MediaSource, kind: str, config: ExtractConfig) -> Faces
         source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
         landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
         smooth_window=config.smooth_window, forehead_raise=config.forehead_raise,
-        colorspace=resolve_colorspace(source.colorspace), shot=source.shot)
+        colorspace=resolve_colorspace(source.colorspace), shot=source.shot, pixel_aspect=config.pixel_aspect)
 
 
 # ---------------------------------------------------------------------------------------------- pass 1
@@ -395,6 +398,8 @@ def _landmark_job(job: _LandmarkJob) -> dict[int, list[_Detection]]:
             tracker = FaceTracker()
             for index, frame in enumerate(warmup + chunk):
                 image = to_uint8_rgb(_read_frame(plate, frame)[0])
+                if config.pixel_aspect != 1.0:  # anamorphic: faces are found and landmarked desqueezed
+                    image = desqueeze(image, config.pixel_aspect)
                 boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
                                    full_frame=index % config.full_frame_every == 0)
                 boxes = refine_boxes(landmarker, image, seed_boxes(tracker, boxes))
@@ -424,7 +429,8 @@ def _face(detection: _Detection) -> Face:
 def _cache_name(chunk: Sequence[int], warmup: Sequence[int], config: ExtractConfig) -> str:
     # The cache key covers everything pass 1 depends on, so changed settings never reuse stale landmarks.
     key = json.dumps([list(chunk), list(warmup), config.landmarker, str(config.models_dir), config.jitter_beta,
-                      config.jitter_shifts, config.detect_scale, config.min_face_px, config.full_frame_every])
+                      config.jitter_shifts, config.detect_scale, config.min_face_px, config.full_frame_every]
+                     + ([config.pixel_aspect] if config.pixel_aspect != 1.0 else []))
     return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
@@ -491,19 +497,29 @@ def _records(tracks: list[Track], detections: dict[int, list[Face]], frames: Fra
              template: AlignTemplate, config: ExtractConfig) -> list[FaceRecord]:
     records: list[FaceRecord] = []
     seen: set[int] = set()
+    # An anamorphic plate's faces were landmarked, tracked and are smoothed and aligned on the desqueezed
+    # picture; the records hold plate pixels (landmarks, box) and a plate -> crop matrix that desqueezes.
+    squeeze = pixel_aspect_matrix(config.pixel_aspect) if config.pixel_aspect != 1.0 else None
+    to_plate = invert_affine(squeeze) if squeeze is not None else None
+
+    def plate_points(points: np.ndarray) -> np.ndarray:
+        return points if to_plate is None else transform_points(points, to_plate)
+
     for track in tracks:
         track_frames = sorted(track.faces)
         raw, valid = track.landmarks_array(track_frames)
         smooth = smooth_landmarks(raw, valid=valid, window=config.smooth_window) if config.smooth_window > 1 else raw
         for index, frame in enumerate(track_frames):
             face = track.faces[frame]
-            matrix = estimate_alignment(smooth[index], template)
+            aligned = estimate_alignment(smooth[index], template)
+            matrix = aligned if squeeze is None else compose(squeeze, aligned)
+            (x0, y0), (x1, y1) = plate_points(np.array([[face.box.x0, face.box.y0], [face.box.x1, face.box.y1]]))
             records.append(FaceRecord(
                 frame=frame, track=track.track_id, quality="interpolated" if face.interpolated else "ok",
                 crop=Faceset.crop_name(track.track_id, frame),
-                box=(face.box.x0, face.box.y0, face.box.x1, face.box.y1), score=face.score,
-                landmarks=smooth[index], landmarks_raw=face.landmarks,
-                crop_landmarks=transform_points(smooth[index], matrix), matrix=matrix))
+                box=(float(x0), float(y0), float(x1), float(y1)), score=face.score,
+                landmarks=plate_points(smooth[index]), landmarks_raw=plate_points(np.asarray(face.landmarks)),
+                crop_landmarks=transform_points(smooth[index], aligned), matrix=matrix))
             seen.add(frame)
     records.extend(FaceRecord(frame=f, track=None, quality="no_face") for f in frames if f not in seen)
     return records

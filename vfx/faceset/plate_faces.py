@@ -113,7 +113,8 @@ def _plate_extraction(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
     # where a face may be under 100 px.
     detect_scale = min(1.0, DETECT_LINES / short_side)
     config = ExtractConfig(crop_size=stored, track=track, workers=workers, detect_scale=detect_scale,
-                           min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None)
+                           min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None,
+                           pixel_aspect=plate.pixel_aspect)
     return folder, source, tracked, config
 
 

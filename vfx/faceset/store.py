@@ -56,6 +56,7 @@ class FacesetInfo:
     forehead_raise: float
     colorspace: str
     shot: str | None = None
+    pixel_aspect: float = 1.0
     schema: str = FACESET_SCHEMA
     vfx_version: str = field(default_factory=lambda: vfx.__version__)
 
@@ -206,6 +207,7 @@ class _InfoModel(BaseModel):
     forehead_raise: float = Field(allow_inf_nan=False, ge=-1e6, le=1e6)
     colorspace: Annotated[str, Field(max_length=256)]
     shot: Annotated[str, Field(max_length=256)] | None = None
+    pixel_aspect: float = Field(default=1.0, allow_inf_nan=False, gt=0, le=4)
     vfx_version: Annotated[str, Field(max_length=64)]
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from vfx.errors import MediaError, MissingFramesError
 from vfx.io.color import resolve_colorspace, to_working
-from vfx.io.image import Image, read_image, read_image_header, read_image_size
+from vfx.io.image import Image, ImageHeader, Window, read_image, read_image_header
 from vfx.io.video import VideoInfo, VideoReader, probe_video
 from vfx.shot.frames import (
     DEFAULT_START_FRAME,
@@ -30,7 +30,7 @@ from vfx.shot.frames import (
 )
 from vfx.shot.schema import PlateConfig, Shot
 
-__all__ = ["Plate", "borrow_plate", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate",
+__all__ = ["Plate", "borrow_plate", "header_pixel_aspect", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate",
            "probe_media"]
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,12 @@ class Plate:
         - ``read`` returns an :class:`~vfx.io.image.Image` with (H, W, C) float32 pixels in the plate's own
           colour space (video: RGB in [0, 1]; EXR: scene-linear values as stored), channels named
           (``R G B`` plus ``A`` and extra layers where the files have them)
-        - ``size`` is (height, width); ``frame_range`` holds the frames that exist
+        - ``size`` is (height, width) of the pixels (an EXR's data window); ``frame_range`` holds the frames
+          that exist
+        - ``data_window``/``display_window``: where the pixels sit and the plate's format (an overscan plate's
+          data window is larger than its display window and starts at negative coordinates); for a video
+          both are (0, 0, H, W)
+        - ``pixel_aspect``: width of a pixel over its height (2.0: a 2x anamorphic squeeze)
     """
 
     path: str
@@ -56,12 +61,31 @@ class Plate:
     size: tuple[int, int]
     colorspace: str
     video: VideoReader | None = field(default=None, repr=False)
+    data_window: Window | None = None
+    display_window: Window | None = None
+    pixel_aspect: float = 1.0
+    attributes: dict[str, Any] = field(default_factory=dict, repr=False)
+    """The first frame's header attributes (camera, lens, owner...; empty for a video)."""
 
     opened: ClassVar[int] = 0
     """Plates opened in this process so far (a task opens its plate once: the tests count)."""
 
     def __post_init__(self) -> None:
         type(self).opened += 1
+        if self.data_window is None:
+            self.data_window = Window(0, 0, *self.size)
+        if self.display_window is None:
+            self.display_window = self.data_window
+
+    @property
+    def overscan(self) -> bool:
+        """The pixels do not cover exactly the display window (an overscan or cropped plate)."""
+        return self.data_window != self.display_window
+
+    @property
+    def squeezed(self) -> bool:
+        """The pixels are not square (an anamorphic plate)."""
+        return abs(self.pixel_aspect - 1.0) > 1e-6
 
     def read(self, frame: int) -> Image:
         """The pixels of one frame.
@@ -133,11 +157,48 @@ def open_media(
         first = read_image_header(pattern.path(on_disk[0]))  # the header: no pixels decoded to open a plate
         fps = fps or first.exr_metadata.fps or DEFAULT_SEQUENCE_FPS
         return Plate(path=text, kind="sequence", frame_range=FrameRange.from_bounds(on_disk[0], on_disk[-1]),
-                     fps=parse_fps(fps), size=first.size, colorspace=colorspace)
+                     fps=parse_fps(fps), size=first.size, colorspace=colorspace, data_window=first.data_window,
+                     display_window=first.display_window, pixel_aspect=header_pixel_aspect(first),
+                     attributes=dict(first.metadata))
     reader = VideoReader(text, start_frame=start_frame, bit_depth=bit_depth)
     info = reader.info
     return Plate(path=text, kind="video", frame_range=FrameRange.from_bounds(*reader.frame_range),
-                 fps=fps or info.fps, size=(info.height, info.width), colorspace=colorspace, video=reader)
+                 fps=fps or info.fps, size=(info.height, info.width), colorspace=colorspace, video=reader,
+                 pixel_aspect=float(getattr(info, "sample_aspect", 1) or 1))
+
+
+def header_pixel_aspect(header: ImageHeader) -> float:
+    """An image file's pixel aspect ratio (OpenImageIO's ``PixelAspectRatio``; 1 when absent or unusable)."""
+    value = header.metadata.get("PixelAspectRatio", 1.0)
+    try:
+        aspect = float(value)
+    except (TypeError, ValueError):
+        return 1.0
+    return aspect if 0.0 < aspect <= 4.0 else 1.0
+
+
+def _apply_pixel_aspect(plate: Plate, config: PlateConfig) -> None:
+    """The shot's ``plate.pixel_aspect`` over the plate's own.
+
+    An image sequence takes the shot's value (an EXR writer stores 1.0 unless told otherwise, so a header of
+    1.0 often means "not set"). A movie's container states its sample aspect ratio: the container wins, and a
+    shot that says otherwise is refused rather than silently overriding either.
+    """
+    wanted = config.pixel_aspect
+    if wanted is None:
+        return
+    if plate.kind == "video" and abs(wanted - plate.pixel_aspect) > 1e-3:
+        raise MediaError(f"The shot's pixel aspect disagrees with the movie {plate.path}",
+                         expected=f"plate.pixel_aspect equal to the movie's sample aspect ratio "
+                         f"{plate.pixel_aspect:g} (for a movie, its container's value wins)",
+                         found=f"plate.pixel_aspect: {wanted:g}, the container says {plate.pixel_aspect:g}",
+                         fix="remove plate.pixel_aspect from the shot file, or re-wrap the movie with the right "
+                         "sample aspect ratio (e.g. `ffmpeg -i in.mov -c copy -bsf:v h264_metadata="
+                         "sample_aspect_ratio=2/1 out.mov` for H.264)")
+    if plate.kind == "sequence" and abs(wanted - plate.pixel_aspect) > 1e-3:
+        log.info("plate %s: pixel aspect %g from the shot file (the header says %g)", plate.path, wanted,
+                 plate.pixel_aspect)
+    plate.pixel_aspect = float(wanted)
 
 
 def open_plate(config: PlateConfig, frames: FrameRange | None = None) -> tuple[Plate, FrameRange]:
@@ -152,6 +213,7 @@ def open_plate(config: PlateConfig, frames: FrameRange | None = None) -> tuple[P
     """
     plate = open_media(config.path, start_frame=config.start_frame, fps=config.fps, colorspace=config.colorspace)
     try:
+        _apply_pixel_aspect(plate, config)
         wanted = frames or config.frames or plate.frame_range
         wanted.check_within(plate.frame_range, f"plate {config.path}")
         if plate.kind == "sequence":
@@ -268,7 +330,15 @@ def _image_details(image: Image) -> dict[str, Any]:
     return details
 
 
-def check_frame_size(plate: Plate, frame: int, size: tuple[int, int]) -> None:
+def check_frame_size(plate: Plate, frame: int, size: tuple[int, int], windows: tuple[Window, Window] | None = None) -> None:
+    if windows is not None and size == plate.size and windows != (plate.data_window, plate.display_window):
+        data, display = windows
+        raise MediaError(f"Plate {plate.path} changes its windows mid-sequence",
+                         expected=f"every frame with frame {plate.frame_range.first}'s data window "
+                         f"{_window_text(plate.data_window)} and display window {_window_text(plate.display_window)}",
+                         found=f"frame {frame}: data window {_window_text(data)}, display window "
+                         f"{_window_text(display)}",
+                         fix="conform the plate to one format and overscan before working on it")
     if size != plate.size:
         raise MediaError(f"Plate {plate.path} changes size mid-sequence", expected=f"every frame "
                          f"{plate.size[1]}x{plate.size[0]} (width x height), like frame {plate.frame_range.first}",
@@ -282,4 +352,12 @@ def check_plate_size(plate: Plate, frames: FrameRange) -> None:
         return
     pattern = SequencePattern(plate.path)
     for frame in frames:
-        check_frame_size(plate, frame, read_image_size(pattern.path(frame)))
+        header = read_image_header(pattern.path(frame))
+        check_frame_size(plate, frame, header.size, (header.data_window, header.display_window))
+
+
+def _window_text(window: Window | None) -> str:
+    """An OpenEXR box as oiiotool prints it: (xmin, ymin) - (xmax, ymax)."""
+    if window is None:
+        return "none"
+    return f"({window.x}, {window.y}) - ({window.x + window.width - 1}, {window.y + window.height - 1})"

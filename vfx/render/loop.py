@@ -35,6 +35,7 @@ from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.image import Image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
 from vfx.render.rendered import (
+    PlateHeader,
     RenderedFrame,
     RenderInfo,
     check_rendered_frames,
@@ -202,7 +203,8 @@ class RenderContext:
         """A plate frame, checked to have the plate's size (a file replaced since the plan's header check)."""
         plate = self.plan.plate
         image = plate.read(frame)
-        check_frame_size(plate, frame, image.size)
+        check_frame_size(plate, frame, image.size,
+                         (image.data_window, image.display_window) if plate.kind == "sequence" else None)
         return image
 
     def cut_crop(self, rgb: np.ndarray, record: FaceRecord) -> np.ndarray:
@@ -372,9 +374,12 @@ def _render(plan: RenderPlan, stage: FrameStage, started: float, *, show_progres
         if job.source is not None and job.source.metadata.fps:
             fps = job.source.metadata.fps
         if plan.exr is not None:
+            # the plate's windows (overscan), pixel aspect and attributes, carried on through every stage
+            header = job.source.header if job.source is not None else PlateHeader.of(plate, job.image)
             write_rendered_frame(plan.exr.path(frame), out.rgb, out.matte, out.info, timecode=timecode, fps=fps,
                                  colorspace=plate.colorspace, shot_hash=shot_hash, dtype=shot.outputs.exr_dtype,
-                                 compression=shot.outputs.exr_compression, layers=out.layers or None)
+                                 compression=shot.outputs.exr_compression, layers=out.layers or None,
+                                 header=header)
         if plan.plate_format is not None:
             image = job.image if job.image is not None else context.read_plate(frame)
             write_plate_format(plan.plate_format.path(frame), image, out.rgb)

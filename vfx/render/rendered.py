@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from vfx.errors import MediaError
-from vfx.io.image import ExrMetadata, Image, read_image, write_image
+from vfx.io.image import ExrMetadata, Image, Window, read_image, write_image
 from vfx.io.plate import Plate
 from vfx.io.timecode import frame_timecode
 from vfx.shot.frames import SequencePattern, format_frames
@@ -29,6 +29,8 @@ __all__ = [
     "EDIT_MATTE_CHANNEL",
     "RETOUCH_MATTE_CHANNEL",
     "SYNTHETIC_NOTICE",
+    "PlateHeader",
+    "carried_attributes",
     "RenderInfo",
     "RenderedFrame",
     "check_rendered_frames",
@@ -107,6 +109,45 @@ class RenderInfo:
 
 
 @dataclass(frozen=True)
+class PlateHeader:
+    """What a rendered frame keeps of the plate frame it was made from: its windows and its attributes.
+
+    Attributes:
+        attributes: the plate frame's header attributes (camera, lens, capture date, owner, the studio's own
+            keys...) as :func:`vfx.io.image.read_image` returns them; :func:`carried_attributes` picks the
+            ones a rendered frame carries on.
+        data_window: where the pixels sit (an overscan plate's is larger than the display window).
+        display_window: the plate's format.
+        pixel_aspect: width of a pixel over its height, written as ``PixelAspectRatio``.
+    """
+
+    attributes: dict[str, Any] = field(default_factory=dict)
+    data_window: Window | None = None
+    display_window: Window | None = None
+    pixel_aspect: float = 1.0
+
+    @classmethod
+    def of(cls, plate: Plate, image: Image | None = None) -> PlateHeader:
+        """The header of ``image`` (a plate frame as read), else of the plate's first frame."""
+        if image is not None and image.file_format:
+            return cls(dict(image.metadata), image.data_window, image.display_window, plate.pixel_aspect)
+        return cls(dict(plate.attributes), plate.data_window, plate.display_window, plate.pixel_aspect)
+
+
+_NOT_CARRIED_PREFIXES = ("oiio:", "openexr:", "vfx/")
+_NOT_CARRIED = frozenset({"compression", "planarconfig", "smpte:TimeCode", "framesPerSecond", "FramesPerSecond",
+                          "colorInteropID", "PixelAspectRatio"})
+
+
+def carried_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """The plate attributes a rendered frame keeps: all but those describing how the file stores its pixels
+    (compression, chunking, OpenImageIO's own bookkeeping) and those the toolkit writes itself (timecode, frame
+    rate, colour space, ``vfx/...``), which :class:`~vfx.io.image.ExrMetadata` sets."""
+    return {k: v for k, v in attributes.items()
+            if k not in _NOT_CARRIED and not k.startswith(_NOT_CARRIED_PREFIXES)}
+
+
+@dataclass(frozen=True)
 class RenderedFrame:
     """One rendered frame read back: beauty, matte and how it was made.
 
@@ -119,16 +160,20 @@ class RenderedFrame:
     info: RenderInfo
     metadata: ExrMetadata
     layers: dict[str, np.ndarray] = field(default_factory=dict)
+    header: PlateHeader = field(default_factory=PlateHeader)
+    """The frame's windows and attributes, as written (the plate's, carried on)."""
 
 
 def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: np.ndarray, info: RenderInfo, *,
                          timecode: str | None, fps: Fraction, colorspace: str, shot_hash: str,
                          dtype: str = "half", compression: str = "piz",
-                         layers: dict[str, np.ndarray] | None = None) -> Path:
+                         layers: dict[str, np.ndarray] | None = None, header: PlateHeader | None = None) -> Path:
     """Write one rendered frame: ``R G B`` beauty plus the matte as ``A``, atomically.
 
     The beauty is not premultiplied by the matte: it is the finished plate, and ``A`` says where it was
     changed. Half stores a half-float plate's values exactly, so pixels outside the matte keep their bits.
+    With the plate's ``header`` the frame keeps the plate's data and display windows (overscan), its pixel
+    aspect and every attribute of its own (:func:`carried_attributes`); the toolkit's keys go under ``vfx/``.
 
     Args:
         path: the frame's file (``out/sh010_swap.1001.exr``).
@@ -145,8 +190,15 @@ def write_rendered_frame(path: str | os.PathLike[str], rgb: np.ndarray, matte: n
                             axis=2).astype(np.float32, copy=False)
     metadata = ExrMetadata(timecode=timecode, fps=fps, colorspace=colorspace, shot_hash=shot_hash,
                            extra=info.to_extra())
+    header = header or PlateHeader()
+    attributes = {**carried_attributes(header.attributes), **metadata.to_attributes()}
+    if header.pixel_aspect != 1.0 or "PixelAspectRatio" in header.attributes:
+        attributes["PixelAspectRatio"] = float(header.pixel_aspect)
+    data_window = header.data_window if header.data_window is not None and header.data_window.size == rgb.shape[:2] \
+        else None
     return write_image(path, pixels, channels=("R", "G", "B", "A", *extra), dtype=dtype, compression=compression,
-                       metadata=metadata)
+                       metadata=attributes, data_window=data_window,
+                       display_window=header.display_window if data_window is not None else None)
 
 
 def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
@@ -162,8 +214,10 @@ def read_rendered_frame(path: str | os.PathLike[str]) -> RenderedFrame:
                          "vfx/frame metadata)", found=f"channels {', '.join(image.channels)}",
                          fix="render the shot with `vfx swap` first")
     layers = {name: image.channel(name).copy() for name in image.channels if name not in ("R", "G", "B", "A")}
+    header = PlateHeader(dict(image.metadata), image.data_window, image.display_window,
+                         float(image.metadata.get("PixelAspectRatio", 1.0) or 1.0))
     return RenderedFrame(rgb=image.rgb(), matte=image.channel("A").copy(), info=RenderInfo.from_extra(dict(metadata.extra)),
-                         metadata=metadata, layers=layers)
+                         metadata=metadata, layers=layers, header=header)
 
 
 

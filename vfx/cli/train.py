@@ -40,7 +40,7 @@ def train(
     shot's training plan (the one the farm's train task runs), with these options as overrides. Personas
     given as footage are extracted first."""
     from vfx.comb.plan import TrainingOverrides, extract_personas, plan_training
-    from vfx.comb.preview import write_loss_curve, write_preview
+    from vfx.comb.preview import training_pictures
     from vfx.comb.train import held_out_ssim, train_comb
     from vfx.shot import load_shot
 
@@ -65,24 +65,31 @@ def train(
                                report=lambda p: typer.echo(p.line(), err=True))
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under torchrun, process 0 reports and draws
-    preview = write_preview(net, data, plan.run / "preview.png")
-    curve = write_loss_curve(manifest.losses, plan.run / "loss.png")
     typer.echo(f"model {plan.run} (iteration {manifest.step}, level {manifest.level}, last loss "
                f"{manifest.losses[-1][2] if manifest.losses else float('nan'):.4f})")
     for name, persona_data in data.items():
         scores = held_out_ssim(net, persona_data)
         typer.echo(f"  {name}: held-out SSIM {scores['ssim']:.4f} (face only {scores['face_ssim']:.4f}) "
                    f"on {len(persona_data.held_out[0])} crops")
-    typer.echo(f"  preview (held-out inputs, then each decoder): {preview}\n  loss curve: {curve}")
+    # Drawn by train_comb at every checkpoint (the last one included), as the farm's train task gets them.
+    pictures = training_pictures(plan.run)
+    if "preview" in pictures:
+        typer.echo(f"  preview (held-out inputs, then each decoder): {pictures['preview']}")
+    if "loss" in pictures:
+        typer.echo(f"  loss curve: {pictures['loss']}")
+    strips = [str(path) for key, path in pictures.items() if key.startswith("timelapse_level")]
+    if strips:
+        typer.echo(f"  timelapse (a row per checkpoint, one strip per level): {', '.join(strips)}")
 
 
 def model_info(checkpoint: Annotated[Path, typer.Argument(help="A run folder of vfx train, or one of its step_* folders.")]) -> None:
     """Print a comb model's architecture, personas (with their consent records), level and training state, once
-    its manifest and every tensor's name, shape and dtype are checked."""
+    its manifest and every tensor's name, shape and dtype are checked; and the run's training pictures
+    (preview, loss curve, timelapse strips) where it has them."""
     from vfx.comb.checkpoint import check_checkpoint
     from vfx.comb.train import describe
 
-    info = describe(check_checkpoint(checkpoint))
+    info = describe(check_checkpoint(checkpoint), run=checkpoint)
     width = max(len(key) for key in info)
     for key, value in info.items():
         typer.echo(f"{key:<{width}}  {value}")

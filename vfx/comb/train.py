@@ -21,6 +21,12 @@ Checkpoints (:mod:`vfx.comb.checkpoint`) are written every ``checkpoint_every`` 
 checkpoint also holds the loss log's running sums (the sum and count of the losses since the last log row), and
 a run stopped early (``stop_after``, a farm chunk, a kill) logs no extra row at its stop, so a resumed run
 records exactly the loss history (``manifest.losses``, ``loss.png``) of an uninterrupted one.
+
+Training you can watch: at every checkpoint, just before it is written, process 0 refreshes the run folder's
+``preview.png`` and ``loss.png`` (when the loss log has a new row) and, at the scheduled checkpoints (every ``checkpoint_every`` iterations and
+the end; not where a chunk stops), adds a row to the level's ``timelapse_level<N>.png``
+(:func:`vfx.comb.preview.write_training_pictures`, the one place they are drawn). Drawing uses no training
+random stream, so a resumed run still matches an uninterrupted one bit for bit, pictures included.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from vfx.comb.checkpoint import (
 from vfx.comb.data import Augmentation, PersonaData
 from vfx.comb.losses import MaskMode, level_loss
 from vfx.comb.network import CombConfig, CombNetwork, level_size
+from vfx.comb.preview import remove_stale_pictures, training_pictures, write_training_pictures
 from vfx.errors import ConfigError
 from vfx.shot.schema import ModelTraining
 from vfx.utils.atomic import TEMP_MARKER
@@ -341,10 +348,12 @@ def train_comb(
     if rank == 0:  # a checkpoint write a kill interrupted left its temporary folder
         for stale in Path(run).glob(f".step_*{TEMP_MARKER}*"):
             shutil.rmtree(stale, ignore_errors=True)
+        remove_stale_pictures(run)  # and a picture write, its temporary file
     window_started, images_done = time.perf_counter(), 0
     # The window's sum stays on the device (read back at log intervals only) as float32, and is saved bit-exact.
     window = torch.as_tensor(window_sum, dtype=torch.float32).reshape(()).to(dev)
     checkpointed = False
+    drawn_rows = -1  # loss rows in the loss.png this process last drew (-1: none yet, draw at the first checkpoint)
     limit = total_steps if stop_after is None else min(total_steps, stop_after)
     while step < limit:
         level = min(step // config.iters_per_level, top)
@@ -380,6 +389,16 @@ def train_comb(
             manifest = Manifest(arch, tuple(records[n] for n in arch.personas), level, alpha, step, level_step + 1, lr,
                                 asdict(config), losses)
             if rank == 0:
+                # The pictures first: a kill before the checkpoint lands resumes from the one before, which
+                # draws these again, identically.
+                scheduled = (config.checkpoint_every and step % config.checkpoint_every == 0) or step == total_steps
+                level_start = level * config.iters_per_level
+                index = (1 if not config.checkpoint_every else
+                         -(-(step - level_start) // config.checkpoint_every))
+                write_training_pictures(net, personas, run, losses if len(losses) != drawn_rows else None, step=step,
+                                        timelapse_index=index if scheduled else None, level_start=level_start,
+                                        checkpoint_every=config.checkpoint_every or 0)
+                drawn_rows = len(losses)
                 generators = {"order": order_generator, "batches": generator}
                 sums = {"loss.window_sum": window.detach().reshape(1).float().cpu(),
                         "loss.window_count": torch.tensor([window_count], dtype=torch.int64)}
@@ -444,9 +463,14 @@ def held_out_ssim(net: CombNetwork, data: PersonaData, *, batch_size: int = 32) 
     return {"ssim": float(torch.cat(whole).mean()), "face_ssim": float(torch.cat(face).mean())}
 
 
-def describe(manifest: Manifest) -> dict[str, Any]:
-    """A printable summary of a checkpoint manifest (``vfx model info``)."""
+def describe(manifest: Manifest, run: str | Path | None = None) -> dict[str, Any]:
+    """A printable summary of a checkpoint manifest (``vfx model info``).
+
+    With ``run`` (the run folder, or one of its ``step_*`` checkpoints), also the training pictures it holds
+    (:func:`vfx.comb.preview.training_pictures`): ``preview``, ``loss`` and ``timelapse_level<N>`` paths.
+    """
     c = manifest.config
+    pictures = training_pictures(run) if run is not None else {}
     return {
         "architecture": f"comb, {c.resolution}² ({c.top_level + 1} levels), width {c.width}, latent {c.latent_channels}",
         "personas": ", ".join(p.name for p in manifest.personas),
@@ -456,4 +480,5 @@ def describe(manifest: Manifest) -> dict[str, Any]:
         "last loss": manifest.losses[-1][2] if manifest.losses else None,
         **{f"persona {p.name}": f"facesets {', '.join(p.facesets) or '-'}; consent: {p.consent or 'NONE RECORDED'}; "
                                 f"data {p.data_hash or '-'}" for p in manifest.personas},
+        **{key: str(path) for key, path in pictures.items()},
     }

@@ -130,26 +130,25 @@ def train_demo_model(result: DemoResult, *, iters_per_level: int = DEMO_ITERS_PE
 
     from vfx.comb.checkpoint import PersonaRecord, latest_checkpoint, read_manifest
     from vfx.comb.data import PersonaData
-    from vfx.comb.preview import write_loss_curve, write_preview
     from vfx.comb.train import TrainConfig, train_comb
     from vfx.shot import load_shot
     from vfx.shot.schema import ModelConfig
 
     run = result.folder / "models" / "demo_comb"
     folders = {name: result.folder / "facesets" / name for name in PORTRAITS}
+    # A checkpoint (so preview.png, loss.png and a timelapse row) four times a level.
     config = TrainConfig(iters_per_level=iters_per_level, fine_tune_iters=iters_per_level // 2, batch_size=8,
-                         checkpoint_every=iters_per_level, log_every=max(1, iters_per_level // 2))
+                         checkpoint_every=max(1, iters_per_level // 4), log_every=max(1, iters_per_level // 2))
     total = (resolution.bit_length() - 2) * iters_per_level + config.fine_tune_iters
     newest = latest_checkpoint(run)
     if newest is None or read_manifest(newest).step < total:
         data = {name: PersonaData(name, [folder], resolution, holdout=0.1) for name, folder in folders.items()}
         records = {name: PersonaRecord(name, (str(folder),), f"{name}: public-domain portrait ({_CREDITS[name]}); "
                                        "demo use") for name, folder in folders.items()}
-        net, manifest = train_comb(data, run, resolution=resolution, width=width, config=config, records=records,
-                                   device=device, resume=newest is not None,
-                                   report=lambda p: print(f"train: {p.line()}", file=sys.stderr, flush=True))
-        write_preview(net, data, run / "preview.png")
-        write_loss_curve(manifest.losses, run / "loss.png")
+        # train_comb draws preview.png, loss.png and timelapse_level<N>.png at every checkpoint.
+        train_comb(data, run, resolution=resolution, width=width, config=config, records=records, device=device,
+                   resume=newest is not None,
+                   report=lambda p: print(f"train: {p.line()}", file=sys.stderr, flush=True))
     shot = load_shot(result.shot_file)
     shot = shot.model_copy(update={"model": ModelConfig(checkpoint=Path("models/demo_comb"), resolution=resolution,
                                                         width=width)})

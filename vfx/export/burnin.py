@@ -52,28 +52,50 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 
 def _text_box(text: str, size: int) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) of ``text`` drawn at the origin."""
-    left, top, right, bottom = _font(size).getbbox(text or " ")
-    return int(left), int(top), int(right), int(bottom)
+    """(left, top, right, bottom) of ``text`` drawn at the origin; top and bottom are the font's ascender and
+    descender lines, so every label of one size gets a box of the same height."""
+    font = _font(size)
+    left, _, right, _ = font.getbbox(text or " ")
+    ascent, descent = font.getmetrics() if hasattr(font, "getmetrics") else (size, 0)
+    return int(left), 0, int(right), int(ascent + descent)
 
 
-def _layout(labels: list[BurnIn], height: int, width: int) -> tuple[int, list[tuple[int, int, int, int]]]:
-    """Font size and box of each label: the font is ~1/32 of the height, smaller when a row would not fit."""
-    size = max(6, round(height / 32))
-    while True:
-        pad, margin = max(2, size // 4), max(2, size // 2)
-        extents = [_text_box(label.text, size) for label in labels]
-        sizes = [(b - t + 2 * pad, r - left + 2 * pad) for left, t, r, b in extents]
-        fits = True
-        for row in ("top", "bottom"):
-            used = sum(w for (_, w), lab in zip(sizes, labels, strict=True) if lab.place.startswith(row))
-            count = sum(1 for lab in labels if lab.place.startswith(row))
-            fits &= used + (count + 1) * margin <= width
-        if fits or size <= 6:
-            break
+#: Which labels give way first when a picture is too small for all of them at the smallest font.
+_DROP_ORDER = ("top-right", "top-left", "bottom-left", "bottom-right", "bottom")
+_MIN_SIZE = 6
+
+
+def _fits(labels: list[BurnIn], size: int, width: int) -> bool:
+    pad, margin = max(2, size // 4), max(2, size // 2)
+    for row in ("top", "bottom"):
+        widths = {lab.place.removeprefix(row).strip("-") or "centre": (lambda b: b[2] - b[0] + 2 * pad)(
+            _text_box(lab.text, size)) for lab in labels if lab.place.startswith(row)}
+        sides = max(widths.get("left", 0), widths.get("right", 0))
+        if "centre" in widths:  # centred: each side of it needs room for the wider corner label
+            need = widths["centre"] + 2 * (sides + 2 * margin if sides else margin)
+        else:
+            need = widths.get("left", 0) + widths.get("right", 0) + 3 * margin
+        if need > width:
+            return False
+    return True
+
+
+def _layout(labels: list[BurnIn], height: int, width: int) -> tuple[int, list[tuple[BurnIn, tuple[int, int, int, int]]]]:
+    """Font size and the labels drawn with their boxes: the font is ~1/32 of the height (at least 8 px), smaller
+    (down to 6 px) when a row would not fit; below the smallest font, labels give way in :data:`_DROP_ORDER` (the alert tag never)."""
+    size = max(8, round(height / 32))
+    while size > _MIN_SIZE and not _fits(labels, size, width):
         size -= 1
-    boxes = []
-    for (box_h, box_w), label in zip(sizes, labels, strict=True):
+    kept = list(labels)
+    for place in _DROP_ORDER:
+        if _fits(kept, size, width):
+            break
+        kept = [lab for lab in kept if lab.place != place or lab.alert]
+    pad, margin = max(2, size // 4), max(2, size // 2)
+    placed = []
+    for label in kept:
+        left, top, right, bottom = _text_box(label.text, size)
+        box_h, box_w = bottom - top + 2 * pad, right - left + 2 * pad
         y0 = margin if label.place.startswith("top") else height - margin - box_h
         if label.place.endswith("left"):
             x0 = margin
@@ -82,16 +104,18 @@ def _layout(labels: list[BurnIn], height: int, width: int) -> tuple[int, list[tu
         else:
             x0 = (width - box_w) // 2
         y0, x0 = max(0, y0), max(0, x0)
-        boxes.append((y0, x0, min(height, y0 + box_h), min(width, x0 + box_w)))
-    return size, boxes
+        placed.append((label, (y0, x0, min(height, y0 + box_h), min(width, x0 + box_w))))
+    return size, placed
 
 
 def burn_in_boxes(labels: list[BurnIn], height: int, width: int) -> list[tuple[int, int, int, int]]:
-    """Where :func:`draw_burn_ins` draws each label in a picture of (height, width): (y0, x0, y1, x1) each.
+    """Where :func:`draw_burn_ins` draws labels in a picture of (height, width): (y0, x0, y1, x1) each, for the
+    labels that fit (on a picture too small for all of them, the version, shot, persona, timecode and frame give
+    way in that order; ``SYNTHETIC FACE`` always stays).
 
     Outside these boxes the picture is left bit-identical.
     """
-    return _layout(labels, height, width)[1]
+    return [box for _, box in _layout(labels, height, width)[1]]
 
 
 def draw_burn_ins(picture: np.ndarray, labels: list[BurnIn]) -> np.ndarray:
@@ -109,13 +133,13 @@ def draw_burn_ins(picture: np.ndarray, labels: list[BurnIn]) -> np.ndarray:
     """
     out = np.array(picture, dtype=np.float32, copy=True)
     height, width = out.shape[:2]
-    size, boxes = _layout(labels, height, width)
+    size, placed = _layout(labels, height, width)
     font = _font(size)
-    for label, (y0, x0, y1, x1) in zip(labels, boxes, strict=True):
+    pad = max(2, size // 4)
+    for label, (y0, x0, y1, x1) in placed:
         if y1 <= y0 or x1 <= x0:
             continue
         left, top, _, _ = _text_box(label.text, size)
-        pad = max(2, size // 4)
         mask = Image.new("L", (x1 - x0, y1 - y0), 0)
         ImageDraw.Draw(mask).text((pad - left, pad - top), label.text, fill=255, font=font)
         alpha = (np.asarray(mask, np.float32) / 255.0)[:, :, None]

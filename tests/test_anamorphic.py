@@ -9,6 +9,7 @@ swap of the anamorphic plate keeps its size, its squeeze and every bit outside t
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -21,7 +22,7 @@ from vfx.align.similarity import compose, pixel_aspect_matrix, transform_points
 from vfx.cli import entrypoint
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.io.image import read_image, read_image_header, write_image
-from vfx.io.plate import open_plate
+from vfx.io.plate import open_plate, probe_media
 from vfx.render.rendered import read_rendered_frame
 from vfx.shot import FrameRange, load_shot
 from vfx.shot.layout import swap_sequence
@@ -131,3 +132,19 @@ def test_a_movie_whose_container_says_otherwise_is_refused(shots, tmp_path, caps
     assert "container" in err and "wins" in err and "Fix:" in err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
     shutil.rmtree(tmp_path / "out", ignore_errors=True)
+
+
+def test_a_movie_takes_its_containers_sample_aspect(shots, tmp_path):
+    from vfx.io.ffmpeg import find_ffmpeg
+
+    base = shots["reference"].parent
+    movie = tmp_path / "anamorphic.mp4"
+    subprocess.run([find_ffmpeg(), "-v", "error", "-i", str(base / "media" / "astronaut.mp4"), "-c", "copy",
+                    "-bsf:v", "h264_metadata=sample_aspect_ratio=2/1", str(movie)], check=True)
+    data = yaml.safe_load(shots["reference"].read_text())
+    data["plate"] = {"path": str(movie), "pixel_aspect": 2.0}  # agrees with the container: accepted
+    (tmp_path / "shot.yaml").write_text(yaml.safe_dump(data))
+    plate, _ = open_plate(load_shot(tmp_path / "shot.yaml").plate)
+    with plate:
+        assert plate.pixel_aspect == 2.0 and plate.kind == "video"
+    assert probe_media(movie)["pixel_aspect"] == 2.0

@@ -21,6 +21,7 @@ import pytest
 from tests.test_render_contract import FRAMES, OWN_MATTE, STAGES, _source_rgb, build_chain
 from vfx.export.comp import CompPackageLayout, rebuild_frame, write_comp_package
 from vfx.io.image import Window, read_image, read_image_header, write_image
+from vfx.io.plate import probe_media
 from vfx.render.rendered import read_rendered_frame
 from vfx.shot import load_shot
 from vfx.shot.layout import stage_output
@@ -63,6 +64,9 @@ def _oiiotool() -> str:
 def test_the_plate_is_an_overscan_plate(overscan):
     header = read_image_header(str(load_shot(overscan).plate.path).replace("####", "1001"))
     assert (header.data_window, header.display_window) == (DATA, DISPLAY)
+    described = probe_media(load_shot(overscan).plate.path)  # what `vfx probe` prints
+    assert described["display_window"] == "(0, 0) - (111, 111)"
+    assert described["data_window"] == "(-8, -8) - (119, 119) (overscan)"
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -164,7 +164,7 @@ def open_media(
     info = reader.info
     return Plate(path=text, kind="video", frame_range=FrameRange.from_bounds(*reader.frame_range),
                  fps=fps or info.fps, size=(info.height, info.width), colorspace=colorspace, video=reader,
-                 pixel_aspect=float(getattr(info, "sample_aspect", 1) or 1))
+                 pixel_aspect=float(info.sample_aspect))
 
 
 def header_pixel_aspect(header: ImageHeader) -> float:
@@ -313,6 +313,7 @@ def probe_media(path: str | Path, *, start_frame: int = DEFAULT_START_FRAME) -> 
         "pix_fmt": info.pix_fmt,
         "audio": info.audio_codec if info.has_audio else "none",
         "timecode": info.timecode or "none",
+        "pixel_aspect": float(info.sample_aspect),
     }
 
 
@@ -327,6 +328,12 @@ def _image_details(image: Image) -> dict[str, Any]:
     details["timecode"] = exr.timecode or "none"
     if exr.colorspace:
         details["colorspace"] = exr.colorspace
+    data = image.data_window or Window(0, 0, *image.size)
+    display = image.display_window or data
+    details["display_window"] = _window_text(display)
+    if data != display:
+        details["data_window"] = f"{_window_text(data)} (overscan)"
+    details["pixel_aspect"] = float(image.metadata.get("PixelAspectRatio", 1.0) or 1.0)
     return details
 
 

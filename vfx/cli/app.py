@@ -1,7 +1,7 @@
 """The ``vfx`` typer app: its sub-apps, and every command registered under its name.
 
 The commands live by group in :mod:`vfx.cli.shot`, :mod:`vfx.cli.faces`, :mod:`vfx.cli.train`,
-:mod:`vfx.cli.render`, :mod:`vfx.cli.farm` and :mod:`vfx.cli.demo`; their shared options in :mod:`vfx.cli.options`.
+:mod:`vfx.cli.render`, :mod:`vfx.cli.review`, :mod:`vfx.cli.farm` and :mod:`vfx.cli.demo`; their shared options in :mod:`vfx.cli.options`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from vfx.cli import demo, faces, farm, render, shot, train
+from vfx.cli import demo, faces, farm, render, review, shot, train
 from vfx.utils.logging import configure_logging
 
 __all__ = ["app", "edit_app", "farm_app", "model_app", "shot_app", "task_app"]
@@ -67,6 +67,7 @@ edit_app.command("labels")(render.edit_labels)
 edit_app.command("learn")(render.edit_learn)
 edit_app.command("apply")(render.edit_apply)
 app.command("export")(render.export)
+app.command("review")(review.review)
 task_app.command("run")(farm.task_run)
 farm_app.command("run")(farm.farm_run)
 farm_app.command("status")(farm.farm_status_command)

@@ -5,6 +5,8 @@
   transforms, a Nuke script) and :func:`rebuild_frame`, the script's graph in numpy.
 - :mod:`vfx.export.review`: the H.264 review video (plate fps, plate audio, optional side by side).
 - :mod:`vfx.export.sheet`: a still contact sheet plate | swap | matte.
+- :mod:`vfx.export.review_page`: the shot's review page (``vfx review``), a static folder opened from disk:
+  flipbook, per-frame QC plots, contact sheets, model card, training preview, farm status.
 """
 
 from vfx.export.comp import (
@@ -16,6 +18,7 @@ from vfx.export.comp import (
     write_comp_package,
 )
 from vfx.export.review import write_review
+from vfx.export.review_page import plan_review_page, review_page_folder, write_review_page
 from vfx.export.sheet import write_swap_sheet
 from vfx.render.rendered import (
     SYNTHETIC_NOTICE,
@@ -35,10 +38,13 @@ __all__ = [
     "cut_patch",
     "frame_timecode",
     "nuke_script",
+    "plan_review_page",
     "read_rendered_frame",
     "rebuild_frame",
+    "review_page_folder",
     "write_comp_package",
     "write_rendered_frame",
     "write_review",
+    "write_review_page",
     "write_swap_sheet",
 ]

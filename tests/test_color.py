@@ -153,3 +153,40 @@ def test_bad_shapes_and_dtypes() -> None:
         conv.apply(np.zeros((4, 4, 2), np.float32))
     with pytest.raises(ValueError):
         conv.apply(np.zeros((4, 4, 3), np.uint8))
+
+
+# ------------------------------------------------------------------------------------------ display / view
+
+
+def test_display_view_lists_and_defaults() -> None:
+    from vfx.io.color import DisplayView, list_displays, list_views
+
+    displays = list_displays()
+    assert displays[0] == "sRGB - Display" and "Rec.1886 Rec.709 - Display" in displays
+    assert "Un-tone-mapped" in list_views("sRGB - Display")
+    dv = DisplayView("lin_ap1", "srgb - display", "raw")  # names matched case-insensitively, kept as spelled
+    assert (dv.src, dv.display, dv.view) == ("ACEScg", "sRGB - Display", "Raw")
+    rgba = np.array([[[0.18, 0.18, 0.18, 0.25]]], np.float32)
+    assert dv.apply(rgba)[0, 0, 3] == np.float32(0.25)  # alpha untouched
+
+
+def test_display_view_follows_the_ocio_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import PyOpenColorIO as ocio
+
+    from vfx.io.color import DisplayView
+
+    monkeypatch.setenv("OCIO", "ocio://cg-config-latest")
+    cg = ocio.Config.CreateFromFile("ocio://cg-config-latest")
+    dv = DisplayView("ACEScg")
+    assert dv.config.getCacheID() == cg.getCacheID()
+    assert (dv.display, dv.view) == (cg.getDefaultDisplay(), cg.getDefaultView(cg.getDefaultDisplay()))
+
+
+def test_unknown_display_names_the_valid_ones() -> None:
+    from vfx.io.color import DisplayView
+
+    with pytest.raises(ColorError, match="'sRGB - Display'.*'Display P3 - Display'") as err:
+        DisplayView("ACEScg", "Rec.709")
+    assert err.value.exit_code == 2
+    with pytest.raises(ColorError, match="did you mean 'Un-tone-mapped'"):
+        DisplayView("ACEScg", "sRGB - Display", "untonemapped")

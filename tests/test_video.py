@@ -691,3 +691,42 @@ def test_ffmpeg_process_reports_stderr() -> None:
         assert "No such file" in p.stderr_tail()
     with pytest.raises(ExternalToolError, match="exit status"):
         ff.run_ffmpeg([ff.find_ffmpeg(), "-hide_banner", "-i", "/nonexistent/x.mp4"], what="testing")
+
+
+# ------------------------------------------------------------------------- pixel aspect, profile, timecode
+
+
+def test_sample_aspect_from_the_stream_line() -> None:
+    parse = video_mod._sample_aspect
+    assert parse("h264 (High), yuv420p(progressive), 64x48 [SAR 1:1 DAR 4:3], 25 fps") == 1
+    assert parse("prores (HQ), yuv422p10le, 64x48, SAR 2:1 DAR 8:3, 24 fps") == 2
+    # the codec's (in brackets) then the container's where they differ: the container's wins, as in ffprobe
+    assert parse("h264, yuv420p, 64x48 [SAR 1:1 DAR 4:3], SAR 2:1 DAR 8:3, 25 fps") == 2
+    assert parse("h264, yuv420p, 64x48 [SAR 0:1 DAR 0:1], 25 fps") == 1
+    assert parse("rawvideo, rgb24, 64x48, 25 fps") == 1
+    assert video_mod._profile("prores (HQ) (apch / 0x68637061)") == "HQ"
+    assert video_mod._profile("dnxhd (DNXHR HQ) (AVdh / 0x68645641)") == "DNXHR HQ"
+    assert video_mod._profile("rawvideo (RGB[24] / 0x18424752)") is None
+
+
+def test_probe_reads_an_anamorphic_squeeze(tmp_path: Path, exe: str) -> None:
+    squeezed, square = tmp_path / "squeezed.mov", tmp_path / "square.mov"
+    _ffmpeg(exe, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "3", "-vf", "setsar=2",
+            "-c:v", "prores_ks", "-profile:v", "3", str(squeezed))
+    _ffmpeg(exe, "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24", "-frames:v", "3", "-c:v", "prores_ks",
+            "-profile:v", "3", str(square))
+    assert probe_video(squeezed).sample_aspect == Fraction(2)
+    assert probe_video(square).sample_aspect == Fraction(1)
+    assert probe_video(squeezed).profile == "HQ"
+
+
+def test_probe_timecode_goes_through_vfx_io_timecode(caplog: pytest.LogCaptureFixture) -> None:
+    check = video_mod._checked_timecode
+    assert check("01:00:00;00", Fraction(30000, 1001), Path("a.mov")) == "01:00:00;00"
+    assert check("01:00:00:00", Fraction(30000, 1001), Path("a.mov")) == "01:00:00:00"  # non-drop kept
+    assert check(None, Fraction(25), Path("a.mov")) is None
+    with caplog.at_level("WARNING"):
+        # drop-frame on a 25 fps clip, and a frame number past the rate: not timecodes of that rate
+        assert check("01:00:00;00", Fraction(25), Path("a.mov")) is None
+        assert check("01:00:00:27", Fraction(25), Path("a.mov")) is None
+    assert caplog.text.count("ignoring the timecode of a.mov") == 2

@@ -48,7 +48,7 @@ from vfx.shot.layout import Place, check_apart, edit_sequence, retouch_sequence,
 from vfx.shot.schema import Shot
 from vfx.utils.atomic import atomic_write_text, check_writable
 
-__all__ = ["OTIO_TRACKS", "write_otio"]
+__all__ = ["OTIO_TRACKS", "check_otio_path", "write_otio"]
 
 OTIO_TRACKS = ("plate", "swap", "edit", "retouch")
 """The version tracks, bottom first."""
@@ -72,6 +72,23 @@ def write_otio(shot: Shot, path: str | os.PathLike[str], frames: FrameRange | No
     """
     import opentimelineio as otio
 
+    path = check_otio_path(shot, path)
+    plate, frames = open_plate(shot.plate, frames)
+    with plate:
+        clock = plate_clock(plate)
+        timeline = _timeline(shot, plate, clock, frames, otio)
+    atomic_write_text(path, otio.adapters.write_to_string(timeline, "otio_json"))
+    path.chmod(0o644)  # an editorial file: readable by the editors' and the farm's accounts
+    return path
+
+
+def check_otio_path(shot: Shot, path: str | os.PathLike[str]) -> Path:
+    """``path`` checked as the destination of a timeline, before any work (``vfx export --otio`` calls it
+    before the review and the compositor package are written).
+
+    Raises:
+        ConfigError: not an ``.otio`` name, a folder, not writable, or one of the shot's inputs.
+    """
     path = Path(path)
     if path.suffix.lower() != ".otio":
         raise ConfigError(f"Cannot write an OTIO timeline to {str(path)!r}", expected="a file ending in .otio",
@@ -81,12 +98,6 @@ def write_otio(shot: Shot, path: str | os.PathLike[str], frames: FrameRange | No
                           fix=f"--otio {path / (shot.name + '.otio')}")
     check_writable(path.parent)
     check_apart(Place("the OTIO timeline", path, "file"), shot_inputs(shot))
-    plate, frames = open_plate(shot.plate, frames)
-    with plate:
-        clock = plate_clock(plate)
-        timeline = _timeline(shot, plate, clock, frames, otio)
-    atomic_write_text(path, otio.adapters.write_to_string(timeline, "otio_json"))
-    path.chmod(0o644)  # an editorial file: readable by the editors' and the farm's accounts
     return path
 
 

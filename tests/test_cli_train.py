@@ -38,9 +38,14 @@ def test_train_writes_a_model_previews_and_info(facesets, tmp_path, capsys):
     assert entrypoint(args) == 0
     out = capsys.readouterr().out
     assert "held-out SSIM" in out and (run / "preview.png").is_file() and (run / "loss.png").is_file()
+    # Drawn at every checkpoint (one per level here), a timelapse strip per level; model info names them.
+    strips = [run / f"timelapse_level{level}.png" for level in range(3)]
+    assert all(strip.is_file() for strip in strips) and "timelapse (a row per checkpoint" in out
     assert entrypoint(["model", "info", str(run)]) == 0
     info = capsys.readouterr().out
     assert "comb, 16² (3 levels), width 0.05" in info and "consent: public-domain portrait, tests only" in info
+    assert re.search(rf"preview +{re.escape(str(run / 'preview.png'))}\n", info)
+    assert re.search(rf"timelapse_level2 +{re.escape(str(strips[2]))}\n", info)
     # Resuming with a longer schedule trains on from the last checkpoint (6 iterations done, 9 now).
     assert entrypoint(args + ["--resume", "--iters-per-level", "3"]) == 0
     capsys.readouterr()

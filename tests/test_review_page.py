@@ -138,10 +138,21 @@ def test_the_figures_mark_the_frame_without_a_face(review_shot, tmp_path):
     assert np.isnan(s.identity_persona[i]) and np.isfinite(s.identity_persona[:i]).all()
     assert np.isfinite(s.identity_actor[:i]).all() and (s.identity_actor[:i] < 2).all()
     assert np.isfinite(s.jitter[1:i - 1]).all() and np.isnan(s.jitter[0])
-    assert np.isfinite(s.flicker[1:i]).all() and np.isfinite(s.flicker_shot)
+    assert np.isfinite(s.flicker[1:i]).all() and np.isnan(s.flicker[i]) and np.isfinite(s.flicker_shot)
     assert s.timecodes[0] == frame_timecode(1001, Fraction(24))
-    plate = (tmp_path / "page" / "frames" / "plate.1001.jpg")
-    assert plate.is_file()
+    # the pooled flicker is the library's (vfx.blend.metrics) on the same display-referred frames
+    from vfx.blend.metrics import face_region_flicker
+    from vfx.io.color import to_working
+    from vfx.io.plate import open_plate
+    from vfx.render.rendered import read_rendered_frame
+    from vfx.shot.layout import rendered_sequence
+
+    plate, _ = open_plate(shot.plate)
+    with plate:
+        done = [read_rendered_frame(rendered_sequence(shot).path(f)) for f in FRAMES]
+        plates = [to_working(plate.read(f).rgb(), plate.colorspace) for f in FRAMES]
+    results = [to_working(d.rgb, plate.colorspace) for d in done]
+    assert s.flicker_shot == pytest.approx(face_region_flicker(results, plates, [d.matte for d in done]), rel=1e-6)
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -276,5 +287,7 @@ def test_the_page_plays_in_a_headless_browser(page, tmp_path):
             browser.execute_script("const s = document.getElementById('scrubber'); s.value = 3;"
                                    "s.dispatchEvent(new Event('input', {bubbles: true})); window.scrollTo(0, 0)")
             browser.save_screenshot(keep)
+            browser.execute_script("document.getElementById('qc').scrollIntoView()")
+            browser.save_screenshot(str(Path(keep).with_name(Path(keep).stem + "_qc.png")))
     finally:
         browser.quit()

@@ -497,7 +497,8 @@ def _measure(plan: ReviewPagePlan, plate: Plate, folder: Path, *, proxy_height: 
             if n:
                 d_out = float(np.abs(after[region] - previous[1][region]).sum())
                 d_ref = float(np.abs(before[region] - previous[2][region]).sum())
-                flicker[i] = (d_out / (3 * n) + _FLICKER_EPS) / (d_ref / (3 * n) + _FLICKER_EPS)
+                if has_face[i]:  # a pair into a frame without a face is pooled, not shown as that frame's
+                    flicker[i] = (d_out / (3 * n) + _FLICKER_EPS) / (d_ref / (3 * n) + _FLICKER_EPS)
                 sums[0] += d_out
                 sums[1] += d_ref
                 sums[2] += 3 * n

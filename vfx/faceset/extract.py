@@ -31,7 +31,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -100,6 +100,9 @@ class ExtractConfig:
         track: write crops of this track only (0 = the main face); None = every track.
         workers: processes for the parallel passes; 0 = one per CPU core.
         chunk_frames: frames per parallel task (and per resume checkpoint).
+        pixel_aspect: width of a footage pixel over its height (2.0: a 2x anamorphic squeeze); faces are found
+            and aligned on the desqueezed picture and cut unsqueezed. None: the footage's own (EXR
+            ``PixelAspectRatio``, a movie's sample aspect ratio).
     """
 
     landmarker: Literal["dlib", "fan"] = "dlib"
@@ -118,7 +121,7 @@ class ExtractConfig:
     track: int | None = None
     workers: int = 0
     chunk_frames: int = 10
-    pixel_aspect: float = 1.0
+    pixel_aspect: float | None = None
 
     def __post_init__(self) -> None:
         AlignTemplate(size=self.crop_size)  # the crop size's own check and message
@@ -131,7 +134,8 @@ class ExtractConfig:
                 raise ConfigError(f"Invalid extract setting {name}", expected=f"an integer >= {least}",
                                   found=repr(value), fix=f"set {name} to a whole number >= {least}")
         check_window("smooth_window", self.smooth_window, order=2)
-        pixel_aspect_matrix(self.pixel_aspect)  # its own check and message
+        if self.pixel_aspect is not None:
+            pixel_aspect_matrix(self.pixel_aspect)  # its own check and message
         if not 0.0 < self.detect_scale <= 1.0:
             raise ConfigError("Invalid detection scale", expected="a number in (0, 1]", found=repr(self.detect_scale),
                               fix="use 0.5, or 1.0 with min_face_px for small faces")
@@ -199,7 +203,7 @@ def extract_faceset(
     """
     started = time.perf_counter()
     template = AlignTemplate(size=config.crop_size)
-    faceset, frames = _open_faceset(source, out, frames, config)
+    faceset, frames, config = _open_faceset(source, out, frames, config)
     chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
     workers = _worker_count(config, len(chunks))
     with _executor(config, workers) as pool:
@@ -227,7 +231,7 @@ def extract_landmarks(
     tracked on its own, so a later :func:`extract_faceset` of ``frames`` finds them in the cache and gives
     the same faceset as one uninterrupted run. Returns the number of frames landmarked (cached ones excluded).
     """
-    faceset, frames = _open_faceset(source, out, frames, config)
+    faceset, frames, config = _open_faceset(source, out, frames, config)
     only.check_within(frames, "the frames being extracted")
     wanted = set(only)
     chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
@@ -244,8 +248,11 @@ def extract_landmarks(
 
 
 def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: FrameRange | None,
-                  config: ExtractConfig) -> tuple[Faceset, FrameRange]:
-    """Check the footage holds ``frames``, load the landmarker, and make (or reuse) the faceset folder."""
+                  config: ExtractConfig) -> tuple[Faceset, FrameRange, ExtractConfig]:
+    """Check the footage holds ``frames``, load the landmarker, and make (or reuse) the faceset folder.
+
+    Returns the faceset, the frames, and the settings with the footage's own pixel aspect where they leave it
+    unset (an anamorphic EXR's ``PixelAspectRatio``, a movie's sample aspect ratio)."""
     footage = Place(f"the footage {source.path}", Path(source.path),
                     "sequence" if is_sequence_pattern(source.path) else "file")
     check_apart(Place("the faceset folder (--out)", Path(out), "folder"), [footage])
@@ -255,10 +262,12 @@ def _open_faceset(source: MediaSource, out: str | os.PathLike[str], frames: Fram
         frames.check_within(plate.frame_range, f"footage {source.path}")
         check_plate_size(plate, frames)  # header reads: a frame of another size or an unreadable one stops here
         kind = plate.kind
+        if config.pixel_aspect is None:
+            config = replace(config, pixel_aspect=plate.pixel_aspect)
     # Load the model before anything is written (a missing file is a clean error) and before the pool forks,
     # so the workers share the parent's copy instead of each loading its own 100 MB.
     _landmarker(config)
-    return Faceset.create(out, faceset_info(source, kind, config)), frames
+    return Faceset.create(out, faceset_info(source, kind, config)), frames, config
 
 
 def faceset_info(source: MediaSource, kind: str, config: ExtractConfig) -> FacesetInfo:
@@ -267,7 +276,8 @@ def faceset_info(source: MediaSource, kind: str, config: ExtractConfig) -> Faces
         source=str(Path(source.path).absolute()), source_kind=kind, crop_size=config.crop_size,
         landmarker=config.landmarker, jitter_beta=config.jitter_beta, jitter_shifts=config.jitter_shifts,
         smooth_window=config.smooth_window, forehead_raise=config.forehead_raise,
-        colorspace=resolve_colorspace(source.colorspace), shot=source.shot, pixel_aspect=config.pixel_aspect)
+        colorspace=resolve_colorspace(source.colorspace), shot=source.shot,
+        pixel_aspect=1.0 if config.pixel_aspect is None else config.pixel_aspect)
 
 
 # ---------------------------------------------------------------------------------------------- pass 1
@@ -398,7 +408,7 @@ def _landmark_job(job: _LandmarkJob) -> dict[int, list[_Detection]]:
             tracker = FaceTracker()
             for index, frame in enumerate(warmup + chunk):
                 image = to_uint8_rgb(_read_frame(plate, frame)[0])
-                if config.pixel_aspect != 1.0:  # anamorphic: faces are found and landmarked desqueezed
+                if config.pixel_aspect not in (None, 1.0):  # anamorphic: faces are found and landmarked desqueezed
                     image = desqueeze(image, config.pixel_aspect)
                 boxes = find_faces(landmarker, image, tracker, detect_scale=config.detect_scale,
                                    full_frame=index % config.full_frame_every == 0)
@@ -430,7 +440,7 @@ def _cache_name(chunk: Sequence[int], warmup: Sequence[int], config: ExtractConf
     # The cache key covers everything pass 1 depends on, so changed settings never reuse stale landmarks.
     key = json.dumps([list(chunk), list(warmup), config.landmarker, str(config.models_dir), config.jitter_beta,
                       config.jitter_shifts, config.detect_scale, config.min_face_px, config.full_frame_every]
-                     + ([config.pixel_aspect] if config.pixel_aspect != 1.0 else []))
+                     + ([config.pixel_aspect] if config.pixel_aspect not in (None, 1.0) else []))
     return f"landmarks_{chunk[0]}-{chunk[-1]}_{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
 
 
@@ -499,7 +509,7 @@ def _records(tracks: list[Track], detections: dict[int, list[Face]], frames: Fra
     seen: set[int] = set()
     # An anamorphic plate's faces were landmarked, tracked and are smoothed and aligned on the desqueezed
     # picture; the records hold plate pixels (landmarks, box) and a plate -> crop matrix that desqueezes.
-    squeeze = pixel_aspect_matrix(config.pixel_aspect) if config.pixel_aspect != 1.0 else None
+    squeeze = pixel_aspect_matrix(config.pixel_aspect) if config.pixel_aspect not in (None, 1.0) else None
     to_plate = invert_affine(squeeze) if squeeze is not None else None
 
     def plate_points(points: np.ndarray) -> np.ndarray:

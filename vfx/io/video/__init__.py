@@ -9,8 +9,10 @@ Three pieces:
   the pipe; reading elsewhere restarts ffmpeg at the keyframe before the wanted frame and drops frames
   with a ``select`` on the exact timestamps from the probe, so frame N is the same pixels whether reached
   by seeking or by decoding from the start.
-* :func:`encode_video` pipes numpy frames into an H.264 review proxy or a ProRes 4444 master, written
-  atomically, and checks the result's frame count and frame rate before it replaces the destination.
+* :func:`encode_video` pipes numpy frames into an H.264 review proxy, ProRes 422 HQ or DNxHR HQ editorial
+  media, or a ProRes 4444 master, written atomically, and checks the result's frame count and frame rate
+  before it replaces the destination. :func:`check_movie_output` refuses, before any work, a codec the ffmpeg
+  in use cannot encode or a container that does not fit it.
 
 Convention:
     Frames are numpy arrays (H, W, 3) RGB, or (H, W, 4) RGBA, top row first; uint8 for 8-bit and uint16
@@ -19,8 +21,8 @@ Convention:
     in presentation order. Timestamps are integers in ``time_base`` units (seconds = ts * time_base).
 """
 
-from vfx.io.video.encode import encode_video
+from vfx.io.video.encode import check_movie_output, encode_video
 from vfx.io.video.probe import VideoInfo, probe_video
 from vfx.io.video.reader import VideoReader
 
-__all__ = ["VideoInfo", "VideoReader", "encode_video", "probe_video"]
+__all__ = ["VideoInfo", "VideoReader", "check_movie_output", "encode_video", "probe_video"]

@@ -1,7 +1,8 @@
 """The ``vfx`` typer app: its sub-apps, and every command registered under its name.
 
 The commands live by group in :mod:`vfx.cli.shot`, :mod:`vfx.cli.faces`, :mod:`vfx.cli.train`,
-:mod:`vfx.cli.render`, :mod:`vfx.cli.review`, :mod:`vfx.cli.farm` and :mod:`vfx.cli.demo`; their shared options in :mod:`vfx.cli.options`.
+:mod:`vfx.cli.render`, :mod:`vfx.cli.review`, :mod:`vfx.cli.farm`, :mod:`vfx.cli.demo` and :mod:`vfx.cli.doctor`;
+their shared options in :mod:`vfx.cli.options`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from vfx.cli import demo, faces, farm, render, review, shot, train
+from vfx.cli import demo, doctor, faces, farm, render, review, shot, train
 from vfx.utils.logging import configure_logging
 
 __all__ = ["app", "edit_app", "farm_app", "model_app", "shot_app", "task_app"]
@@ -52,6 +53,9 @@ def _main(
                                           help="Print the version of vfx and exit.")] = False,
 ) -> None:
     configure_logging({0: None, 1: "info"}.get(verbose, "debug"), json_lines=log_json)
+    # The plate layer registers the plate clock an editorial cut (plate.edit) is mapped through, so every
+    # command loads a shot with a cut the same way (vfx.shot, below vfx.io, cannot import it).
+    import vfx.io  # noqa: F401
 
 
 # The order here is the order `vfx --help` lists them in.
@@ -73,3 +77,4 @@ farm_app.command("run")(farm.farm_run)
 farm_app.command("status")(farm.farm_status_command)
 farm_app.command("export")(farm.farm_export)
 model_app.command("info")(train.model_info)
+app.command("doctor")(doctor.doctor)

@@ -58,6 +58,7 @@ from vfx.shot.layout import (
     persona_faceset_folder,
     plate_faces_folder,
     rendered_sequence,
+    review_page_folder,
     shot_inputs,
 )
 from vfx.shot.schema import Shot
@@ -246,16 +247,6 @@ class ReviewPageSummary:
 
 
 # ---------------------------------------------------------------------------------------------- the plan
-
-def review_page_folder(shot: Shot) -> Path:
-    """The shot's review page folder: ``review/`` beside its first frame output (``outputs.exr``), the way
-    :mod:`vfx.shot.layout` places the shot's other outputs.
-
-    Raises:
-        ConfigError: the shot names no frames to render.
-    """
-    return plate_faces_folder(shot).with_name("review")
-
 
 def plan_review_page(shot: Shot, *, frames: FrameRange | None = None, out: Path | None = None) -> ReviewPagePlan:
     """Check a review page can be made, before anything is written.

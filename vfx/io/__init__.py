@@ -6,6 +6,7 @@ Floor 3 (above :mod:`vfx.shot`, whose frame ranges it reads): knows nothing of f
 writes live in :mod:`vfx.utils.atomic`.
 """
 
+from vfx.io import plate_clock as _plate_clock  # noqa: F401  (registers the clock load_shot maps a cut through)
 from vfx.io.color import WORKING_SPACE, ColorConverter
 from vfx.io.exr_metadata import ExrMetadata
 from vfx.io.image import Image, ImageHeader, read_image, read_image_header, write_image

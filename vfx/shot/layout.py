@@ -47,6 +47,7 @@ __all__ = [
     "rendered_sequence",
     "retouch_preview_path",
     "retouch_sequence",
+    "review_page_folder",
     "review_paths",
     "seg_head_path",
     "shot_inputs",
@@ -307,6 +308,12 @@ def comp_package_folder(shot: Shot) -> Path | None:
     return None if shot.outputs.comp_package is None else Path(shot.outputs.comp_package)
 
 
+def review_page_folder(shot: Shot) -> Path:
+    """The review page's folder (``vfx review``): ``review/`` beside the first configured frame output, holding
+    ``index.html``."""
+    return plate_faces_folder(shot).with_name("review")
+
+
 # ---------------------------------------------------------------------------------------------- inputs kept apart
 
 @dataclass(frozen=True)
@@ -406,6 +413,7 @@ def shot_outputs(shot: Shot) -> list[Place]:
         if persona.footage is not None:
             places.append(Place(f"the faceset of persona {name!r}", persona_faceset_folder(shot, name), "folder"))
     places += [Place("outputs.review", path, "file") for path in review_paths(shot)]
+    places.append(Place("the review page", review_page_folder(shot), "folder"))
     package = comp_package_folder(shot)
     if package is not None:
         places.append(Place("outputs.comp_package", package, "folder"))

@@ -221,7 +221,8 @@ def review_frames(plate: Plate, rendered: SequencePattern, frames: FrameRange, *
                   view: DisplayView | None = None, labels: ReviewLabels | None = None,
                   bit_depth: int = 8) -> Iterator[np.ndarray]:
     """Yield the review's pictures one by one: the rendered frame, or plate | rendered frame, through the
-    display/view, with burn-ins when ``labels`` are given.
+    display/view, with burn-ins when ``labels`` are given. An overscan plate's review shows its display window
+    (the format), not the overscan.
 
     Args:
         view: default the plate's colour space to the config's default display and view.
@@ -234,11 +235,29 @@ def review_frames(plate: Plate, rendered: SequencePattern, frames: FrameRange, *
     view = view or DisplayView(plate.colorspace)
     for frame in frames:
         result = read_rendered_frame(rendered.path(frame))
-        picture = result.rgb
+        picture = _display_window(result.rgb, plate)
         if side_by_side:
-            picture = np.concatenate([plate.read(frame).rgb(), picture], axis=1)
+            picture = np.concatenate([_display_window(plate.read(frame).rgb(), plate), picture], axis=1)
         burn = labels.burn_ins(frame, result.info.persona) if labels is not None else None
         yield to_display_codes(picture, view, bit_depth=bit_depth, labels=burn)
+
+
+def _display_window(rgb: np.ndarray, plate: Plate) -> np.ndarray:
+    """The plate's format out of pixels covering its data window: overscan cut away, black where the data
+    window does not reach (a review shows the delivered frame, as Nuke's viewer does).
+
+    Convention:
+        - rgb (H, W, 3) covering ``plate.data_window``; returns (h, w, 3) covering ``plate.display_window``
+    """
+    data, shown = plate.data_window, plate.display_window
+    if not plate.overscan or data is None or shown is None or rgb.shape[:2] != data.size:
+        return rgb
+    out = np.zeros((*shown.size, rgb.shape[2]), rgb.dtype)
+    y0, x0 = max(data.y, shown.y), max(data.x, shown.x)
+    y1, x1 = min(data.y + data.height, shown.y + shown.height), min(data.x + data.width, shown.x + shown.width)
+    if y1 > y0 and x1 > x0:
+        out[y0 - shown.y:y1 - shown.y, x0 - shown.x:x1 - shown.x] = rgb[y0 - data.y:y1 - data.y, x0 - data.x:x1 - data.x]
+    return out
 
 
 def _audio_for(shot: Shot, plate: Plate, frames: FrameRange, workdir: Path) -> Path | None:
@@ -320,7 +339,8 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
     bit_depth = 16 if CODEC_BIT_DEPTH[options.codec] > 8 else 8
     with borrow_plate(shot.plate, frames, plate) as (plate, frames):
         check_rendered_frames(rendered, frames)
-        height, width = plate.size[0], plate.size[1] * (2 if side_by_side else 1)
+        shown = plate.display_window.size if plate.display_window is not None else plate.size
+        height, width = shown[0], shown[1] * (2 if side_by_side else 1)
         size = (height + height % 2, width + width % 2)  # the pictures are padded to an even size
         check_movie_size(options.codec, *size)
         view = DisplayView(plate.colorspace, checked.view.display, checked.view.view)

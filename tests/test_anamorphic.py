@@ -106,6 +106,16 @@ def test_the_swap_keeps_the_squeeze_and_the_plate_outside_the_matte(shots, tmp_p
                                       plate.astype(np.float16).view(np.uint16)[outside])
 
 
+def test_the_review_is_desqueezed(shots, tmp_path):
+    from vfx.export.review import write_review
+
+    shot = load_shot(shots["anamorphic"])
+    if swap_sequence(shot).missing(FRAMES):
+        assert entrypoint(["swap", str(shots["anamorphic"]), "--device", "cpu", "--workers", "1"]) == 0
+    info = write_review(shot, tmp_path / "review.mp4")
+    assert (info.width, info.height) == (256, 256)  # 128 squeezed pixels a line, shown 256 wide
+
+
 def test_a_sequence_takes_the_shots_pixel_aspect(shots, tmp_path):
     data = yaml.safe_load(shots["reference"].read_text())
     data["plate"]["pixel_aspect"] = 1.5

@@ -129,3 +129,10 @@ def test_comp_patches_rebuild_the_frame_in_display_space(overscan):
         np.testing.assert_allclose(rebuilt, done.rgb(), atol=1e-3)
         faces += patch.data_window.size != (1, 1)
     assert faces == len(FRAMES) - 1  # frame 1008 has no face
+
+
+def test_the_review_shows_the_plates_format(overscan, tmp_path):
+    from vfx.export.review import write_review
+
+    info = write_review(load_shot(overscan), tmp_path / "review.mp4")
+    assert (info.width, info.height) == (112, 112)  # the display window, overscan cut away

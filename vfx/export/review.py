@@ -37,6 +37,7 @@ import numpy as np
 import pydantic
 
 import vfx
+from vfx.align.similarity import desqueeze
 from vfx.errors import ConfigError
 from vfx.export.burnin import BurnIn, draw_burn_ins, slate_frame
 from vfx.io.color import DisplayView
@@ -50,6 +51,7 @@ from vfx.io.ffmpeg import (
     seconds_arg,
     stderr_tail,
 )
+from vfx.io.image import place_in_window
 from vfx.io.plate import Plate, borrow_plate
 from vfx.io.video import VideoInfo, encode_video
 from vfx.io.video.encode import check_movie_output, check_movie_size
@@ -66,6 +68,7 @@ from vfx.shot.schema import ReviewOptions, Shot
 __all__ = [
     "ReviewLabels",
     "check_review",
+    "as_delivered",
     "review_frames",
     "review_options",
     "side_by_side_path",
@@ -235,30 +238,26 @@ def review_frames(plate: Plate, rendered: SequencePattern, frames: FrameRange, *
     view = view or DisplayView(plate.colorspace)
     for frame in frames:
         result = read_rendered_frame(rendered.path(frame))
-        picture = _display_window(result.rgb, plate)
+        picture = as_delivered(result.rgb, plate)
         if side_by_side:
-            picture = np.concatenate([_display_window(plate.read(frame).rgb(), plate), picture], axis=1)
+            picture = np.concatenate([as_delivered(plate.read(frame).rgb(), plate), picture], axis=1)
         burn = labels.burn_ins(frame, result.info.persona) if labels is not None else None
         yield to_display_codes(picture, view, bit_depth=bit_depth, labels=burn)
 
 
-def _display_window(rgb: np.ndarray, plate: Plate) -> np.ndarray:
-    """The plate's format out of pixels covering its data window: overscan cut away, black where the data
-    window does not reach (a review shows the delivered frame, as Nuke's viewer does).
+def as_delivered(rgb: np.ndarray, plate: Plate) -> np.ndarray:
+    """The picture as the plate is meant to be seen: its format out of pixels covering its data window
+    (overscan cut away, black where the data window does not reach, as Nuke's viewer shows it), desqueezed
+    for an anamorphic plate (a dailies movie has square pixels).
 
     Convention:
-        - rgb (H, W, 3) covering ``plate.data_window``; returns (h, w, 3) covering ``plate.display_window``
+        - rgb (H, W, 3) covering ``plate.data_window``; returns (h, round(w * pixel aspect), 3) covering
+          ``plate.display_window``
     """
     data, shown = plate.data_window, plate.display_window
-    if not plate.overscan or data is None or shown is None or rgb.shape[:2] != data.size:
-        return rgb
-    out = np.zeros((*shown.size, rgb.shape[2]), rgb.dtype)
-    y0, x0 = max(data.y, shown.y), max(data.x, shown.x)
-    y1, x1 = min(data.y + data.height, shown.y + shown.height), min(data.x + data.width, shown.x + shown.width)
-    if y1 > y0 and x1 > x0:
-        out[y0 - shown.y:y1 - shown.y, x0 - shown.x:x1 - shown.x] = rgb[y0 - data.y:y1 - data.y, x0 - data.x:x1 - data.x]
-    return out
-
+    if plate.overscan and data is not None and shown is not None and rgb.shape[:2] == data.size:
+        rgb = place_in_window(rgb, data, shown)
+    return desqueeze(rgb, plate.pixel_aspect) if plate.squeezed else rgb
 
 def _audio_for(shot: Shot, plate: Plate, frames: FrameRange, workdir: Path) -> Path | None:
     """The audio to copy, cut so it starts with the review's first frame.
@@ -340,6 +339,7 @@ def write_review(shot: Shot, path: str | os.PathLike[str] | None = None, frames:
     with borrow_plate(shot.plate, frames, plate) as (plate, frames):
         check_rendered_frames(rendered, frames)
         shown = plate.display_window.size if plate.display_window is not None else plate.size
+        shown = (shown[0], round(shown[1] * plate.pixel_aspect) if plate.squeezed else shown[1])
         height, width = shown[0], shown[1] * (2 if side_by_side else 1)
         size = (height + height % 2, width + width % 2)  # the pictures are padded to an even size
         check_movie_size(options.codec, *size)

@@ -47,7 +47,8 @@ import numpy as np
 
 import vfx
 from vfx.errors import ConfigError, MediaError, VfxError
-from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.export.review import as_delivered
+from vfx.io.color import WORKING_SPACE, ColorConverter, DisplayView
 from vfx.io.plate import Plate, open_plate
 from vfx.io.timecode import frame_timecode
 from vfx.render.rendered import check_rendered_frames, plate_start_timecode, read_rendered_frame
@@ -419,12 +420,18 @@ def _jitter(frames: Sequence[int], landmarks: dict[int, np.ndarray]) -> np.ndarr
     return out
 
 
-def _proxy(rgb: np.ndarray, height: int, pixel_aspect: float) -> np.ndarray:
-    """(h, w, 3) uint8 of a display-referred (H, W, 3) float image, ``height`` lines high, desqueezed."""
+def _proxy(rgb: np.ndarray, height: int, plate: Plate, view: DisplayView | None) -> np.ndarray:
+    """(h, w, 3) uint8 proxy of a plate-space (H, W, 3) float frame, ``height`` lines high: the plate's format
+    as the dailies show it (overscan cut away, desqueezed, :func:`vfx.export.review.as_delivered`), scaled in
+    the plate's own space, then through the show's display/view (``None``: values already display-referred,
+    a matte)."""
+    rgb = as_delivered(rgb, plate)
     h, w = rgb.shape[:2]
     height = max(2, min(height, h))
-    width = max(2, round(w * pixel_aspect * height / h))
+    width = max(2, round(w * height / h))
     small = cv2.resize(np.ascontiguousarray(rgb, np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    if view is not None:
+        small = view.apply(small)
     return (np.clip(small, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
 
@@ -447,7 +454,7 @@ def _measure(plan: ReviewPagePlan, plate: Plate, folder: Path, *, proxy_height: 
     """Read every frame once: write its three proxies into ``folder/frames`` and measure it."""
     shot, frames = plan.shot, list(plan.frames)
     convert = ColorConverter(plate.colorspace, WORKING_SPACE)
-    squeeze = float(getattr(plate, "pixel_aspect", 1.0) or 1.0)  # the proxies are shown desqueezed
+    view = DisplayView(plate.colorspace, shot.review.display, shot.review.view)  # the dailies' look
     start_tc, start_frame = plate_start_timecode(plate)
     landmarks, note = _tracked_landmarks(shot, plan.frames)
     notes = [note] if note else []
@@ -474,7 +481,8 @@ def _measure(plan: ReviewPagePlan, plate: Plate, folder: Path, *, proxy_height: 
         done = read_rendered_frame(plan.rendered.path(frame))
         timecodes.append(done.metadata.timecode or frame_timecode(frame, plate.fps, start_frame=start_frame,
                                                                    start_timecode=start_tc))
-        before = convert.apply(plate.read(frame).rgb())
+        plate_rgb = plate.read(frame).rgb()
+        before = convert.apply(plate_rgb)
         after = convert.apply(done.rgb)
         matte = np.clip(done.matte, 0.0, 1.0)
         if before.shape != after.shape:  # e.g. an overscan plate read at another window: measure on the result's
@@ -499,10 +507,10 @@ def _measure(plan: ReviewPagePlan, plate: Plate, folder: Path, *, proxy_height: 
             shown_after, shown_before = np.clip(after, 0, 1), np.clip(before, 0, 1)
             result_descriptors[frame] = describer.describer.describe(shown_after, points)
             actor.append(describer.describer.describe(shown_before, points))
-        _write_jpeg(folder / "frames" / f"plate.{frame}.jpg", _proxy(before, proxy_height, squeeze))
-        _write_jpeg(folder / "frames" / f"result.{frame}.jpg", _proxy(after, proxy_height, squeeze))
+        _write_jpeg(folder / "frames" / f"plate.{frame}.jpg", _proxy(plate_rgb, proxy_height, plate, view))
+        _write_jpeg(folder / "frames" / f"result.{frame}.jpg", _proxy(done.rgb, proxy_height, plate, view))
         _write_png(folder / "frames" / f"matte.{frame}.png",
-                   _proxy(np.repeat(matte[:, :, None], 3, axis=2), proxy_height, squeeze)[:, :, 0])
+                   _proxy(np.repeat(matte[:, :, None], 3, axis=2), proxy_height, plate, None)[:, :, 0])
     if describer is not None and result_descriptors:
         from vfx.face.identity import descriptor_distance, mean_descriptor
 

@@ -47,6 +47,7 @@ __all__ = [
     "ImageHeader",
     "PixelType",
     "Window",
+    "place_in_window",
     "read_image",
     "read_image_header",
     "read_image_size",
@@ -255,18 +256,30 @@ class Image:
             (display height, display width, C) float32. The pixels array itself when both windows agree.
         """
         data = self.data_window or Window(0, 0, *self.size)
-        disp = self.display_window or data
-        if data == disp:
-            return self.pixels
-        out = np.zeros((disp.height, disp.width, self.pixels.shape[2]), np.float32)
-        y0, x0 = max(data.y, disp.y), max(data.x, disp.x)
-        y1 = min(data.y + data.height, disp.y + disp.height)
-        x1 = min(data.x + data.width, disp.x + disp.width)
-        if y1 > y0 and x1 > x0:
-            out[y0 - disp.y : y1 - disp.y, x0 - disp.x : x1 - disp.x] = self.pixels[
-                y0 - data.y : y1 - data.y, x0 - data.x : x1 - data.x
-            ]
-        return out
+        return place_in_window(self.pixels, data, self.display_window or data)
+
+
+def place_in_window(pixels: np.ndarray, data: Window, window: Window) -> np.ndarray:
+    """Pixels covering the ``data`` window, placed on ``window`` (an EXR's display window): what lies outside
+    ``window`` is cut away (overscan), what ``data`` does not reach is zero.
+
+    Returns:
+        (window height, window width, C) array of the pixels' dtype; ``pixels`` itself when the windows agree.
+
+    Convention:
+        - pixels (H, W, C) with (H, W) == data.size; windows (y, x, height, width) in one pixel space
+    """
+    if data == window:
+        return pixels
+    out = np.zeros((window.height, window.width, *pixels.shape[2:]), pixels.dtype)
+    y0, x0 = max(data.y, window.y), max(data.x, window.x)
+    y1 = min(data.y + data.height, window.y + window.height)
+    x1 = min(data.x + data.width, window.x + window.width)
+    if y1 > y0 and x1 > x0:
+        out[y0 - window.y : y1 - window.y, x0 - window.x : x1 - window.x] = pixels[
+            y0 - data.y : y1 - data.y, x0 - data.x : x1 - data.x
+        ]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -330,16 +330,18 @@ def test_review_options_merge() -> None:
         review_options(shot, codec="av1")
 
 
-def test_an_overscan_plate_is_reviewed_in_itsas_delivered() -> None:
+def test_an_overscan_plate_is_reviewed_in_its_display_window() -> None:
     from types import SimpleNamespace
 
     from vfx.export.review import as_delivered
     from vfx.io.image import Window
 
     rgb = np.arange(64 * 80 * 3, dtype=np.float32).reshape(64, 80, 3)
-    overscan = SimpleNamespace(overscan=True, data_window=Window(-8, -8, 64, 80), display_window=Window(0, 0, 48, 64))
+    overscan = SimpleNamespace(overscan=True, data_window=Window(-8, -8, 64, 80), display_window=Window(0, 0, 48, 64),
+                               squeezed=False)
     np.testing.assert_array_equal(as_delivered(rgb, overscan), rgb[8:56, 8:72])
-    cropped = SimpleNamespace(overscan=True, data_window=Window(4, 4, 40, 56), display_window=Window(0, 0, 48, 64))
+    cropped = SimpleNamespace(overscan=True, data_window=Window(4, 4, 40, 56), display_window=Window(0, 0, 48, 64),
+                              squeezed=False)
     shown = as_delivered(rgb[:40, :56], cropped)
     assert shown.shape == (48, 64, 3) and not shown[:4].any() and not shown[:, :4].any()
     np.testing.assert_array_equal(shown[4:44, 4:60], rgb[:40, :56])

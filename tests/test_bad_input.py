@@ -252,7 +252,55 @@ def file_in(name: str, content: str | bytes = "x") -> Prep:
     return lambda w, c: {"x": text(c, name, content)}
 
 
+def cut(clip: str, first: int, count: int) -> Prep:
+    """A shot whose frames come from an OTIO cut holding one clip ``clip`` over frames ``first``.. (24 fps)."""
+    import opentimelineio as otio
+
+    def prep(w: World, c: Path) -> dict:
+        timeline = otio.schema.Timeline(name="reel1")
+        track = otio.schema.Track(name="V1")
+        track.append(otio.schema.Clip(name=clip, source_range=otio.opentime.TimeRange(
+            otio.opentime.RationalTime(first, 24), otio.opentime.RationalTime(count, 24))))
+        timeline.tracks.append(track)
+        otio.adapters.write_to_file(timeline, str(c / "cut.otio"))
+
+        def change(d: dict) -> None:
+            d["plate"].pop("frames", None)
+            d["plate"]["edit"] = str(c / "cut.otio")
+        return {"shot": variant(w, c, change)}
+    return prep
+
+
+def video_plate(change: Callable[[dict], None]) -> Prep:
+    """A shot on the demo's astronaut movie, changed by ``change``."""
+    def prep(w: World, c: Path) -> dict:
+        def on_video(d: dict) -> None:
+            d["plate"] = {"path": str(w["root"] / "media" / "astronaut.mp4")}
+            change(d)
+        return {"shot": variant(w, c, on_video)}
+    return prep
+
+
 CASES: list[tuple[str, Prep, list[str], str]] = [
+    # --- issue 18: plates, dailies, review page, OTIO, farm placement
+    ("export-unknown-display", none, ["export", "{good}", "--display", "Cinema 4K"], "sRGB - Display"),
+    ("export-unknown-view", none, ["export", "{good}", "--view", "Filmic"], "ACES 2.0 - SDR 100 nits"),
+    ("export-prores-in-mp4", none, ["export", "{good}", "--codec", "prores4444"], ".mov"),
+    ("swap-unknown-view-in-shot", shot(lambda d: d.update(review={"view": "Filmic"})),
+     ["swap", "{shot}", "--device", "cpu"], "view"),
+    ("swap-review-codec-container", shot(lambda d: d.update(review={"codec": "dnxhr_hq"})),
+     ["swap", "{shot}", "--device", "cpu"], ".mov"),
+    ("export-otio-not-otio", none, ["export", "{good}", "--otio", "{case}/timeline.txt"], ".otio"),
+    ("shot-cut-outside-plate", cut("demo", 2000, 10), ["shot", "validate", "{shot}"], "outside"),
+    ("shot-cut-without-the-clip", cut("sh999", 1001, 4), ["shot", "validate", "{shot}"], "sh999"),
+    ("swap-cut-outside-plate", cut("demo", 990, 20), ["swap", "{shot}", "--device", "cpu"], "outside"),
+    ("swap-video-pixel-aspect-disagrees", video_plate(lambda d: d["plate"].update(pixel_aspect=2.0)),
+     ["swap", "{shot}", "--device", "cpu"], "container"),
+    ("review-not-rendered", shot(lambda d: None), ["review", "{shot}"], "vfx swap"),
+    ("farm-export-bad-priority", none, ["farm", "export", "{good}", "--to", "deadline", "{case}/jobs",
+                                        "--priority", "101"], "priority"),
+    ("farm-export-bad-pool", none, ["farm", "export", "{good}", "--to", "deadline", "{case}/jobs",
+                                    "--pool", "rush; rm -rf"], "pool"),
     # --- probe
     ("probe-missing", none, ["probe", "{case}/missing.mp4"], "not found"),
     ("probe-directory", lambda w, c: {"x": (c / "d.mp4").mkdir() or c / "d.mp4"}, ["probe", "{x}"], "directory"),
@@ -497,5 +545,5 @@ def test_the_suite_covers_every_command():
     commands = {c[2][0] if c[2][0] not in ("shot", "edit", "task", "farm", "model") else " ".join(c[2][:2])
                 for c in CASES}
     assert {"probe", "shot validate", "extract", "train", "swap", "retouch", "edit labels", "edit learn",
-            "edit apply", "export", "task run", "farm run", "farm export", "model info", "demo"} <= commands
+            "edit apply", "export", "task run", "farm run", "farm export", "model info", "demo", "review"} <= commands
     assert len(CASES) >= 60

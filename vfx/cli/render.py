@@ -156,10 +156,11 @@ def export(
     codec: Annotated[Optional[str], typer.Option("--codec", help="Review codec: h264 (proxy), prores422hq, prores4444 or dnxhr_hq (default: the shot's review.codec, h264).")] = None,
     slate: Annotated[Optional[bool], typer.Option("--slate/--no-slate", help="Start the review with a slate frame (shot, version, frames, timecode, persona, date).")] = None,
     burn_ins: Annotated[Optional[bool], typer.Option("--burn-ins/--no-burn-ins", help="Burn shot, version, frame, timecode, persona and a SYNTHETIC FACE tag into the review.")] = None,
+    otio_file: Annotated[Optional[Path], typer.Option("--otio", help="Also write an OpenTimelineIO timeline (.otio) for Nuke Studio, Hiero or RV: the plate and each rendered version as image-sequence tracks in the plate's timecode, the review movie(s) as clips.")] = None,
 ) -> None:
-    """Hand a rendered shot on: the compositor package (RGBA face patches, mattes, matrices, a Nuke script)
-    and the dailies review (the show's OCIO view, burn-ins, optional slate, the plate's sound), from the frames
-    `vfx swap` wrote."""
+    """Hand a rendered shot on: the compositor package (RGBA face patches, mattes, matrices, a Nuke script),
+    the dailies review (the show's OCIO view, burn-ins, optional slate, the plate's sound) and an OTIO timeline
+    for editorial, from the frames `vfx swap` wrote."""
     from vfx.export.handoff import write_handoff
     from vfx.export.review import review_options
     from vfx.shot import FrameRange, load_shot
@@ -168,7 +169,14 @@ def export(
     options = review_options(loaded, display=display, view=view,
                              codec=choice("--codec", codec, ("h264", "prores422hq", "prores4444", "dnxhr_hq"))
                              if codec else None, slate=slate, burn_ins=burn_ins)
-    for line in write_handoff(loaded, comp=comp, review=review, side_by_side=side_by_side,
-                              frames=FrameRange.parse(frames) if frames else None, require=True,
-                              review_options=options):
-        typer.echo(line)
+    wanted = FrameRange.parse(frames) if frames else None
+    if otio_file is not None:
+        from vfx.export.otio import check_otio_path, write_otio
+
+        check_otio_path(loaded, otio_file)  # refused before anything is written
+    if otio_file is None or comp or review or loaded.outputs.comp_package or loaded.outputs.review:
+        for line in write_handoff(loaded, comp=comp, review=review, side_by_side=side_by_side, frames=wanted,
+                                  require=True, review_options=options):
+            typer.echo(line)
+    if otio_file is not None:
+        typer.echo(f"OTIO timeline: {write_otio(loaded, otio_file, frames=wanted)}")

@@ -31,9 +31,10 @@ import numpy as np
 from vfx.align.similarity import warp_to_crop
 from vfx.faceset.plate_faces import track_plate_faces
 from vfx.faceset.store import FaceRecord
-from vfx.io.color import WORKING_SPACE, ColorConverter
+from vfx.io.color import WORKING_SPACE, ColorConverter, DisplayView
 from vfx.io.image import Image
 from vfx.io.plate import Plate, check_frame_size, check_plate_size, open_plate
+from vfx.io.video import check_movie_output
 from vfx.render.rendered import (
     PlateHeader,
     RenderedFrame,
@@ -133,6 +134,9 @@ def plan_render(shot: Shot, stage: str, *, frames: FrameRange | None, resolution
     device = resolve_device(device)
     plate_faces_folder(shot)  # the shot must name a frame output to keep the plate's faces beside
     check_handoff_destinations(shot)  # the review and package a finished run writes, and outputs apart from inputs
+    if shot.outputs.review is not None:  # the review a finished run writes: its codec, container and view now
+        check_movie_output(shot.outputs.review, shot.review.codec)
+        DisplayView(shot.plate.colorspace, shot.review.display, shot.review.view)
     exr = None if stage == "swap" and shot.outputs.exr is None else stage_output(shot, stage)
     plate_format = plate_format_sequence(shot, stage)
     source_frames = None if source is False else source_sequence(shot, stage)

@@ -48,6 +48,7 @@ def _tiny_model(run: Path, facesets: dict[str, Path]) -> None:
     write_loss_curve(manifest.losses, run / "loss.png")
     grid = np.linspace(0, 1, 64 * 96 * 3, dtype=np.float32).reshape(64, 96, 3)
     write_image(run / "preview.png", grid, channels=("R", "G", "B"), dtype="uint8")
+    write_image(run / "timelapse_level2.png", grid, channels=("R", "G", "B"), dtype="uint8")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_the_page_is_one_self_contained_folder(page):
     for frame in FRAMES:
         for name in (f"plate.{frame}.jpg", f"result.{frame}.jpg", f"matte.{frame}.png"):
             assert (folder / "frames" / name).stat().st_size > 0
-    for name in ("qc.png", "contact_sheet.png", "train_preview.png", "train_loss.png"):
+    for name in ("qc.png", "contact_sheet.png", "train_preview.png", "train_loss.png", "train_timelapse_level2.png"):
         assert (folder / name).is_file(), name
     assert list(folder.glob("faceset_*.png")), "the personas' faceset contact sheets"
     assert not list(folder.parent.glob(".review.*")), "no temporary folder left behind"

@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 
 import vfx
+from vfx.comb.preview import training_pictures
 from vfx.errors import ConfigError, MediaError, VfxError
 from vfx.export.review import as_delivered
 from vfx.io.color import WORKING_SPACE, ColorConverter, DisplayView
@@ -626,8 +627,11 @@ def _model_section(model: ModelCard | None, images: dict[str, str]) -> str:
                     f"<td>{html.escape(_fmt(p.held_out_face_ssim, 4))}</td>"
                     f"<td class=\"path\">{html.escape(', '.join(p.facesets) or '-')}</td></tr>")
     pictures = []
+    strips = sorted((k for k in images if k.startswith("timelapse_level")), key=lambda k: int(k[len("timelapse_level"):]))
     for key, caption in (("preview", "Latest training preview (held-out inputs, then each decoder)"),
-                         ("loss", "Loss curve")):
+                         ("loss", "Loss curve"),
+                         *((k, f"Timelapse of level {k[len('timelapse_level'):]}: one row per checkpoint, "
+                            "newest at the bottom") for k in strips)):
         if key in images:
             pictures.append(f'<figure><a href="{images[key]}"><img id="train-{key}" src="{images[key]}" '
                             f'alt="{html.escape(caption)}"></a><figcaption>{html.escape(caption)}</figcaption></figure>')
@@ -771,17 +775,16 @@ def _copy_faceset_sheets(shot: Shot, model: ModelCard | None, work: Path) -> lis
 
 
 def _copy_training_pictures(model: ModelCard | None, work: Path) -> dict[str, str]:
-    """``preview.png`` and ``loss.png`` of the model's run folder (else its checkpoint's), copied in."""
-    images = {}
+    """The training run's pictures (:func:`vfx.comb.preview.training_pictures`: ``preview.png``, ``loss.png``
+    and the ``timelapse_level<N>.png`` strips, refreshed at every checkpoint), copied in."""
+    images: dict[str, str] = {}
     if model is None:
         return images
-    for key in ("preview", "loss"):
-        for folder in (model.run, model.checkpoint):
-            source = folder / f"{key}.png"
-            if source.is_file():
+    for folder in (model.checkpoint, model.run):
+        for key, source in training_pictures(folder).items():
+            if key not in images:
                 shutil.copyfile(source, work / f"train_{key}.png")
                 images[key] = f"train_{key}.png"
-                break
     return images
 
 

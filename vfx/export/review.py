@@ -33,6 +33,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 import pydantic
 
@@ -69,6 +70,7 @@ __all__ = [
     "ReviewLabels",
     "check_review",
     "as_delivered",
+    "delivered_proxy",
     "review_frames",
     "review_options",
     "side_by_side_path",
@@ -258,6 +260,26 @@ def as_delivered(rgb: np.ndarray, plate: Plate) -> np.ndarray:
     if plate.overscan and data is not None and shown is not None and rgb.shape[:2] == data.size:
         rgb = place_in_window(rgb, data, shown)
     return desqueeze(rgb, plate.pixel_aspect) if plate.squeezed else rgb
+
+def delivered_proxy(rgb: np.ndarray, plate: Plate, height: int, view: DisplayView | None) -> np.ndarray:
+    """A small picture of a plate-space frame as the dailies show it: :func:`as_delivered`, scaled to ``height``
+    lines in the plate's own space (area filter, never enlarged), then through the show's display/view
+    (``None``: values shown as they are, e.g. a matte). The review page's proxies and the contact sheet use it.
+
+    Convention:
+        - rgb (H, W, C) float32 covering ``plate.data_window``; returns (h, w, C) float32 clipped to [0, 1]
+    """
+    rgb = as_delivered(rgb, plate)
+    h, w = rgb.shape[:2]
+    height = max(2, min(height, h))
+    width = max(2, round(w * height / h))
+    small = cv2.resize(np.ascontiguousarray(rgb, np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    if small.ndim == 2:
+        small = small[:, :, np.newaxis]
+    if view is not None:
+        small = view.apply(small)
+    return np.clip(small, 0.0, 1.0)
+
 
 def _audio_for(shot: Shot, plate: Plate, frames: FrameRange, workdir: Path) -> Path | None:
     """The audio to copy, cut so it starts with the review's first frame.

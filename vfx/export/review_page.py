@@ -48,7 +48,7 @@ import numpy as np
 import vfx
 from vfx.comb.preview import training_pictures
 from vfx.errors import ConfigError, MediaError, VfxError
-from vfx.export.review import as_delivered
+from vfx.export.review import delivered_proxy
 from vfx.io.color import WORKING_SPACE, ColorConverter, DisplayView
 from vfx.io.plate import Plate, open_plate
 from vfx.io.timecode import frame_timecode
@@ -422,19 +422,8 @@ def _jitter(frames: Sequence[int], landmarks: dict[int, np.ndarray]) -> np.ndarr
 
 
 def _proxy(rgb: np.ndarray, height: int, plate: Plate, view: DisplayView | None) -> np.ndarray:
-    """(h, w, 3) uint8 proxy of a plate-space (H, W, 3) float frame, ``height`` lines high: the plate's format
-    as the dailies show it (overscan cut away, desqueezed, :func:`vfx.export.review.as_delivered`), scaled in
-    the plate's own space, then through the show's display/view (``None``: values already display-referred,
-    a matte)."""
-    rgb = as_delivered(rgb, plate)
-    h, w = rgb.shape[:2]
-    height = max(2, min(height, h))
-    width = max(2, round(w * height / h))
-    small = cv2.resize(np.ascontiguousarray(rgb, np.float32), (width, height), interpolation=cv2.INTER_AREA)
-    if view is not None:
-        small = view.apply(small)
-    return (np.clip(small, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-
+    """(h, w, 3) uint8 proxy of a plate-space frame, ``height`` lines high (:func:`delivered_proxy`)."""
+    return (delivered_proxy(rgb, plate, height, view) * 255 + 0.5).astype(np.uint8)
 
 def _write_jpeg(path: Path, rgb8: np.ndarray, quality: int = 88) -> None:
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])

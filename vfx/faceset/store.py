@@ -60,6 +60,14 @@ class FacesetInfo:
     schema: str = FACESET_SCHEMA
     vfx_version: str = field(default_factory=lambda: vfx.__version__)
 
+    def to_json(self) -> dict[str, Any]:
+        """What ``faceset.json`` holds: the fields, ``pixel_aspect`` only for anamorphic footage (a square-pixel
+        faceset's file is byte for byte what earlier versions wrote)."""
+        data = asdict(self)
+        if data["pixel_aspect"] == 1.0:
+            data.pop("pixel_aspect")
+        return data
+
     def identity(self) -> dict[str, Any]:
         """The fields that must match for a rerun to add to (or skip over) an existing faceset."""
         data = asdict(self)
@@ -271,7 +279,7 @@ class Faceset:
                               expected="a new or empty folder", found="other files and no faceset.json",
                               fix="choose another --out folder")
         folder.mkdir(parents=True, exist_ok=True)
-        write_stamped(folder / cls.INFO_FILE, FACESET_SCHEMA, asdict(info))
+        write_stamped(folder / cls.INFO_FILE, FACESET_SCHEMA, info.to_json())
         return cls(folder, info)
 
     def crop_path(self, track: int, frame: int) -> Path:

@@ -297,6 +297,13 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
     ("swap-video-pixel-aspect-disagrees", video_plate(lambda d: d["plate"].update(pixel_aspect=2.0)),
      ["swap", "{shot}", "--device", "cpu"], "container"),
     ("review-not-rendered", shot(lambda d: None), ["review", "{shot}"], "vfx swap"),
+    # --- issue 19: real shots
+    ("shot-cuts-outside-plate", shot(lambda d: d["plate"].update(cuts=[1004, 2000])), ["shot", "validate", "{shot}"],
+     "outside the plate"),
+    ("swap-cuts-outside-plate", shot(lambda d: d["plate"].update(cuts="900")), ["swap", "{shot}", "--device", "cpu"],
+     "outside the plate"),
+    ("extract-bad-cuts", none, ["extract", "{root}/media/hopper.mp4", "--out", "{case}/f", "--cuts", "soon"],
+     "frame"),
     ("farm-export-bad-priority", none, ["farm", "export", "{good}", "--to", "deadline", "{case}/jobs",
                                         "--priority", "101"], "priority"),
     ("farm-export-bad-pool", none, ["farm", "export", "{good}", "--to", "deadline", "{case}/jobs",

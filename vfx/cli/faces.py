@@ -29,6 +29,7 @@ def extract(
     smooth_window: Annotated[int, typer.Option("--smooth-window", help="Longest window (frames, odd) of the zero-lag temporal filter; 1: off.")] = 11,
     min_face_px: Annotated[Optional[float], typer.Option("--min-face-px", help="Smallest face width to find, in pixels (slower detection below ~160 px).")] = None,
     qc: Annotated[bool, typer.Option("--qc", help="Also plot each track's landmark jitter over time (qc_jitter.png).")] = False,
+    cuts: Annotated[Optional[str], typer.Option("--cuts", help="Frames where a new camera shot starts (1025,1049), or 'none'; no track or smoothing crosses them. Default: found by PySceneDetect.")] = None,
 ) -> None:
     """Detect, landmark, track and align faces into a faceset, with a contact sheet of sample crops."""
     from vfx.faceset.extract import ExtractConfig, extract_faceset
@@ -40,7 +41,9 @@ def extract(
     config = ExtractConfig(landmarker=choice("--landmarker", landmarker, ("dlib", "fan")), models_dir=models_dir,
                            device=resolve_device(device), crop_size=size, track=track, workers=workers,
                            jitter_beta=jitter_beta, jitter_shifts=jitter_shifts, smooth_window=smooth_window,
-                           min_face_px=min_face_px)
+                           min_face_px=min_face_px,
+                           cuts=None if cuts is None else () if cuts.strip().lower() == "none"
+                           else tuple(FrameRange.parse(cuts)))
     wanted = FrameRange.parse(frames) if frames else shot_frames
     summary = extract_faceset(media, out, frames=wanted, config=config)
     faceset = Faceset.open(out)

@@ -59,6 +59,7 @@ from vfx.face.track import (
     seed_boxes,
 )
 from vfx.face.types import Face, FaceBox
+from vfx.faceset.cuts import segments, shot_cuts
 from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
@@ -103,6 +104,8 @@ class ExtractConfig:
         pixel_aspect: width of a footage pixel over its height (2.0: a 2x anamorphic squeeze); faces are found
             and aligned on the desqueezed picture and cut unsqueezed. None: the footage's own (EXR
             ``PixelAspectRatio``, a movie's sample aspect ratio).
+        cuts: frames that start a new camera shot (an editor's list; ``()``: none); None: found by
+            :func:`vfx.faceset.cuts.detect_cuts`. No track, smoothing or gap filling crosses a cut.
     """
 
     landmarker: Literal["dlib", "fan"] = "dlib"
@@ -122,6 +125,7 @@ class ExtractConfig:
     workers: int = 0
     chunk_frames: int = 10
     pixel_aspect: float | None = None
+    cuts: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         AlignTemplate(size=self.crop_size)  # the crop size's own check and message
@@ -173,6 +177,8 @@ class ExtractSummary:
     crops_skipped: int
     seconds: float
     track_lengths: dict[int, int] = field(default_factory=dict)
+    cuts: tuple[int, ...] = ()
+    cuts_source: str = ""
 
     @property
     def fps(self) -> float:
@@ -185,6 +191,7 @@ class ExtractSummary:
         missing = format_frames(self.no_face_frames) if self.no_face_frames else "none"
         return (f"faceset {self.folder}\n  frames {self.frames}, faces {self.faces}, tracks {self.tracks} ({tracks})\n"
                 f"  frames without a face: {missing}\n"
+                f"  cuts: {format_frames(self.cuts) if self.cuts else 'none'} ({self.cuts_source or 'not searched'})\n"
                 f"  crops written {self.crops_written}, already there {self.crops_skipped}\n"
                 f"  {self.seconds:.1f} s ({self.fps:.1f} frames/s)")
 
@@ -204,21 +211,29 @@ def extract_faceset(
     started = time.perf_counter()
     template = AlignTemplate(size=config.crop_size)
     faceset, frames, config = _open_faceset(source, out, frames, config)
+    with source.open() as plate:
+        cuts, changed = shot_cuts(plate, frames, faceset.folder, config.cuts)
+    if changed:  # other cuts make other tracks: the crops cut along the old ones are out of date
+        for record in faceset.records():
+            if record.crop is not None:
+                (faceset.folder / record.crop).unlink(missing_ok=True)
     chunks = [tuple(chunk) for chunk in frames.chunks(config.chunk_frames)]
     workers = _worker_count(config, len(chunks))
     with _executor(config, workers) as pool:
         detections = _landmark_pass(pool, source, faceset, chunks, config, workers)
-        tracks = _track_pass(detections, frames, config)
+        tracks = _track_pass(detections, frames, config, cuts.cuts)
         records = _records(tracks, detections, frames, template, config)
         written, skipped = _crop_pass(pool, source, faceset, records, template, workers)
     faceset.write_index(records)
     faces = [r for r in records if r.quality != "no_face"]
-    lengths = {t.track_id: len(t.faces) for t in tracks}
+    lengths: dict[int, int] = {}
+    for track in tracks:  # a track number names the same rank in every camera shot
+        lengths[track.track_id] = lengths.get(track.track_id, 0) + len(track.faces)
     return ExtractSummary(
         folder=faceset.folder, frames=len(frames), faces=len(faces), tracks=len(tracks),
         no_face_frames=tuple(r.frame for r in records if r.quality == "no_face"),
         crops_written=written, crops_skipped=skipped, seconds=time.perf_counter() - started,
-        track_lengths=lengths)
+        track_lengths=lengths, cuts=cuts.cuts, cuts_source=cuts.source)
 
 
 def extract_landmarks(
@@ -486,13 +501,19 @@ def _cache_shape_ok(data: object, frames: Sequence[int]) -> bool:
 
 # ---------------------------------------------------------------------------------------------- pass 2
 
-def _track_pass(detections: dict[int, list[Face]], frames: FrameRange, config: ExtractConfig) -> list[Track]:
-    tracker = FaceTracker()
-    for frame in frames:
-        tracker.update(frame, detections.get(frame, []))
-    tracks = rank_tracks([fill_gaps(t, max_gap=config.max_gap) for t in tracker.finish()])
+def _track_pass(detections: dict[int, list[Face]], frames: FrameRange, config: ExtractConfig,
+                cuts: Sequence[int] = ()) -> list[Track]:
+    """Link the faces into tracks, one camera shot at a time: every track ends at a cut, and gaps are filled
+    (and later smoothed) within a shot only. Tracks are numbered by rank within their shot, so track 0 is the
+    main face of every shot, track 1 the second, and so on."""
+    tracks: list[Track] = []
+    for piece in segments(frames, cuts):
+        tracker = FaceTracker()
+        for frame in piece:
+            tracker.update(frame, detections.get(frame, []))
+        tracks += rank_tracks([fill_gaps(t, max_gap=config.max_gap) for t in tracker.finish(rank=False)])
     if config.track is not None:
-        found = sorted(t.track_id for t in tracks)
+        found = sorted({t.track_id for t in tracks})
         if config.track not in found and (config.track != 0 or found):
             raise ConfigError(f"The footage has no face track {config.track}",
                               expected="a track the faces were linked into: "

@@ -14,6 +14,7 @@ import numpy as np
 
 from vfx.align.similarity import compose, transform_points
 from vfx.errors import ConfigError
+from vfx.faceset.cuts import DETECTOR, read_cuts
 from vfx.faceset.extract import (
     ExtractConfig,
     MediaSource,
@@ -54,7 +55,8 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
     """
     folder, source, tracked, config = _plate_extraction(shot, plate, frames, crop_size=crop_size, track=track,
                                                        workers=workers)
-    records = _complete_index(folder, faceset_info(source, plate.kind, config), tracked) if reuse else None
+    current = _cuts_current(folder, config.cuts)
+    records = _complete_index(folder, faceset_info(source, plate.kind, config), tracked) if reuse and current else None
     if records is None:
         extract_faceset(source, folder, frames=tracked, config=config)
         records = list(Faceset.open(folder).records())
@@ -73,6 +75,19 @@ def track_plate_faces(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
     return {f: r if r.matrix is None else replace(r, matrix=compose(r.matrix, scale),
                                                   crop_landmarks=transform_points(r.crop_landmarks, scale))
             for f, r in records.items()}
+
+
+def _cuts_current(folder: Path, given: tuple[int, ...] | None) -> bool:
+    """Whether the faces kept in ``folder`` were tracked with the shot's cuts: those of the shot file, or found
+    (a faces folder from before cuts were kept is redone)."""
+    kept = read_cuts(folder)
+    if kept is None:
+        return False
+    if given is None:
+        return kept.source == DETECTOR
+    frames = FrameRange.parse(kept.frames)
+    return kept.source == "shot file" and kept.cuts == tuple(c for c in sorted(set(given))
+                                                             if c in frames and c != frames.first)
 
 
 def _complete_index(folder: Path, info: FacesetInfo, frames: FrameRange) -> list[FaceRecord] | None:
@@ -114,7 +129,7 @@ def _plate_extraction(shot: Shot, plate: Plate, frames: FrameRange, *, crop_size
     detect_scale = min(1.0, DETECT_LINES / short_side)
     config = ExtractConfig(crop_size=stored, track=track, workers=workers, detect_scale=detect_scale,
                            min_face_px=MIN_FACE_FRACTION * short_side if short_side < DETECT_LINES else None,
-                           pixel_aspect=plate.pixel_aspect)
+                           pixel_aspect=plate.pixel_aspect, cuts=shot.plate.cut_list)
     return folder, source, tracked, config
 
 

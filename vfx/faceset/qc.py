@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vfx.face.smooth import RIGID_LANDMARKS, high_pass
+from vfx.faceset.cuts import read_cuts, segments
 from vfx.faceset.store import FaceRecord, Faceset
 from vfx.io.image import read_image, write_image
 from vfx.utils.plots import pyplot, save_figure
@@ -71,18 +72,28 @@ def _contiguous(frames: np.ndarray) -> list[tuple[int, int]]:
 
 
 def write_jitter_plot(faceset: Faceset, path: str | os.PathLike[str]) -> Path:
-    """Write a PNG with, per track, the landmark jitter over time before and after the temporal filter."""
+    """Write a PNG with, per track, the landmark jitter over time before and after the temporal filter, each
+    camera shot on its own, the faceset's cuts marked."""
     plt = pyplot()
     by_track: dict[int, list[FaceRecord]] = {}
     for record in faceset.faces():
         by_track.setdefault(record.track, []).append(record)
     fig, axes = plt.subplots(max(1, len(by_track)), 1, figsize=(10, 2.6 * max(1, len(by_track))), squeeze=False)
+    kept = read_cuts(faceset.folder)
+    cuts = kept.cuts if kept is not None else ()
     for axis, (track, records) in zip(axes[:, 0], sorted(by_track.items())):
-        frames = [r.frame for r in records]
-        if len(records) >= 3:
-            for smoothed, label in ((False, "averaged (9 boxes)"), (True, "averaged + temporal filter")):
-                jitter = track_jitter(records, smoothed=smoothed)
-                axis.plot(frames, jitter * 100, label=f"{label}: mean {np.nanmean(jitter) * 100:.3f} %")
+        # one camera shot at a time: the jitter high-pass never runs over a cut
+        pieces = [[r for r in records if r.frame in piece] for piece in segments([r.frame for r in records], cuts)]
+        for smoothed, label, colour in ((False, "averaged (9 boxes)", "C0"), (True, "averaged + temporal filter", "C1")):
+            values = [(piece, track_jitter(piece, smoothed=smoothed)) for piece in pieces if len(piece) >= 3]
+            if not values:
+                continue
+            mean = np.nanmean(np.concatenate([jitter for _, jitter in values]))
+            for index, (piece, jitter) in enumerate(values):
+                axis.plot([r.frame for r in piece], jitter * 100, color=colour,
+                          label=f"{label}: mean {mean * 100:.3f} %" if index == 0 else None)
+        for index, cut in enumerate(cuts):
+            axis.axvline(cut - 0.5, color="red", linestyle="--", linewidth=1, label="cut" if index == 0 else None)
         axis.set_title(f"track {track}: jitter of the skull-fixed landmarks (above 1 cycle / 6 frames), "
                        "% of inter-ocular distance")
         axis.set_xlabel("frame")

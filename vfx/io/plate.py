@@ -7,7 +7,7 @@ is. Reads stream: one frame in memory at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from vfx.errors import MediaError, MissingFramesError
+from vfx.errors import ConfigError, MediaError, MissingFramesError
 from vfx.io.color import resolve_colorspace, to_working
 from vfx.io.image import Image, ImageHeader, Window, read_image, read_image_header
 from vfx.io.video import VideoInfo, VideoReader, probe_video
@@ -30,7 +30,7 @@ from vfx.shot.frames import (
 )
 from vfx.shot.schema import PlateConfig, Shot
 
-__all__ = ["Plate", "borrow_plate", "header_pixel_aspect", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate",
+__all__ = ["Plate", "borrow_plate", "check_cuts", "header_pixel_aspect", "check_frame_size", "check_plate_size", "check_shot_media", "open_media", "open_plate",
            "probe_media"]
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,21 @@ def header_pixel_aspect(header: ImageHeader) -> float:
     return aspect if 0.0 < aspect <= 4.0 else 1.0
 
 
+def check_cuts(cuts: Sequence[int], plate_frames: FrameRange, source: str) -> tuple[int, ...]:
+    """An editor's cut list (the first frame of each new camera shot), checked to lie inside the plate.
+
+    Raises:
+        ConfigError: a cut outside the plate's frames.
+    """
+    outside = [c for c in cuts if c not in plate_frames]
+    if outside:
+        raise ConfigError(f"Cut list of {source} lies outside the plate", expected=f"cuts inside the plate's "
+                          f"frames {plate_frames}", found=f"cuts at {format_frames(outside)}",
+                          fix="correct plate.cuts (the first frame of each new camera shot), or remove it to have "
+                          "the cuts found")
+    return tuple(sorted(set(cuts)))
+
+
 def _apply_pixel_aspect(plate: Plate, config: PlateConfig) -> None:
     """The shot's ``plate.pixel_aspect`` over the plate's own.
 
@@ -214,6 +229,7 @@ def open_plate(config: PlateConfig, frames: FrameRange | None = None) -> tuple[P
     plate = open_media(config.path, start_frame=config.start_frame, fps=config.fps, colorspace=config.colorspace)
     try:
         _apply_pixel_aspect(plate, config)
+        check_cuts(config.cut_list or (), plate.frame_range, f"shot plate {config.path}")
         wanted = frames or config.frames or plate.frame_range
         wanted.check_within(plate.frame_range, f"plate {config.path}")
         if plate.kind == "sequence":

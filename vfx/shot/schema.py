@@ -127,6 +127,27 @@ class PlateConfig(_Frozen):
         description="Name of the shot's clip in `edit` (default: the shot's name).",
     )
     handles: int = Field(default=0, ge=0, le=10_000, description="Frames kept either side of the cut's range (with `edit`).")
+    cuts: Literal["none"] | Frames | None = Field(
+        default=None, description="Frames that start a new camera shot inside the plate (`1050,1102`): no face "
+        "track, smoothing or interpolation crosses them. Default: found by PySceneDetect's content detector; an "
+        "editor's list here wins; `none` for a plate with no cut.",
+    )
+
+    @field_validator("cuts", mode="before")
+    @classmethod
+    def _cut_list(cls, value: Any) -> Any:
+        """``cuts: [1050, 1102]`` as well as ``cuts: 1050,1102``."""
+        if isinstance(value, list | tuple) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return ",".join(str(v) for v in value) if value else "none"
+        return value
+
+    @property
+    def cut_list(self) -> tuple[int, ...] | None:
+        """The frames that start a camera shot, as the shot file gives them: ``()`` for ``cuts: none``, None
+        where they are to be detected."""
+        if self.cuts is None:
+            return None
+        return () if self.cuts == "none" else tuple(self.cuts)
 
     @property
     def audio_source(self) -> Path | None:

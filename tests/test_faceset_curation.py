@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_extract import _frames, _write_sequence
 from vfx.cli import entrypoint
 from vfx.comb.data import PersonaData
 from vfx.errors import ConfigError, MediaError
@@ -20,7 +21,6 @@ from vfx.faceset.store import LandmarkOverride, apply_overrides, read_overrides,
 from vfx.shot import FrameRange
 
 from conftest import CLIPS
-from test_extract import _frames, _write_sequence
 
 FAST = ExtractConfig(workers=1, chunk_frames=8, crop_size=64, jitter_shifts=0)
 

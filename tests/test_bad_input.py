@@ -501,6 +501,24 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
     ("farm-unknown-engine", none, ["farm", "run", "{good}", "--engine", "slurm"], "local"),
     ("farm-export-unknown-manager", none, ["farm", "export", "{good}", "--to", "tractor", "{case}/jobs"], "opencue"),
     ("farm-export-out-a-file", file_in("jobs", "x"), ["farm", "export", "{good}", "--to", "openjd", "{x}"], "file"),
+    # --- faceset curation (issue 19)
+    ("faceset-exclude-not-a-faceset", lambda w, c: {"x": (c / "plain").mkdir() or c / "plain"},
+     ["faceset", "exclude", "{x}", "1001"], "faceset.json"),
+    ("faceset-exclude-frames-it-lacks", lambda w, c: {"x": shutil.copytree(w["faceset"], c / "fs")},
+     ["faceset", "exclude", "{x}", "1001-1002,1050"], "no face"),
+    ("faceset-exclude-track-it-lacks", lambda w, c: {"x": shutil.copytree(w["faceset"], c / "fs")},
+     ["faceset", "exclude", "{x}", "1001", "--track", "7"], "track 7"),
+    ("faceset-exclude-bad-frames", lambda w, c: {"x": shutil.copytree(w["faceset"], c / "fs")},
+     ["faceset", "exclude", "{x}", "10O1"], "frame range"),
+    ("faceset-exclude-damaged-list", lambda w, c: {"x": (shutil.copytree(w["faceset"], c / "fs"),
+                                                         text(c / "fs", "exclude.json", "{oops"))[0]},
+     ["faceset", "exclude", "{x}", "1001"], "exclude"),
+    ("faceset-report-not-a-faceset", none, ["faceset", "report", "{case}/none"], "no faceset"),
+    ("faceset-report-out-a-file", lambda w, c: {"x": text(c, "r", "x")},
+     ["faceset", "report", "{root}/hopper_faces", "--out", "{x}"], "file"),
+    ("faceset-report-bad-override", lambda w, c: {"x": (shutil.copytree(w["faceset"], c / "fs"), text(
+        c / "fs", "overrides.jsonl", '{"frame": 1001, "track": 0, "points": {"99": [1, 2]}}\n'))[0]},
+     ["faceset", "report", "{x}"], "overrides.jsonl"),
     # --- model info
     ("model-missing", none, ["model", "info", "{case}/none"], "checkpoint"),
     ("model-manifest-not-json", run_copy(lambda s: (s / "manifest.json").write_text("nope")),
@@ -549,8 +567,9 @@ def test_bad_input_is_refused_cleanly(world, tmp_path, capsys, monkeypatch, name
 
 
 def test_the_suite_covers_every_command():
-    commands = {c[2][0] if c[2][0] not in ("shot", "edit", "task", "farm", "model") else " ".join(c[2][:2])
+    commands = {c[2][0] if c[2][0] not in ("shot", "edit", "task", "farm", "model", "faceset") else " ".join(c[2][:2])
                 for c in CASES}
     assert {"probe", "shot validate", "extract", "train", "swap", "retouch", "edit labels", "edit learn",
-            "edit apply", "export", "task run", "farm run", "farm export", "model info", "demo", "review"} <= commands
+            "edit apply", "export", "task run", "farm run", "farm export", "model info", "demo", "review",
+            "faceset report", "faceset exclude"} <= commands
     assert len(CASES) >= 60

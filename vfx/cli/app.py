@@ -14,7 +14,7 @@ import typer
 from vfx.cli import demo, doctor, faces, farm, render, review, shot, train
 from vfx.utils.logging import configure_logging
 
-__all__ = ["app", "edit_app", "farm_app", "model_app", "shot_app", "task_app"]
+__all__ = ["app", "edit_app", "faceset_app", "farm_app", "model_app", "shot_app", "task_app"]
 
 app = typer.Typer(
     name="vfx",
@@ -25,6 +25,9 @@ app = typer.Typer(
 )
 shot_app = typer.Typer(help="Check and print shot files (schema vfx.Shot/1).", no_args_is_help=True)
 app.add_typer(shot_app, name="shot")
+faceset_app = typer.Typer(help="Curate a faceset before training: a report (pose, sharpness, identity, "
+                          "near-duplicates) and frames to leave out.", no_args_is_help=True)
+app.add_typer(faceset_app, name="faceset")
 model_app = typer.Typer(help="Inspect trained comb models (schema vfx.CombModel/1).", no_args_is_help=True)
 app.add_typer(model_app, name="model")
 edit_app = typer.Typer(help="Segmentation-driven latent edits: learn an edit vector on a keyframe, apply it to a "
@@ -64,6 +67,8 @@ shot_app.command("show")(shot.shot_show)
 app.command("probe")(shot.probe)
 app.command("demo")(demo.demo)
 app.command("extract")(faces.extract)
+faceset_app.command("report")(faces.faceset_report)
+faceset_app.command("exclude")(faces.faceset_exclude)
 app.command("train")(train.train)
 app.command("swap")(render.swap)
 app.command("retouch")(render.retouch)

@@ -52,3 +52,53 @@ def extract(
     if qc:
         typer.echo(f"  jitter plot: {write_jitter_plot(faceset, out / 'qc_jitter.png')}")
 
+
+
+def faceset_report(
+    faceset: Annotated[Path, typer.Argument(help="A faceset folder (made by vfx extract).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Folder for faceset_report.png and .json (default: the faceset folder).")] = None,
+    identity: Annotated[bool, typer.Option("--identity/--no-identity", help="Check every face is the same person (dlib descriptors, ~20 ms a face).")] = True,
+    identity_threshold: Annotated[Optional[float], typer.Option("--identity-threshold", help="Distance to the faceset's median face descriptor over which a face is flagged (default 0.6, dlib's same-person rule).")] = None,
+    blur_fraction: Annotated[float, typer.Option("--blur-fraction", help="Flag a face as blurred under this fraction of the faceset's median sharpness.")] = 0.35,
+    duplicate_rms: Annotated[float, typer.Option("--duplicate-rms", help="Flag a face as a near-duplicate when its 32x32 grey thumbnail differs from an earlier face by less than this RMS (0-1).")] = 0.012,
+) -> None:
+    """Check a faceset before training: pose coverage (yaw/pitch), sharpness, faces of someone else, near-duplicate
+    frames and faces per track, as a picture and a JSON, with a summary here."""
+    from vfx.faceset.curate import check_report_folder, measure_faceset, write_report
+    from vfx.faceset.store import Faceset
+
+    opened = Faceset.open(faceset)
+    folder = out if out is not None else faceset
+    check_report_folder(folder)
+    report = measure_faceset(opened, identity=identity, identity_threshold=identity_threshold,
+                             blur_fraction=blur_fraction, duplicate_rms=duplicate_rms)
+    json_path, png_path = write_report(report, folder)
+    typer.echo(report.describe())
+    typer.echo(f"  report: {png_path}\n  figures: {json_path}")
+
+
+def faceset_exclude(
+    faceset: Annotated[Path, typer.Argument(help="A faceset folder (made by vfx extract).")],
+    frames: Annotated[Optional[list[str]], typer.Argument(help="Frames to leave out of training: 1001-1010,1020 (several allowed).")] = None,
+    track: Annotated[Optional[int], typer.Option("--track", help="Only this face track (default: every face on those frames).")] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the next artist (e.g. \"blurred\", \"mic over the mouth\").")] = "",
+    clear: Annotated[bool, typer.Option("--clear", help="Put the frames back into training (every excluded frame when none are given).")] = False,
+) -> None:
+    """Leave frames of a faceset out of training. The list (exclude.json in the faceset) survives a re-extract."""
+    from vfx.errors import ConfigError
+    from vfx.faceset.curate import clear_excludes, exclude_faces
+    from vfx.faceset.store import Faceset
+    from vfx.shot import FrameRange
+
+    opened = Faceset.open(faceset)
+    wanted = None
+    if frames:
+        wanted = FrameRange(tuple(f for spec in frames for f in FrameRange.parse(spec)))
+    if clear:
+        change = clear_excludes(opened, wanted, track=track)
+    else:
+        if wanted is None:
+            raise ConfigError("No frames to exclude", expected="one or more frames, e.g. 1001-1010,1020",
+                              found="none", fix="name the frames, or use --clear to put excluded frames back")
+        change = exclude_faces(opened, wanted, track=track, reason=reason)
+    typer.echo(change.describe())

@@ -7,9 +7,20 @@ Layout of a faceset folder::
                           plate->crop matrix, quality flag, crop file; frames without a face have a
                           line with "track": null and "quality": "no_face"
     crops/t00/1001.png    the aligned crop of track 0 on frame 1001 (8-bit, or 16-bit for deep sources)
+    exclude.json          (curation, optional) faces an artist took out of training, schema
+                          ``vfx.FacesetExclude/1``: ``{"faces": [{"frame": 1001, "track": 0, "reason": "blurred"}]}``
+                          (``"track": null``: every track of that frame); see :meth:`Faceset.excluded`
+    overrides.jsonl       (curation, optional) landmarks an artist fixed, one line per face:
+                          ``{"frame": 1001, "track": 0, "points": {"8": [x, y], ...}, "note": "..."}``, plate
+                          pixels, point numbers 0-67 of the 68-point scheme; see :func:`apply_overrides`
 
 Every file is written atomically; ``index.jsonl`` is rewritten whole at the end of a run, so a reader
 never sees half an index. A folder holds one source: extracting another shot into it is an error.
+
+Curation files are the artist's, never the extraction's: ``vfx extract`` rewrites ``index.jsonl`` and leaves
+``exclude.json`` and ``overrides.jsonl`` alone, and the readers apply them to whatever index is there, so a
+re-extract keeps both. :meth:`Faceset.records` returns the index with the overrides applied;
+:meth:`Faceset.faces` (what training and the faceset datasets read) also leaves the excluded faces out.
 """
 
 from __future__ import annotations
@@ -17,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,13 +36,26 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import vfx
+from vfx.align.similarity import transform_points
 from vfx.errors import ConfigError, MediaError
 from vfx.utils.atomic import atomic_write_text
 from vfx.utils.stamped import read_stamped, schema_error, write_stamped
 
-__all__ = ["FACESET_SCHEMA", "FacesetInfo", "FaceRecord", "Faceset", "Quality", "MAX_INDEX_BYTES", "MAX_LINE_BYTES"]
+__all__ = ["EXCLUDE_SCHEMA", "FACESET_SCHEMA", "MAX_EXCLUDES", "MAX_INDEX_BYTES", "MAX_LINE_BYTES",
+           "MAX_OVERRIDES_BYTES", "ExcludeEntry", "FaceRecord", "Faceset", "FacesetInfo", "LandmarkOverride",
+           "Quality", "apply_overrides", "read_overrides", "unmatched_overrides", "write_overrides"]
 
 FACESET_SCHEMA = "vfx.Faceset/1"
+EXCLUDE_SCHEMA = "vfx.FacesetExclude/1"
+
+#: ``exclude.json`` holds at most this many entries (a long persona shoot has a few tens of thousands of faces).
+MAX_EXCLUDES = 200_000
+#: ``overrides.jsonl``: at most this large, a line at most ``_MAX_OVERRIDE_LINE`` bytes (68 points: ~2 KB).
+MAX_OVERRIDES_BYTES = 64 * 1024**2
+_MAX_OVERRIDE_LINE = 16 * 1024
+_MAX_NOTE = 500
+_FIX_EXCLUDE = "fix or delete exclude.json (`vfx faceset exclude FACESET --clear` empties it)"
+_FIX_OVERRIDES = "fix the line (frame, track, points {\"0\"..\"67\": [x, y]} in plate pixels) or delete it"
 
 Quality = Literal["ok", "interpolated", "no_face"]
 
@@ -219,11 +243,166 @@ class _InfoModel(BaseModel):
     vfx_version: Annotated[str, Field(max_length=64)]
 
 
+class _ExcludeItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    frame: int = Field(ge=-(10**9), le=10**9)
+    track: Annotated[int, Field(ge=0, le=999)] | None = None
+    reason: Annotated[str, Field(max_length=_MAX_NOTE)] = ""
+
+
+class _ExcludeFile(BaseModel):
+    """``exclude.json`` as read back."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    schema_: Literal["vfx.FacesetExclude/1"] = Field(alias="schema")
+    faces: Annotated[list[_ExcludeItem], Field(max_length=MAX_EXCLUDES)]
+
+
+class _OverrideLine(BaseModel):
+    """One line of ``overrides.jsonl`` as read back."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    frame: int = Field(ge=-(10**9), le=10**9)
+    track: int = Field(ge=0, le=999)
+    points: Annotated[dict[Annotated[str, Field(pattern=r"^(0|[1-9][0-9]?)$")], _Point],
+                      Field(min_length=1, max_length=68)]
+    note: Annotated[str, Field(max_length=_MAX_NOTE)] = ""
+
+    @model_validator(mode="after")
+    def _point_numbers(self) -> _OverrideLine:
+        bad = sorted((k for k in self.points if int(k) > 67), key=int)
+        if bad:
+            raise ValueError(f"point numbers are 0-67 (the 68-point scheme); found {', '.join(bad)}")
+        return self
+
+
+@dataclass(frozen=True)
+class ExcludeEntry:
+    """One face taken out of training: ``frame`` of ``track`` (None: every track of that frame), and why."""
+
+    frame: int
+    track: int | None = None
+    reason: str = ""
+
+    def covers(self, frame: int, track: int | None) -> bool:
+        return frame == self.frame and (self.track is None or self.track == track)
+
+
+@dataclass(frozen=True)
+class LandmarkOverride:
+    """Landmarks an artist fixed on one face: ``points`` maps a point number (0-67) to its (x, y) plate pixels.
+
+    Convention:
+        points in plate pixels (like :attr:`FaceRecord.landmarks`), pixel centres at integers, origin top-left.
+    """
+
+    frame: int
+    track: int
+    points: dict[int, tuple[float, float]]
+    note: str = ""
+
+    def to_json(self) -> str:
+        data: dict[str, Any] = {"frame": self.frame, "track": self.track,
+                                "points": {str(k): [round(float(x), 4), round(float(y), 4)]
+                                           for k, (x, y) in sorted(self.points.items())}}
+        if self.note:
+            data["note"] = self.note
+        return json.dumps(data, separators=(",", ":"))
+
+
+def read_overrides(folder: str | os.PathLike[str]) -> dict[tuple[int, int], LandmarkOverride]:
+    """The landmark overrides of the faceset in ``folder`` (``overrides.jsonl``; none when it is absent), by
+    (frame, track). Several lines for one face merge in file order: a later line's points win.
+
+    Raises:
+        MediaError: the file is too large, a line too long, not JSON or not an override (the message names the
+            file, the line and the field).
+    """
+    path = Path(folder) / Faceset.OVERRIDES_FILE
+    if not path.is_file():
+        return {}
+    size = path.stat().st_size
+    if size > MAX_OVERRIDES_BYTES:
+        raise MediaError(f"Landmark overrides {path} are too large",
+                         expected=f"at most {MAX_OVERRIDES_BYTES // 1024**2} MB (one face: about 2 KB)",
+                         found=f"{size / 1024**2:.0f} MB", fix=_FIX_OVERRIDES)
+    merged: dict[tuple[int, int], LandmarkOverride] = {}
+    with path.open("rb") as handle:
+        number = 0
+        while line := handle.readline(_MAX_OVERRIDE_LINE + 1):
+            number += 1
+            where = f"Landmark overrides {path}, line {number}"
+            if len(line) > _MAX_OVERRIDE_LINE and not line.endswith(b"\n"):
+                raise MediaError(f"{where} is too long", expected=f"lines of at most {_MAX_OVERRIDE_LINE // 1024} KB",
+                                 found="a longer line", fix=_FIX_OVERRIDES)
+            if not line.strip():
+                continue
+            try:
+                data = _OverrideLine.model_validate_json(line)
+            except ValidationError as err:
+                raise schema_error(err, where, _FIX_OVERRIDES) from None
+            key = (data.frame, data.track)
+            points = dict(merged[key].points) if key in merged else {}
+            points.update({int(k): (float(x), float(y)) for k, (x, y) in data.points.items()})
+            note = data.note or (merged[key].note if key in merged else "")
+            merged[key] = LandmarkOverride(data.frame, data.track, points, note)
+    return merged
+
+
+def write_overrides(folder: str | os.PathLike[str], overrides: Sequence[LandmarkOverride]) -> Path:
+    """Write ``overrides.jsonl`` of the faceset in ``folder`` atomically (sorted by frame, then track)."""
+    path = Path(folder) / Faceset.OVERRIDES_FILE
+    ordered = sorted(overrides, key=lambda o: (o.frame, o.track))
+    atomic_write_text(path, "".join(o.to_json() + "\n" for o in ordered))
+    return path
+
+
+def apply_overrides(records: Sequence[FaceRecord],
+                    overrides: dict[tuple[int, int], LandmarkOverride]) -> list[FaceRecord]:
+    """The records with the artist's points put in: each overridden point replaces the smoothed plate landmark,
+    and the crop landmarks are recomputed through the record's own plate -> crop matrix.
+
+    The matrix (and so the crop on disk) is kept: an override corrects where the points lie on the face (the
+    training mask and the landmark loss follow them), not how the crop is framed. ``landmarks_raw`` keeps what the
+    landmarker found. Applying the same overrides twice gives the same records; a record without a face, or with no
+    override, is returned as it is; an override that matches no face changes nothing (see
+    :func:`unmatched_overrides`).
+
+    Convention:
+        override points in plate pixels; ``crop_landmarks = transform_points(landmarks, matrix)``.
+    """
+    if not overrides:
+        return list(records)
+    out = []
+    for record in records:
+        fix = overrides.get((record.frame, record.track)) if record.track is not None else None
+        if fix is None or record.landmarks is None or record.matrix is None:
+            out.append(record)
+            continue
+        points = np.array(record.landmarks, dtype=np.float64, copy=True)
+        for number, point in fix.points.items():
+            points[number] = point
+        out.append(replace(record, landmarks=points, crop_landmarks=transform_points(points, record.matrix)))
+    return out
+
+
+def unmatched_overrides(records: Sequence[FaceRecord],
+                        overrides: dict[tuple[int, int], LandmarkOverride]) -> list[LandmarkOverride]:
+    """The overrides that name no face of ``records`` (a frame or track the index does not have)."""
+    faces = {(r.frame, r.track) for r in records if r.quality != "no_face"}
+    return [o for key, o in sorted(overrides.items()) if key not in faces]
+
+
 class Faceset:
     """A faceset folder. Open an existing one with :meth:`open`, make or reuse one with :meth:`create`."""
 
     INFO_FILE = "faceset.json"
     INDEX_FILE = "index.jsonl"
+    EXCLUDE_FILE = "exclude.json"
+    OVERRIDES_FILE = "overrides.jsonl"
 
     def __init__(self, folder: Path, info: FacesetInfo) -> None:
         self.folder = Path(folder)
@@ -299,17 +478,20 @@ class Faceset:
         atomic_write_text(path, text)
         return True
 
-    def records(self) -> Iterator[FaceRecord]:
-        """The index, line by line (empty when no index has been written yet), each line validated.
+    def records(self, *, overrides: bool = True) -> Iterator[FaceRecord]:
+        """The index, line by line (empty when no index has been written yet), each line validated, with the
+        artist's landmark overrides (``overrides.jsonl``) applied (:func:`apply_overrides`; ``overrides=False``:
+        the index as extraction wrote it).
 
         Raises:
             MediaError: the index is too large, a line is too long, not JSON or does not match the schema, or a
                 ``crop`` path is absolute or leads out of the faceset folder (symlinks resolved); the message
-                names the file, the line and the field.
+                names the file, the line and the field. The same for a bad ``overrides.jsonl``.
         """
         path = self.folder / self.INDEX_FILE
         if not path.is_file():
             return
+        fixes = read_overrides(self.folder) if overrides else {}
         size = path.stat().st_size
         if size > MAX_INDEX_BYTES:
             raise MediaError(f"Faceset index {path} is too large", expected=f"at most {MAX_INDEX_BYTES // 1024**3} GB",
@@ -327,7 +509,7 @@ class Faceset:
                     record = FaceRecord.from_json(line, source=where)
                     if record.crop is not None:
                         _inside(root, record.crop, where)
-                    yield record
+                    yield apply_overrides([record], fixes)[0] if fixes else record
 
     def crop_file(self, record: FaceRecord) -> Path:
         """The crop file of ``record``, checked to lie inside the faceset folder (symlinks resolved).
@@ -341,6 +523,42 @@ class Faceset:
                              fix="leave 'no_face' lines out (Faceset.faces() does)")
         return Path(_inside(os.path.realpath(self.folder), record.crop, f"Faceset {self.folder}, frame {record.frame}"))
 
-    def faces(self, track: int | None = None) -> list[FaceRecord]:
-        """Records that have a crop, optionally of one track."""
-        return [r for r in self.records() if r.quality != "no_face" and (track is None or r.track == track)]
+    def faces(self, track: int | None = None, *, include_excluded: bool = False) -> list[FaceRecord]:
+        """Records that have a crop, optionally of one track, without the faces ``exclude.json`` takes out of
+        training (``include_excluded=True``: every face, for curation)."""
+        excluded = () if include_excluded else self.excluded()
+        whole_frames = {e.frame for e in excluded if e.track is None}
+        faces = {(e.frame, e.track) for e in excluded if e.track is not None}
+        return [r for r in self.records() if r.quality != "no_face" and (track is None or r.track == track)
+                and r.frame not in whole_frames and (r.frame, r.track) not in faces]
+
+    def excluded(self) -> tuple[ExcludeEntry, ...]:
+        """The faces an artist took out of training (``exclude.json``; none when it is absent), in file order.
+
+        Raises:
+            MediaError: the file is not a ``vfx.FacesetExclude/1`` file, has unknown fields, wrong types or more
+                than :data:`MAX_EXCLUDES` entries (the message names the field).
+        """
+        path = self.folder / self.EXCLUDE_FILE
+        if not path.is_file():
+            return ()
+        data = read_stamped(path, EXCLUDE_SCHEMA, what="exclude list", fix=_FIX_EXCLUDE)
+        try:
+            checked = _ExcludeFile.model_validate(data)
+        except ValidationError as err:
+            raise schema_error(err, f"Exclude list {path}", _FIX_EXCLUDE) from None
+        return tuple(ExcludeEntry(e.frame, e.track, e.reason) for e in checked.faces)
+
+    def write_excluded(self, entries: Sequence[ExcludeEntry]) -> Path:
+        """Write ``exclude.json`` atomically (entries sorted by frame, then track; an entry for every track of a
+        frame first). An empty list removes the file."""
+        path = self.folder / self.EXCLUDE_FILE
+        if len(entries) > MAX_EXCLUDES:
+            raise ConfigError(f"Too many faces to exclude from {self.folder}", expected=f"at most {MAX_EXCLUDES}",
+                              found=str(len(entries)), fix="exclude fewer faces, or extract fewer frames")
+        if not entries:
+            path.unlink(missing_ok=True)
+            return path
+        ordered = sorted(entries, key=lambda e: (e.frame, -1 if e.track is None else e.track))
+        write_stamped(path, EXCLUDE_SCHEMA, {"faces": [asdict(e) for e in ordered]})
+        return path

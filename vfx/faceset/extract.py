@@ -60,7 +60,7 @@ from vfx.face.track import (
 )
 from vfx.face.types import Face, FaceBox
 from vfx.faceset.cuts import segments, shot_cuts
-from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo
+from vfx.faceset.store import FaceRecord, Faceset, FacesetInfo, apply_overrides, read_overrides
 from vfx.io.color import WORKING_SPACE, resolve_colorspace, to_working
 from vfx.io.image import write_image
 from vfx.io.plate import Plate, check_plate_size, open_media
@@ -222,7 +222,9 @@ def extract_faceset(
     with _executor(config, workers) as pool:
         detections = _landmark_pass(pool, source, faceset, chunks, config, workers)
         tracks = _track_pass(detections, frames, config, cuts.cuts)
-        records = _records(tracks, detections, frames, template, config)
+        # an artist's fixed points (overrides.jsonl) are kept in the index a re-extraction writes
+        records = apply_overrides(_records(tracks, detections, frames, template, config),
+                                  read_overrides(faceset.folder))
         written, skipped = _crop_pass(pool, source, faceset, records, template, workers)
     faceset.write_index(records)
     faces = [r for r in records if r.quality != "no_face"]

@@ -298,6 +298,8 @@ CASES: list[tuple[str, Prep, list[str], str]] = [
      ["swap", "{shot}", "--device", "cpu"], "container"),
     ("review-not-rendered", shot(lambda d: None), ["review", "{shot}"], "vfx swap"),
     # --- issue 19: real shots
+    ("shot-skip-unknown-flag", shot(lambda d: d["swap"].update(skip=["sideways"])), ["shot", "validate", "{shot}"],
+     "profile"),
     ("shot-cuts-outside-plate", shot(lambda d: d["plate"].update(cuts=[1004, 2000])), ["shot", "validate", "{shot}"],
      "outside the plate"),
     ("swap-cuts-outside-plate", shot(lambda d: d["plate"].update(cuts="900")), ["swap", "{shot}", "--device", "cpu"],

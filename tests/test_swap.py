@@ -81,7 +81,8 @@ def test_swap_renders_every_frame_with_matte_and_metadata(rendered):
     assert summary.no_face == (1008,)
     frame = read_rendered_frame(str(shot.outputs.exr).replace("####", "1003"))
     assert frame.info.persona == "hopper" and frame.info.matrix is not None and frame.info.crop_size == RES
-    assert frame.info.extra == {} and frame.metadata.extra["synthetic"] == SYNTHETIC_NOTICE
+    assert set(frame.info.extra) == {"quality", "quality_figures", "skipped"}  # the face quality flags
+    assert frame.metadata.extra["synthetic"] == SYNTHETIC_NOTICE
     assert frame.metadata.shot_hash == shot.content_hash() and frame.metadata.timecode == "00:00:41:19"
     assert frame.metadata.fps == shot.plate.fps or frame.metadata.fps == 24
     assert 0 < (frame.matte > 0).mean() < 0.5

@@ -228,6 +228,10 @@ class SwapConfig(_Frozen):
 
     persona: Name = Field(description="Persona whose decoder renders the new face (a key of `personas`).")
     track: int = Field(default=0, ge=0, le=10_000, description="Face track to swap (0: the largest face of the shot).")
+    skip: list[Literal["small", "profile", "blurred"]] = Field(
+        default_factory=list, max_length=3, description="Faces passed through untouched instead of swapped: "
+        "`small` (under 48 px wide), `profile` (head turned past 40°), `blurred`. Default: every face is swapped, "
+        "and such faces are flagged in the frames' metadata and the summary.")
 
 
 class BlendConfig(_Frozen):

@@ -10,6 +10,7 @@ frames on disk, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from vfx.blend.methods import check_blend_method
 from vfx.blend.paste import Pasted, crop_matte, empty_paste, paste_back
 from vfx.errors import ConfigError
 from vfx.face.mask import face_polygon, rasterise_polygon
+from vfx.faceset.cuts import read_cuts
+from vfx.faceset.quality import QUALITY_FLAGS, FaceQuality, face_quality
 from vfx.render.loop import (
     FrameJob,
     FrameOutput,
@@ -34,6 +37,7 @@ from vfx.render.loop import (
 )
 from vfx.render.rendered import RenderInfo
 from vfx.shot.frames import FrameRange
+from vfx.shot.layout import plate_faces_folder
 from vfx.shot.schema import Shot
 from vfx.swap.swapper import FaceSwapper, SwapModel, check_swap_model, open_swap_model
 
@@ -96,6 +100,10 @@ class SwapStage(FrameStage):
         self.model = model
         self.requested_batch = batch_size
         self.swapper: FaceSwapper | None = None
+        self.skip = frozenset(plan.shot.swap.skip if plan.shot.swap else ())
+        self.cuts: frozenset[int] = frozenset()
+        self.flagged: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def prepare(self, context: RenderContext) -> None:
         plan, shot = self.plan, self.plan.shot
@@ -104,8 +112,19 @@ class SwapStage(FrameStage):
         self.swapper = FaceSwapper(self.model, plan.persona, method=plan.method, sigma=shot.blend.mask_blur_sigma_px,
                                    target_face_levels=shot.blend.target_face_levels)
         self.batch_size = self.requested_batch or (8 if self.swapper.device.type == "cuda" else 1)
+        kept = read_cuts(plate_faces_folder(shot))
+        self.cuts = frozenset(kept.cuts if kept is not None else ())
 
     def read(self, job: FrameJob, context: RenderContext) -> None:
+        quality = face_quality(job.record if job.has_face else None, job.crop,
+                               pixel_aspect=context.plan.plate.pixel_aspect, cut=job.frame in self.cuts)
+        job.data["quality"] = quality
+        if not job.warm:
+            with self._lock:
+                for flag in quality.flags:
+                    self.flagged[flag] = self.flagged.get(flag, 0) + 1
+        if quality.skipped(self.skip):  # swap.skip: this face passes through untouched
+            job.crop = None
         if job.crop is not None:
             job.data["cover"] = rasterise_polygon(face_polygon(job.record.crop_landmarks), self.plan.resolution)  # type: ignore[union-attr]
 
@@ -125,10 +144,20 @@ class SwapStage(FrameStage):
         else:
             pasted = paste_back(job.rgb, plate_space_crop(job.data["blended"], context), crop_matte(job.data["cover"]),
                                 job.record.matrix, to_plate=to_plate_fn(context), in_place=True)  # type: ignore[union-attr]
+        quality: FaceQuality = job.data["quality"]
         info = RenderInfo(frame=job.frame, persona=self.plan.persona, model=self.model.label,  # type: ignore[union-attr]
                           blend=self.plan.method, matrix=None if job.record is None else job.record.matrix,
-                          crop_size=self.plan.resolution, face_box=pasted.box)
+                          crop_size=self.plan.resolution, face_box=pasted.box,
+                          extra={**quality.to_extra(), "skipped": "yes" if quality.skipped(self.skip) else "no"})
         return FrameOutput(rgb=pasted.frame, matte=pasted.matte, info=info)
+
+    def summary_lines(self) -> list[str]:
+        flagged = {k: v for k, v in self.flagged.items() if k not in ("ok", "no_face")}
+        if not flagged:
+            return []
+        counts = ", ".join(f"{flag} {flagged[flag]}" for flag in QUALITY_FLAGS if flag in flagged)
+        verb = f"passed through untouched ({', '.join(sorted(self.skip))})" if self.skip else "swapped and flagged"
+        return [f"faces flagged: {counts}; {verb}"]
 
 
 def run_swap(plan: SwapPlan, *, batch_size: int | None = None, show_progress: bool = True,

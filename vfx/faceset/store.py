@@ -324,32 +324,44 @@ def read_overrides(folder: str | os.PathLike[str]) -> dict[tuple[int, int], Land
     path = Path(folder) / Faceset.OVERRIDES_FILE
     if not path.is_file():
         return {}
-    size = path.stat().st_size
-    if size > MAX_OVERRIDES_BYTES:
-        raise MediaError(f"Landmark overrides {path} are too large",
-                         expected=f"at most {MAX_OVERRIDES_BYTES // 1024**2} MB (one face: about 2 KB)",
-                         found=f"{size / 1024**2:.0f} MB", fix=_FIX_OVERRIDES)
     merged: dict[tuple[int, int], LandmarkOverride] = {}
+    for where, line in _json_lines(path, f"Landmark overrides {path}", max_bytes=MAX_OVERRIDES_BYTES,
+                                   max_line=_MAX_OVERRIDE_LINE, one_face="about 2 KB", fix=_FIX_OVERRIDES):
+        try:
+            data = _OverrideLine.model_validate_json(line)
+        except ValidationError as err:
+            raise schema_error(err, where, _FIX_OVERRIDES) from None
+        key = (data.frame, data.track)
+        points = dict(merged[key].points) if key in merged else {}
+        points.update({int(k): (float(x), float(y)) for k, (x, y) in data.points.items()})
+        note = data.note or (merged[key].note if key in merged else "")
+        merged[key] = LandmarkOverride(data.frame, data.track, points, note)
+    return merged
+
+
+def _json_lines(path: Path, what: str, *, max_bytes: int, max_line: int, one_face: str,
+                fix: str) -> Iterator[tuple[str, bytes]]:
+    """The non-blank lines of a JSON-lines file with where each is (``"<what>, line N"``), read with caps: the
+    file at most ``max_bytes``, a line at most ``max_line`` bytes, neither read whole before it is checked.
+
+    Raises:
+        MediaError: the file is too large or a line too long.
+    """
+    size = path.stat().st_size
+    if size > max_bytes:
+        unit, name = (1024**3, "GB") if max_bytes >= 1024**3 else (1024**2, "MB")
+        raise MediaError(f"{what} is too large", expected=f"at most {max_bytes // unit} {name} (one face: {one_face})",
+                         found=f"{size / unit:.1f} {name}", fix=fix)
     with path.open("rb") as handle:
         number = 0
-        while line := handle.readline(_MAX_OVERRIDE_LINE + 1):
+        while line := handle.readline(max_line + 1):
             number += 1
-            where = f"Landmark overrides {path}, line {number}"
-            if len(line) > _MAX_OVERRIDE_LINE and not line.endswith(b"\n"):
-                raise MediaError(f"{where} is too long", expected=f"lines of at most {_MAX_OVERRIDE_LINE // 1024} KB",
-                                 found="a longer line", fix=_FIX_OVERRIDES)
-            if not line.strip():
-                continue
-            try:
-                data = _OverrideLine.model_validate_json(line)
-            except ValidationError as err:
-                raise schema_error(err, where, _FIX_OVERRIDES) from None
-            key = (data.frame, data.track)
-            points = dict(merged[key].points) if key in merged else {}
-            points.update({int(k): (float(x), float(y)) for k, (x, y) in data.points.items()})
-            note = data.note or (merged[key].note if key in merged else "")
-            merged[key] = LandmarkOverride(data.frame, data.track, points, note)
-    return merged
+            where = f"{what}, line {number}"
+            if len(line) > max_line and not line.endswith(b"\n"):
+                raise MediaError(f"{where} is too long", expected=f"lines of at most {max_line // 1024} KB "
+                                 f"(one face: {one_face})", found="a longer line", fix=fix)
+            if line.strip():
+                yield where, line
 
 
 def write_overrides(folder: str | os.PathLike[str], overrides: Sequence[LandmarkOverride]) -> Path:
@@ -492,24 +504,13 @@ class Faceset:
         if not path.is_file():
             return
         fixes = read_overrides(self.folder) if overrides else {}
-        size = path.stat().st_size
-        if size > MAX_INDEX_BYTES:
-            raise MediaError(f"Faceset index {path} is too large", expected=f"at most {MAX_INDEX_BYTES // 1024**3} GB",
-                             found=f"{size / 1024**3:.1f} GB", fix=_FIX_INDEX)
         root = os.path.realpath(self.folder)
-        with path.open("rb") as handle:
-            number = 0
-            while line := handle.readline(MAX_LINE_BYTES + 1):
-                number += 1
-                where = f"Faceset index {path}, line {number}"
-                if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-                    raise MediaError(f"{where} is too long", expected=f"lines of at most {MAX_LINE_BYTES // 1024} KB "
-                                     "(one face: about 5 KB)", found="a longer line", fix=_FIX_INDEX)
-                if line.strip():
-                    record = FaceRecord.from_json(line, source=where)
-                    if record.crop is not None:
-                        _inside(root, record.crop, where)
-                    yield apply_overrides([record], fixes)[0] if fixes else record
+        for where, line in _json_lines(path, f"Faceset index {path}", max_bytes=MAX_INDEX_BYTES,
+                                       max_line=MAX_LINE_BYTES, one_face="about 5 KB", fix=_FIX_INDEX):
+            record = FaceRecord.from_json(line, source=where)
+            if record.crop is not None:
+                _inside(root, record.crop, where)
+            yield apply_overrides([record], fixes)[0] if fixes else record
 
     def crop_file(self, record: FaceRecord) -> Path:
         """The crop file of ``record``, checked to lie inside the faceset folder (symlinks resolved).

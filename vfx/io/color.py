@@ -377,38 +377,28 @@ def list_views(display: str, config: ConfigLike = None) -> list[str]:
 
 
 def _check_display(cfg: ocio.Config, display: str) -> str:
-    displays = [str(d) for d in cfg.getDisplays()]
-    if display in displays:
-        return display
-    lower = {d.lower(): d for d in displays}
-    if display.lower() in lower:
-        return lower[display.lower()]
-    close = difflib.get_close_matches(display, displays, n=1, cutoff=0.5)
-    raise ColorError(
-        f"Unknown display {display!r}",
-        expected=f"a display of {_config_label(cfg)}: " + ", ".join(repr(d) for d in displays),
-        found=repr(display),
-        fix=(f"did you mean {close[0]!r}? " if close else "") + "pass one of the displays listed (--display, or "
-        "review.display in the shot file); leave it out for the config's default display "
-        f"{cfg.getDefaultDisplay()!r}",
-    )
+    return _pick(display, [str(d) for d in cfg.getDisplays()], f"Unknown display {display!r}",
+                 f"a display of {_config_label(cfg)}", "pass one of the displays listed (--display, or review.display "
+                 f"in the shot file); leave it out for the config's default display {cfg.getDefaultDisplay()!r}")
 
 
 def _check_view(cfg: ocio.Config, display: str, view: str) -> str:
-    views = [str(v) for v in cfg.getViews(display)]
-    if view in views:
-        return view
-    lower = {v.lower(): v for v in views}
-    if view.lower() in lower:
-        return lower[view.lower()]
-    close = difflib.get_close_matches(view, views, n=1, cutoff=0.5)
-    raise ColorError(
-        f"Unknown view {view!r} for display {display!r}",
-        expected=f"a view of {display!r} in {_config_label(cfg)}: " + ", ".join(repr(v) for v in views),
-        found=repr(view),
-        fix=(f"did you mean {close[0]!r}? " if close else "") + "pass one of the views listed (--view, or "
-        f"review.view in the shot file); leave it out for the display's default view {cfg.getDefaultView(display)!r}",
-    )
+    return _pick(view, [str(v) for v in cfg.getViews(display)], f"Unknown view {view!r} for display {display!r}",
+                 f"a view of {display!r} in {_config_label(cfg)}", "pass one of the views listed (--view, or "
+                 f"review.view in the shot file); leave it out for the display's default view "
+                 f"{cfg.getDefaultView(display)!r}")
+
+
+def _pick(name: str, choices: list[str], message: str, expected: str, fix: str) -> str:
+    """``name`` among ``choices`` (exactly, else ignoring case), or a ColorError listing them all."""
+    if name in choices:
+        return name
+    lower = {c.lower(): c for c in choices}
+    if name.lower() in lower:
+        return lower[name.lower()]
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    raise ColorError(message, expected=f"{expected}: " + ", ".join(repr(c) for c in choices), found=repr(name),
+                     fix=(f"did you mean {close[0]!r}? " if close else "") + fix)
 
 
 class DisplayView:
